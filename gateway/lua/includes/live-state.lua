@@ -1,0 +1,226 @@
+--[[
+  Shared core of every live-state script (the loader pastes it where a script says `--@include live-state`).
+  A user's live state: an account hash (credits as of a Postgres credits_version, and `cursor`, the last instant
+  the meter was advanced to), the unsettled totals of ended sessions, the set of open sessions and one hash per
+  session. All numbers are integers: money in units of 0.0001 credit, times in ms of Redis server time.
+
+  Common KEYS:  1 account, 2 unsettled, 3 open
+  Common ARGV:  1 key base of the user, 2 IDLE_PAUSE_MS, 3 PAUSED_END_MS, 4 ENDED_STATE_TTL_MS
+  Every script returns JSON: { code, now, nextDue, budget, changes = [...], sessions = { id = hash }, result }
+  code: 0 ok, 1 not_found, 2 invalid_state, 3 insufficient_credits, 4 duplicate (same answer as the first time).
+]]
+local CODE_OK, CODE_NOT_FOUND, CODE_INVALID_STATE, CODE_INSUFFICIENT, CODE_DUPLICATE = 0, 1, 2, 3, 4
+
+local accountKey, unsettledKey, openKey = KEYS[1], KEYS[2], KEYS[3]
+local keyBase = ARGV[1]
+local IDLE_MS = tonumber(ARGV[2])
+local PAUSED_END_MS = tonumber(ARGV[3])
+local ENDED_TTL_MS = tonumber(ARGV[4])
+
+local function sessionKey(id) return keyBase .. 's:' .. id end
+
+-- Integers as exact decimal strings (Redis would otherwise format large numbers as %.14g).
+local function n2s(x) return string.format('%.0f', x) end
+
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+
+-- rate × ms / 60000 rounded half-up, split by whole minutes so every intermediate stays below 2^53.
+local function timeCost(rate, ms)
+  local minutes = math.floor(ms / 60000)
+  local rest = ms - minutes * 60000
+  return rate * minutes + math.floor((rate * rest * 2 + 60000) / 120000)
+end
+
+local function loadSession(id)
+  local flat = redis.call('HGETALL', sessionKey(id))
+  if #flat == 0 then return nil end
+  local s = {}
+  for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+  return s
+end
+
+local function activeMsAt(s, t)
+  local ms = tonumber(s.activeMs)
+  if s.status == 'active' then ms = ms + math.max(0, t - tonumber(s.resumedAt)) end
+  return ms
+end
+
+local function costAt(s, t)
+  local c = timeCost(tonumber(s.rate), activeMsAt(s, t)) + tonumber(s.aiCost)
+  if s.cap ~= nil and s.cap ~= '' then c = math.min(c, tonumber(s.cap)) end
+  return c
+end
+
+local touched = {}   -- ids of sessions this run returns
+local changes = {}   -- state changes this run made, in order
+
+local function save(s, fields)
+  local args = {}
+  for k, v in pairs(fields) do
+    s[k] = v
+    args[#args + 1] = k
+    args[#args + 1] = v
+  end
+  redis.call('HSET', sessionKey(s.id), unpack(args))
+  touched[s.id] = true
+end
+
+-- Moves a session to `status` at instant `at` (<= now), bumping its version.
+local function transition(s, status, at, reason)
+  local fields = { status = status, version = n2s(tonumber(s.version) + 1) }
+  local total
+  if status == 'paused' then
+    fields.activeMs = n2s(activeMsAt(s, at))
+    fields.pausedAt = n2s(at)
+  elseif status == 'active' then
+    fields.resumedAt = n2s(at)
+    fields.lastUserAt = n2s(at)
+  else
+    local active = activeMsAt(s, at)
+    local tc = timeCost(tonumber(s.rate), active)
+    total = tc + tonumber(s.aiCost)
+    if s.cap ~= '' then total = math.min(total, tonumber(s.cap)) end
+    fields.activeMs = n2s(active)
+    fields.endedAt = n2s(at)
+    fields.reason = reason
+    fields.timeCost = n2s(tc)
+    fields.total = n2s(total)
+  end
+  save(s, fields)
+  if status == 'ended' then
+    redis.call('SREM', openKey, s.id)
+    redis.call('HSET', unsettledKey, s.id, n2s(total))
+    local key = sessionKey(s.id)
+    for _, k in ipairs({ key, key .. ':log', key .. ':cmid', key .. ':mid' }) do
+      redis.call('PEXPIRE', k, ENDED_TTL_MS)
+    end
+  end
+  changes[#changes + 1] = {
+    sessionId = s.id, status = status, version = tonumber(fields.version), at = n2s(at), reason = reason or '',
+    activeMs = s.activeMs,
+  }
+end
+
+local function openSessions()
+  local ids = redis.call('SMEMBERS', openKey)
+  table.sort(ids)
+  local list = {}
+  for _, id in ipairs(ids) do
+    local s = loadSession(id)
+    if s then list[#list + 1] = s else redis.call('SREM', openKey, id) end
+  end
+  return list
+end
+
+-- What the user may spend on open sessions: credits as of the last Postgres snapshot minus unsettled totals.
+local function budget()
+  local credits = tonumber(redis.call('HGET', accountKey, 'credits') or '0')
+  for _, v in ipairs(redis.call('HVALS', unsettledKey)) do credits = credits - tonumber(v) end
+  return credits
+end
+
+local function totalAt(list, t)
+  local c = 0
+  for _, s in ipairs(list) do c = c + costAt(s, t) end
+  return c
+end
+
+-- The first instant >= from at which the open sessions together cost `b`; nil when nothing can reach it.
+local function exhaustionAt(list, b, from)
+  if #list == 0 then return nil end
+  if totalAt(list, from) >= b then return from end
+  local rateSum = 0
+  for _, s in ipairs(list) do
+    if s.status == 'active' then rateSum = rateSum + tonumber(s.rate) end
+  end
+  if rateSum == 0 then return nil end
+  local lo = from
+  local hi = from + math.ceil((b - totalAt(list, from)) * 60000 / rateSum) + 1
+  while totalAt(list, hi) < b do hi = hi + (hi - lo) end
+  while hi - lo > 1 do
+    local mid = math.floor((lo + hi) / 2)
+    if totalAt(list, mid) >= b then hi = mid else lo = mid end
+  end
+  return hi
+end
+
+-- Credits ran out at `at`: end every active session there. Rounding can make the sessions cost a few units more
+-- than the budget; that excess is trimmed (a `cap` on the session total) so the user never pays more than they had.
+local function exhaust(list, b, at)
+  local excess = totalAt(list, at) - b
+  for pass = 1, 2 do
+    for _, s in ipairs(list) do
+      local ending = (pass == 1 and s.status == 'active') or (pass == 2 and s.status == 'paused' and excess > 0)
+      if ending then
+        local cost = costAt(s, at)
+        local cut = math.min(math.max(excess, 0), cost)
+        if cut > 0 then
+          save(s, { cap = n2s(cost - cut) })
+          excess = excess - cut
+        end
+        transition(s, 'ended', at, 'credits_exhausted')
+      end
+    end
+  end
+end
+
+-- Applies every due event up to `now` in time order (idle pause, paused timeout, credit exhaustion), each at its
+-- exact instant, and returns the next instant something is due (or nil).
+local function advance(now)
+  local cursor = tonumber(redis.call('HGET', accountKey, 'cursor') or '0')
+  for _ = 1, 1000 do
+    local list = openSessions()
+    local b = budget()
+    local dueAt, action, target = nil, nil, nil
+    local function consider(t, a, s)
+      if dueAt == nil or t < dueAt then dueAt, action, target = t, a, s end
+    end
+    local from = cursor
+    for _, s in ipairs(list) do
+      if s.status == 'active' then from = math.max(from, tonumber(s.resumedAt)) end
+    end
+    local ex = exhaustionAt(list, b, math.min(from, now))
+    if ex then consider(ex, 'exhaust', nil) end
+    for _, s in ipairs(list) do
+      if s.status == 'active' and s.type == 'chat' then
+        consider(math.max(tonumber(s.lastUserAt), tonumber(s.resumedAt)) + IDLE_MS, 'idle', s)
+      elseif s.status == 'paused' then
+        consider(tonumber(s.pausedAt) + PAUSED_END_MS, 'paused_timeout', s)
+      end
+    end
+    if dueAt == nil or dueAt > now then
+      redis.call('HSET', accountKey, 'cursor', n2s(now))
+      return dueAt
+    end
+    if action == 'exhaust' then
+      exhaust(list, b, dueAt)
+    elseif action == 'idle' then
+      transition(target, 'paused', dueAt)
+    else
+      transition(target, 'ended', dueAt, 'idle_timeout')
+    end
+    cursor = math.max(cursor, dueAt)
+  end
+  return redis.error_reply('advance did not settle')
+end
+
+local function reply(code, now, nextDue, result)
+  local sessions = {}
+  for _, s in ipairs(openSessions()) do touched[s.id] = true end
+  for id in pairs(touched) do
+    local s = loadSession(id)
+    if s then sessions[id] = s end
+  end
+  return cjson.encode({
+    code = code,
+    now = n2s(now),
+    nextDue = nextDue and n2s(nextDue) or false,
+    budget = n2s(budget()),
+    changes = changes,
+    sessions = sessions,
+    result = result or false,
+  })
+end

@@ -1,0 +1,30 @@
+--[[
+  pause, resume or end one session on the user's request, after applying everything already due.
+  KEYS: common three, 4 the session's hash.
+  ARGV: common four, 5 sessionId, 6 action (pause|resume|end), 7 end reason.
+  Returns the common JSON; code 1 unknown session, 2 illegal transition, 3 no credits left to resume.
+]]
+--@include live-state
+local id, action, reason = ARGV[5], ARGV[6], ARGV[7]
+local now = nowMs()
+advance(now)
+local s = loadSession(id)
+if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
+touched[id] = true
+local legal = (action == 'pause' and s.status == 'active')
+  or (action == 'resume' and s.status == 'paused')
+  or (action == 'end' and s.status ~= 'ended')
+if not legal then
+  return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status })
+end
+if action == 'resume' and budget() - totalAt(openSessions(), now) <= 0 then
+  return reply(CODE_INSUFFICIENT, now, advance(now))
+end
+if action == 'pause' then
+  transition(s, 'paused', now)
+elseif action == 'resume' then
+  transition(s, 'active', now)
+else
+  transition(s, 'ended', now, reason)
+end
+return reply(CODE_OK, now, advance(now))

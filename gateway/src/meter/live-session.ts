@@ -1,0 +1,112 @@
+/**
+ * A session's live state as the Lua scripts keep it in Redis, and the pure meter arithmetic over it
+ * (the same rules as gateway/lua/includes/live-state.lua; a property test keeps the two in step).
+ */
+import { formatMoney, minUnits, type Units } from '#shared/money/money.ts';
+import { durationMinutes, timeCost } from '#shared/money/pricing.ts';
+import type { SessionStatus, SessionType, WireSession } from '#shared/contract/socket-events.ts';
+
+export interface LiveSession {
+  id: string;
+  userId: string;
+  cloneId: string;
+  type: SessionType;
+  status: SessionStatus;
+  /** Units per minute, frozen at start. */
+  rate: Units;
+  startedAt: number;
+  endedAt: number | null;
+  /** Active ms accumulated up to the last pause (or the end). */
+  activeMs: number;
+  resumedAt: number;
+  pausedAt: number | null;
+  lastUserAt: number;
+  aiCost: Units;
+  msgCount: number;
+  userMsgCount: number;
+  version: number;
+  /** The most the session may cost (set when credits ran out), or null. */
+  cap: Units | null;
+  reason: string;
+  lowSent: boolean;
+  /** Final figures, once ended. */
+  total: Units | null;
+  timeCost: Units | null;
+}
+
+const optionalNumber = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
+const optionalUnits = (v: string | undefined) => (v === undefined || v === '' ? null : BigInt(v));
+
+/** Parses the flat string hash the scripts store. */
+export function parseLiveSession(hash: Record<string, string>): LiveSession {
+  return {
+    id: hash.id!,
+    userId: hash.userId!,
+    cloneId: hash.cloneId!,
+    type: hash.type as SessionType,
+    status: hash.status as SessionStatus,
+    rate: BigInt(hash.rate!),
+    startedAt: Number(hash.startedAt),
+    endedAt: optionalNumber(hash.endedAt),
+    activeMs: Number(hash.activeMs),
+    resumedAt: Number(hash.resumedAt),
+    pausedAt: optionalNumber(hash.pausedAt),
+    lastUserAt: Number(hash.lastUserAt),
+    aiCost: BigInt(hash.aiCost ?? '0'),
+    msgCount: Number(hash.msgCount),
+    userMsgCount: Number(hash.userMsgCount),
+    version: Number(hash.version),
+    cap: optionalUnits(hash.cap),
+    reason: hash.reason ?? '',
+    lowSent: hash.lowSent === '1',
+    total: optionalUnits(hash.total),
+    timeCost: optionalUnits(hash.timeCost),
+  };
+}
+
+export function activeMsAt(session: LiveSession, now: number): number {
+  if (session.status !== 'active') return session.activeMs;
+  return session.activeMs + Math.max(0, now - session.resumedAt);
+}
+
+/** Time cost from the total active time plus AI replies, within the cap. */
+export function costAt(session: LiveSession, now: number): Units {
+  if (session.total !== null) return session.total;
+  const cost = timeCost(session.rate, activeMsAt(session, now)) + session.aiCost;
+  return session.cap === null ? cost : minUnits(cost, session.cap);
+}
+
+/** Credits the user can still spend: the budget (balance − unsettled) minus what open sessions cost so far. */
+export function availableCredits(budget: Units, open: readonly LiveSession[], now: number): Units {
+  return open.reduce((left, s) => left - costAt(s, now), budget);
+}
+
+/** Whole seconds until `available` is used up at the combined rate of the active sessions; null when nothing burns. */
+export function secondsLeft(available: Units, open: readonly LiveSession[]): number | null {
+  const ratePerMinute = open.filter((s) => s.status === 'active').reduce((sum, s) => sum + s.rate, 0n);
+  if (ratePerMinute === 0n) return null;
+  if (available <= 0n) return 0;
+  return Number((available * 60n) / ratePerMinute);
+}
+
+export function durationOf(session: LiveSession, now: number): number {
+  return durationMinutes(activeMsAt(session, now));
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+
+export function toWireSession(session: LiveSession, now: number): WireSession {
+  return {
+    id: session.id,
+    userId: session.userId,
+    cloneId: session.cloneId,
+    type: session.type,
+    status: session.status,
+    startTime: iso(session.startedAt),
+    endTime: session.endedAt === null ? null : iso(session.endedAt),
+    activeSeconds: Math.floor(activeMsAt(session, now) / 1000),
+    ratePerMinute: formatMoney(session.rate),
+    cost: formatMoney(costAt(session, now)),
+    messageCount: session.msgCount,
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * Loads the Lua scripts of gateway/lua once, pastes `--@include name` lines from gateway/lua/includes,
+ * and registers each script on an ioredis client with `defineCommand`.
+ */
+import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
+import type { Redis } from 'ioredis';
+
+const LUA_DIR = fileURLToPath(new URL('../../lua/', import.meta.url));
+
+/** Each script and how many of its arguments are KEYS. */
+export const SCRIPTS = {
+  advance: 3,
+  'session-start': 4,
+  'session-transition': 4,
+  'message-add': 7,
+  'reply-add': 7,
+  'session-settled': 3,
+  'mark-low-balance': 1,
+  'reschedule-due': 1,
+} as const;
+
+export type ScriptName = keyof typeof SCRIPTS;
+
+let sources: Map<ScriptName, string> | undefined;
+
+function readScript(name: string): string {
+  const text = readFileSync(`${LUA_DIR}${name}.lua`, 'utf8');
+  return text.replace(/^--@include ([\w-]+)\s*$/gm, (_, include: string) =>
+    readFileSync(`${LUA_DIR}includes/${include}.lua`, 'utf8'),
+  );
+}
+
+export function scriptSources(): Map<ScriptName, string> {
+  sources ??= new Map((Object.keys(SCRIPTS) as ScriptName[]).map((name) => [name, readScript(name)]));
+  return sources;
+}
+
+/** Registers every script as a command named after its file (e.g. `session-start` → `tg_session_start`). */
+export function registerScripts(redis: Redis): void {
+  for (const [name, lua] of scriptSources()) {
+    const command = commandName(name);
+    if (!(command in redis)) redis.defineCommand(command, { numberOfKeys: SCRIPTS[name], lua });
+  }
+}
+
+export function commandName(name: ScriptName): string {
+  return `tg_${name.replaceAll('-', '_')}`;
+}
+
+/** Runs a registered script; the one place raw KEYS/ARGV reach Redis. */
+export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+  if (keys.length !== SCRIPTS[name]) throw new Error(`${name} takes ${SCRIPTS[name]} keys, got ${keys.length}`);
+  const fn = (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[commandName(name)];
+  if (!fn) throw new Error(`script ${name} is not registered on this client`);
+  return fn.call(redis, ...keys, ...args);
+}

@@ -1,0 +1,118 @@
+/**
+ * The one place that reads the environment: every setting parsed once, validated with zod, frozen.
+ * A bad value stops the process with a message naming the variable (see `loadConfig`).
+ */
+import { z } from 'zod';
+import { parseMoney, parseRatio, type Ratio, type Units } from '../money/money.ts';
+
+const DEV_JWT_SECRET = 'tollgate-dev-secret-change-me-0123456789';
+
+const integer = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+const decimal = (fallback: string) =>
+  z
+    .string()
+    .regex(/^\d+(\.\d+)?$/, 'a non-negative decimal such as 0.20')
+    .default(fallback);
+
+/** Each variable, its default and what it means. README's configuration table mirrors this. */
+export const configSchema = z.object({
+  /** `production` refuses the built-in development JWT secret. */
+  NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+  /** Gateway HTTP + Socket.IO port. */
+  PORT: integer(3000),
+  /** Billing worker HTTP port (health and metrics). */
+  BILLING_PORT: integer(3001),
+  /** Interface both processes listen on. */
+  HOST: z.string().default('0.0.0.0'),
+  /** Postgres connection; the database is created if missing. */
+  DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tollgate'),
+  /** Redis connection for live session state and the billing queue. */
+  REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /** Prefix of every Redis key Tollgate writes (live state and queue). */
+  REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('tg'),
+  /** HS256 secret of the Supabase-style access tokens. */
+  JWT_SECRET: z.string().min(32, 'at least 32 characters').default(DEV_JWT_SECRET),
+  /** Required `aud` of access tokens. */
+  JWT_AUDIENCE: z.string().default('authenticated'),
+  /** Comma-separated browser origins allowed to connect; `*` allows any. */
+  ALLOWED_ORIGINS: z.string().default('*'),
+  /** Seconds of time at the clone's rate the user must be able to pay to start a session. */
+  MIN_START_SECONDS: integer(60),
+  /** Longest user message, in characters. */
+  MAX_MESSAGE_CHARS: integer(4000, 1),
+  /** Interval of `meter:tick` events. */
+  METER_TICK_MS: integer(1000, 50),
+  /** `credits:low` is sent once when less than this many seconds are left. */
+  LOW_BALANCE_SECONDS: integer(120),
+  /** An active chat session with no user message for this long pauses. */
+  IDLE_PAUSE_MS: integer(300_000, 1),
+  /** A paused session left for this long ends (reason `idle_timeout`). */
+  PAUSED_END_MS: integer(600_000, 1),
+  /** Price of 1000 AI tokens, in credits (decimal). */
+  AI_PRICE_PER_1K_TOKENS: decimal('0'),
+  /** Share of each session total kept by the platform (decimal, 0..1). */
+  PLATFORM_FEE_RATE: decimal('0.20').refine((v) => Number(v) <= 1, 'at most 1'),
+  /** OpenAI key; without it a built-in offline responder answers. */
+  OPENAI_API_KEY: z.string().optional(),
+  /** OpenAI-compatible endpoint (tests point it at a local server). */
+  OPENAI_BASE_URL: z.string().url().optional(),
+  /** Chat model of the clone replies. */
+  OPENAI_MODEL: z.string().default('gpt-4o-mini'),
+  /** How many recent session messages go to the model as context. */
+  CONTEXT_MESSAGES: integer(20, 1),
+  /** How long an ended session's live state stays in Redis for `session:get`. */
+  ENDED_STATE_TTL_MS: integer(86_400_000, 1000),
+  /** Billing jobs processed at once by one worker. */
+  BILLING_CONCURRENCY: integer(8, 1),
+  /** pino log level. */
+  LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+});
+
+export type RawConfig = z.infer<typeof configSchema>;
+
+export interface Config extends RawConfig {
+  /** AI_PRICE_PER_1K_TOKENS in money units. */
+  readonly aiPricePer1kTokens: Units;
+  /** PLATFORM_FEE_RATE as an exact ratio. */
+  readonly platformFeeRate: Ratio;
+  /** ALLOWED_ORIGINS parsed; `true` means any origin. */
+  readonly allowedOrigins: true | string[];
+}
+
+export class ConfigError extends Error {
+  override readonly name = 'ConfigError';
+}
+
+/** Parses the environment (or a given record) into a frozen config; throws ConfigError naming each bad variable. */
+export function loadConfig(env: Record<string, string | undefined> = process.env): Readonly<Config> {
+  const cleaned = Object.fromEntries(Object.entries(env).filter(([, v]) => v !== undefined && v !== ''));
+  const parsed = configSchema.safeParse(cleaned);
+  if (!parsed.success) {
+    const lines = parsed.error.issues.map((issue) => `${issue.path.join('.')}: ${issue.message}`);
+    throw new ConfigError(`invalid configuration:\n  ${lines.join('\n  ')}`);
+  }
+  const raw = parsed.data;
+  if (raw.NODE_ENV === 'production' && raw.JWT_SECRET === DEV_JWT_SECRET) {
+    throw new ConfigError('invalid configuration:\n  JWT_SECRET: must be set in production');
+  }
+  const origins = raw.ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
+  return Object.freeze({
+    ...raw,
+    aiPricePer1kTokens: parseMoney(raw.AI_PRICE_PER_1K_TOKENS),
+    platformFeeRate: parseRatio(raw.PLATFORM_FEE_RATE),
+    allowedOrigins: origins.includes('*') ? true : origins,
+  });
+}
+
+/** For process entry points: load the config or print the problem and exit 1. */
+export function loadConfigOrExit(): Readonly<Config> {
+  try {
+    return loadConfig();
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(error.message);
+      process.exit(1);
+    }
+    throw error;
+  }
+}

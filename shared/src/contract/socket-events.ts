@@ -1,0 +1,120 @@
+/**
+ * The gateway's wire contract (Socket.IO v4, default namespace): client → server events with their zod payload
+ * schemas and ack answers, server → client events, and the wire shapes of a session and a message.
+ * `new Server<ClientToServerEvents, ServerToClientEvents>()` and the typed client both use these types.
+ * Money is a decimal string with four places ("1.2500"); times are ISO strings. Documented in docs/protocol.md.
+ */
+import { z } from 'zod';
+import type { ErrorCode } from '../errors/app-error.ts';
+
+export type Money = string;
+export type IsoTime = string;
+export type SessionType = 'chat' | 'voice' | 'video';
+export type SessionStatus = 'active' | 'paused' | 'ended';
+
+export interface WireSession {
+  id: string;
+  userId: string;
+  cloneId: string;
+  type: SessionType;
+  status: SessionStatus;
+  startTime: IsoTime;
+  endTime: IsoTime | null;
+  activeSeconds: number;
+  ratePerMinute: Money;
+  cost: Money;
+  messageCount: number;
+}
+
+export interface WireMessage {
+  id: string;
+  sessionId: string;
+  senderType: 'user' | 'ai';
+  content: string;
+  tokensUsed: number;
+  costIncrement: Money;
+  createdAt: IsoTime;
+}
+
+export type EndReason = 'user' | 'credits_exhausted' | 'idle_timeout' | (string & {});
+
+/** Limits the payload schemas are built with (from the config). */
+export interface ContractLimits {
+  maxMessageChars: number;
+}
+
+const uuid = z.string().uuid();
+const sessionRef = z.object({ sessionId: uuid }).strict();
+
+export function clientPayloadSchemas(limits: ContractLimits) {
+  return {
+    'session:start': z.object({ cloneId: uuid, type: z.enum(['chat', 'voice', 'video']) }).strict(),
+    'session:pause': sessionRef,
+    'session:resume': sessionRef,
+    'session:end': sessionRef,
+    'session:get': sessionRef,
+    'message:send': z
+      .object({
+        sessionId: uuid,
+        clientMessageId: z.string().min(1).max(64),
+        content: z.string().min(1).max(limits.maxMessageChars),
+      })
+      .strict(),
+    'session:rate': z
+      .object({
+        sessionId: uuid,
+        rating: z.number().int().min(1).max(5),
+        feedback: z.string().max(4000).optional(),
+      })
+      .strict(),
+  } as const;
+}
+
+export type ClientPayloadSchemas = ReturnType<typeof clientPayloadSchemas>;
+export type ClientEventName = keyof ClientPayloadSchemas;
+export type ClientPayload<E extends ClientEventName> = z.infer<ClientPayloadSchemas[E]>;
+
+export interface ErrorAck {
+  ok: false;
+  error: { code: ErrorCode; message: string };
+}
+export type Ack<T extends object> = ({ ok: true } & T) | ErrorAck;
+
+/** What each client event answers with when it succeeds. */
+export interface ClientResults {
+  'session:start': { session: WireSession };
+  'session:pause': { session: WireSession };
+  'session:resume': { session: WireSession };
+  'session:end': { session: WireSession };
+  'session:get': { session: WireSession };
+  'message:send': { message: WireMessage };
+  'session:rate': Record<never, never>;
+}
+
+export type ClientToServerEvents = {
+  [E in ClientEventName]: (payload: ClientPayload<E>, ack: (answer: Ack<ClientResults[E]>) => void) => void;
+};
+
+export interface MeterTick {
+  sessionId: string;
+  activeSeconds: number;
+  cost: Money;
+  creditsRemaining: Money;
+  ratePerMinute: Money;
+}
+
+export interface ServerToClientEvents {
+  'session:updated': (session: WireSession) => void;
+  'meter:tick': (tick: MeterTick) => void;
+  'credits:low': (warning: { sessionId: string; creditsRemaining: Money; secondsLeft: number }) => void;
+  'message:delta': (delta: { sessionId: string; messageId: string; delta: string }) => void;
+  'message:completed': (completed: { sessionId: string; message: WireMessage }) => void;
+  /** The clone could not answer a message (the model failed); the user's message is stored and not charged more. */
+  'message:failed': (failed: { sessionId: string; messageId: string; error: { code: ErrorCode; message: string } }) => void;
+  'session:ended': (ended: { sessionId: string; reason: EndReason; session: WireSession }) => void;
+}
+
+/** Data the gateway keeps on each authenticated socket. */
+export interface SocketData {
+  userId: string;
+}

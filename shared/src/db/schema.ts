@@ -1,0 +1,177 @@
+/**
+ * The kysely types of the database: the product's Supabase schema (names kept as the product team wrote them)
+ * plus what Tollgate adds (ledger_entries, settlement and versioning columns).
+ * numeric and bigint columns come back from pg as strings: money stays a decimal string until `parseMoney`.
+ */
+import type { ColumnType, Generated, Insertable, Selectable, Updateable } from 'kysely';
+
+/** numeric(14,4) money: read as a decimal string, written as a decimal string. */
+type Money = ColumnType<string, string | undefined, string>;
+type Timestamp = ColumnType<Date, Date | string | undefined, Date | string>;
+type Json = ColumnType<unknown, string | undefined, string>;
+
+export type UserRole = 'user' | 'creator' | 'admin';
+export type SubscriptionTier = 'free' | 'pro' | 'enterprise';
+export type SessionType = 'chat' | 'voice' | 'video';
+export type SessionStatus = 'active' | 'paused' | 'ended';
+export type SenderType = 'user' | 'ai';
+export type ProcessingStatus = 'pending' | 'processing' | 'completed' | 'failed';
+export type LedgerAccountKind = 'user' | 'creator' | 'platform';
+export type LedgerEntryKind = 'session_charge' | 'creator_earning' | 'platform_fee';
+
+export interface UserProfilesTable {
+  id: Generated<string>;
+  email: string;
+  full_name: string | null;
+  role: ColumnType<UserRole, UserRole | undefined, UserRole>;
+  subscription_tier: ColumnType<SubscriptionTier, SubscriptionTier | undefined, SubscriptionTier>;
+  /** numeric(14,4), default 100, CHECK >= 0. */
+  credits_remaining: Money;
+  /** bigint bumped by a trigger whenever credits_remaining changes: orders balance snapshots. */
+  credits_version: ColumnType<string, never, never>;
+  total_spent: Money;
+  preferences: Json;
+  timezone: string | null;
+  language: string | null;
+  avatar_url: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+  last_login: Date | null;
+}
+
+export interface ClonesTable {
+  id: Generated<string>;
+  creator_id: string;
+  name: string;
+  description: string | null;
+  bio: string | null;
+  avatar_url: string | null;
+  category: string | null;
+  expertise_areas: ColumnType<string[], string[] | undefined, string[]>;
+  /** Per-minute rate, numeric(14,4). */
+  base_price: Money;
+  personality_traits: Json;
+  is_published: ColumnType<boolean, boolean | undefined, boolean>;
+  is_active: ColumnType<boolean, boolean | undefined, boolean>;
+  total_sessions: Money;
+  total_earnings: Money;
+  /** numeric(3,2), 0..5. */
+  average_rating: Money;
+  total_ratings: ColumnType<number, number | undefined, number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface SessionsTable {
+  id: string;
+  user_id: string;
+  clone_id: string;
+  session_type: SessionType;
+  status: SessionStatus;
+  start_time: Timestamp;
+  end_time: Date | null;
+  duration_minutes: ColumnType<number, number | undefined, number>;
+  rate_per_minute: Money;
+  total_cost: Money;
+  message_count: ColumnType<number, number | undefined, number>;
+  user_rating: number | null;
+  user_feedback: string | null;
+  /** Tollgate: monotonic version of the live state last written; older jobs never overwrite newer state. */
+  state_version: ColumnType<number, number | undefined, number>;
+  /** Tollgate: milliseconds of active (billed) time. */
+  active_ms: ColumnType<string, string | number | undefined, string | number>;
+  /** Tollgate: why the session ended (user, credits_exhausted, idle_timeout, ...). */
+  end_reason: string | null;
+  /** Tollgate: when the billing worker settled the session; set exactly once. */
+  settled_at: Date | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface MessagesTable {
+  id: string;
+  session_id: string;
+  sender_type: SenderType;
+  content: string;
+  cost_increment: Money;
+  tokens_used: ColumnType<number, number | undefined, number>;
+  /** Tollgate: the client's idempotency key for user messages (unique per session). */
+  client_message_id: string | null;
+  created_at: Timestamp;
+}
+
+export interface DocumentsTable {
+  id: Generated<string>;
+  clone_id: string;
+  title: string;
+  file_name: string;
+  file_path: string;
+  file_type: string;
+  file_size_bytes: number;
+  processing_status: ColumnType<ProcessingStatus, ProcessingStatus | undefined, ProcessingStatus>;
+  chunk_count: ColumnType<number, number | undefined, number>;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
+export interface DocumentChunksTable {
+  id: Generated<string>;
+  document_id: string;
+  content: string;
+  chunk_index: number;
+  /** pgvector `vector` where the extension exists, otherwise real[]; written as a '[1,2,3]' / '{1,2,3}' literal. */
+  embedding: ColumnType<unknown, string | null | undefined, string | null>;
+  doc_metadata: Json;
+  created_at: Timestamp;
+}
+
+export interface UserAnalyticsTable {
+  user_id: string;
+  date: ColumnType<string, string, string>;
+  sessions_count: ColumnType<number, number | undefined, number>;
+  messages_sent: ColumnType<number, number | undefined, number>;
+  total_duration_minutes: ColumnType<number, number | undefined, number>;
+  total_spent: Money;
+  documents_uploaded: ColumnType<number, number | undefined, number>;
+}
+
+export interface CreatorAnalyticsTable {
+  creator_id: string;
+  clone_id: string;
+  date: ColumnType<string, string, string>;
+  total_earnings: Money;
+  sessions_count: ColumnType<number, number | undefined, number>;
+  average_rating: Money;
+  user_retention_rate: Money;
+}
+
+export interface LedgerEntriesTable {
+  id: Generated<string>;
+  session_id: string;
+  account_kind: LedgerAccountKind;
+  account_id: string | null;
+  /** Signed numeric(14,4); the entries of one session sum to exactly 0. */
+  amount: string;
+  kind: LedgerEntryKind;
+  created_at: Timestamp;
+}
+
+export interface Database {
+  user_profiles: UserProfilesTable;
+  clones: ClonesTable;
+  sessions: SessionsTable;
+  messages: MessagesTable;
+  documents: DocumentsTable;
+  document_chunks: DocumentChunksTable;
+  user_analytics: UserAnalyticsTable;
+  creator_analytics: CreatorAnalyticsTable;
+  ledger_entries: LedgerEntriesTable;
+}
+
+export type UserProfile = Selectable<UserProfilesTable>;
+export type Clone = Selectable<ClonesTable>;
+export type SessionRow = Selectable<SessionsTable>;
+export type MessageRow = Selectable<MessagesTable>;
+export type NewUserProfile = Insertable<UserProfilesTable>;
+export type NewClone = Insertable<ClonesTable>;
+export type SessionUpdate = Updateable<SessionsTable>;

@@ -1,0 +1,49 @@
+/**
+ * Every Redis key Tollgate writes, built in one place under a configurable prefix.
+ * A user's live keys share the `{userId}` hash tag, so a script over the user's account and all of the user's
+ * sessions runs in one Redis Cluster slot (a session never changes user).
+ */
+
+export interface UserKeys {
+  /** Prefix of every key of this user; Lua scripts derive session keys from it. */
+  readonly base: string;
+  /** Hash: credits (units, as of creditsVersion), creditsVersion, cursor (ms of the last meter advance). */
+  readonly account: string;
+  /** Hash: sessionId → total (units) of ended sessions the billing worker has not acknowledged yet. */
+  readonly unsettled: string;
+  /** Set of the user's active and paused session ids. */
+  readonly open: string;
+  /** Hash: the live state of one session. */
+  session(sessionId: string): string;
+  /** List: the session's messages (JSON), oldest first. */
+  messageLog(sessionId: string): string;
+  /** Hash: clientMessageId → message JSON (idempotent sends). */
+  clientMessageIds(sessionId: string): string;
+  /** Hash: messageId → message JSON (idempotent replies). */
+  messageIds(sessionId: string): string;
+}
+
+export function userKeys(prefix: string, userId: string): UserKeys {
+  const base = `${prefix}:u:{${userId}}:`;
+  const session = (sessionId: string) => `${base}s:${sessionId}`;
+  return {
+    base,
+    account: `${base}acct`,
+    unsettled: `${base}unsettled`,
+    open: `${base}open`,
+    session,
+    messageLog: (sessionId) => `${session(sessionId)}:log`,
+    clientMessageIds: (sessionId) => `${session(sessionId)}:cmid`,
+    messageIds: (sessionId) => `${session(sessionId)}:mid`,
+  };
+}
+
+/** Sorted set: userId scored by the next instant (ms) something is due for that user (exhaustion, idle, timeout). */
+export function dueKey(prefix: string): string {
+  return `${prefix}:due`;
+}
+
+/** BullMQ's own prefix, under ours. */
+export function queuePrefix(prefix: string): string {
+  return `${prefix}:bull`;
+}
