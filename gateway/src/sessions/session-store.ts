@@ -171,6 +171,12 @@ export class SessionStore {
     return this.run('session-settled', userId, [], [sessionId, credits.toString(), creditsVersion]);
   }
 
+  /** A session's stored state as it is, without advancing the meter (ended sessions do not change). */
+  async peek(userId: string, sessionId: string): Promise<LiveSession | null> {
+    const hash = await this.redis.hgetall(this.keys(userId).session(sessionId));
+    return hash.id ? parseLiveSession(hash) : null;
+  }
+
   /** True only the first time it is called for a session. */
   async markLowBalance(userId: string, sessionId: string): Promise<boolean> {
     return (await runScript(this.redis, 'mark-low-balance', [this.keys(userId).session(sessionId)], [])) === 1;

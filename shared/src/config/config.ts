@@ -40,6 +40,12 @@ export const configSchema = z.object({
   MIN_START_SECONDS: integer(60),
   /** Longest user message, in characters. */
   MAX_MESSAGE_CHARS: integer(4000, 1),
+  /** Client events one socket may send per second, sustained (then `rate_limited`). */
+  EVENTS_PER_SECOND: integer(20, 1),
+  /** Client events one socket may send in a burst. */
+  EVENT_BURST: integer(40, 1),
+  /** How often each gateway looks for due events (exhaustion, idle pause, timeout). */
+  DUE_POLL_MS: integer(100, 10),
   /** Interval of `meter:tick` events. */
   METER_TICK_MS: integer(1000, 50),
   /** `credits:low` is sent once when less than this many seconds are left. */

@@ -1,0 +1,62 @@
+/**
+ * Runs due events (credit exhaustion, idle pause, paused timeout) without a timer per session: one sorted set of
+ * users by their next due instant, polled by each gateway. Handling a user applies everything due at its exact
+ * instant (the Lua advance), so how late the poll notices it never changes what is charged.
+ */
+import type { Logger } from 'pino';
+import type { SessionStore } from '../sessions/session-store.ts';
+import type { SessionService } from '../sessions/session-service.ts';
+
+export interface DueSchedulerOptions {
+  store: SessionStore;
+  service: SessionService;
+  logger: Logger;
+  /** How often to look for due users (config DUE_POLL_MS). */
+  pollMs: number;
+  /** Most users handled per poll. */
+  batch?: number;
+}
+
+export class DueScheduler {
+  private timer: NodeJS.Timeout | undefined;
+  private running: Promise<void> | undefined;
+  private closed = false;
+
+  constructor(private readonly options: DueSchedulerOptions) {}
+
+  start(): void {
+    this.closed = false;
+    const loop = () => {
+      if (this.closed) return;
+      this.running = this.pollOnce()
+        .then(() => undefined)
+        .catch((error: unknown) => this.options.logger.error({ err: error }, 'due poll failed'))
+        .finally(() => {
+          if (!this.closed) this.timer = setTimeout(loop, this.options.pollMs);
+        });
+    };
+    loop();
+  }
+
+  /** Handles every user whose due instant has passed; returns how many. */
+  async pollOnce(): Promise<number> {
+    const due = await this.options.store.dueUsers(this.options.batch ?? 200);
+    await Promise.all(
+      due.map(async ({ userId, at }) => {
+        try {
+          const outcome = await this.options.service.advance(userId);
+          await this.options.store.rescheduleDue(userId, at, outcome.nextDue);
+        } catch (error) {
+          this.options.logger.error({ err: error, userId }, 'due event failed');
+        }
+      }),
+    );
+    return due.length;
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    clearTimeout(this.timer);
+    await this.running;
+  }
+}

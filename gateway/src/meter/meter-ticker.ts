@@ -1,0 +1,53 @@
+/**
+ * Sends `meter:tick` every METER_TICK_MS to the users connected to this gateway who have an active session.
+ * One interval for the process; a user is watched from their first event until a tick finds nothing active.
+ */
+import type { Logger } from 'pino';
+import type { SessionService } from '../sessions/session-service.ts';
+
+export interface MeterTickerOptions {
+  service: SessionService;
+  logger: Logger;
+  /** Interval between ticks (config METER_TICK_MS). */
+  tickMs: number;
+}
+
+export class MeterTicker {
+  private readonly watched = new Set<string>();
+  private timer: NodeJS.Timeout | undefined;
+  private ticking: Promise<unknown> | undefined;
+
+  constructor(private readonly options: MeterTickerOptions) {}
+
+  watch(userId: string): void {
+    this.watched.add(userId);
+  }
+
+  unwatch(userId: string): void {
+    this.watched.delete(userId);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => {
+      if (this.ticking) return; // a slow tick is not stacked on
+      this.ticking = this.tickAll().finally(() => (this.ticking = undefined));
+    }, this.options.tickMs);
+  }
+
+  async tickAll(): Promise<void> {
+    await Promise.all(
+      [...this.watched].map(async (userId) => {
+        try {
+          if (!(await this.options.service.tick(userId))) this.watched.delete(userId);
+        } catch (error) {
+          this.options.logger.error({ err: error, userId }, 'meter tick failed');
+        }
+      }),
+    );
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.ticking;
+  }
+}

@@ -1,0 +1,11 @@
+/** Billing jobs into the BullMQ billing queue; deterministic job ids make a repeated add a no-op. */
+import type { Queue } from 'bullmq';
+import type { BillingJob, BillingJobSink } from './session-service.ts';
+
+export class QueueJobSink implements BillingJobSink {
+  constructor(private readonly queue: Queue) {}
+
+  async addJobs(jobs: BillingJob[]): Promise<void> {
+    await this.queue.addBulk(jobs.map((job) => ({ name: job.name, data: job.data, opts: { jobId: job.jobId } })));
+  }
+}

@@ -1,0 +1,225 @@
+/**
+ * A whole Tollgate for one test file, on real services: a throwaway database, a fresh Redis key prefix,
+ * the billing worker and a gateway on a free port (replies from a local fake OpenAI server through the real SDK).
+ * `connect()` gives a typed socket.io-client; `close()` stops everything and removes what it created.
+ */
+import { randomBytes, randomUUID } from 'node:crypto';
+import { Redis } from 'ioredis';
+import { SignJWT } from 'jose';
+import type { Queue } from 'bullmq';
+import { io, type Socket } from 'socket.io-client';
+import { pino } from 'pino';
+import { loadConfig, type Config } from '#shared/config/config.ts';
+import { parseMoney } from '#shared/money/money.ts';
+import { queuePrefix } from '#shared/redis/keys.ts';
+import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contract/socket-events.ts';
+import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
+import { Gateway } from '#gateway/gateway.ts';
+import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from './fake-openai.ts';
+
+export type TestClient = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export const TEST_JWT_SECRET = 'test-secret-0123456789-0123456789-abcdef';
+
+export interface TestSystem {
+  config: Config;
+  database: TestDatabase;
+  redis: Redis;
+  queue: Queue;
+  gateway: Gateway;
+  worker: BillingWorker;
+  openai: FakeOpenAi;
+  url: string;
+  /** A valid access token for the user (claims overridable). */
+  token(userId: string, options?: { expiresIn?: string; audience?: string; secret?: string }): Promise<string>;
+  /** A connected client of the user; rejects with the connect_error message. */
+  connect(userId: string, auth?: Record<string, unknown>): Promise<TestClient>;
+  close(): Promise<void>;
+}
+
+export interface SystemOptions {
+  /** Environment overrides on top of the test defaults. */
+  env?: Record<string, string>;
+  openai?: FakeOpenAiOptions;
+}
+
+/** Redis keys are deleted by prefix when the system closes. */
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+export async function startSystem(options: SystemOptions = {}): Promise<TestSystem> {
+  const database = await createTestDatabase();
+  const openai = await startFakeOpenAi(options.openai);
+  const prefix = `tgtest_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const config = loadConfig({
+    NODE_ENV: 'test',
+    DATABASE_URL: database.url,
+    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_PREFIX: prefix,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    JWT_SECRET: TEST_JWT_SECRET,
+    LOG_LEVEL: 'silent',
+    OPENAI_API_KEY: 'sk-test',
+    OPENAI_BASE_URL: openai.baseUrl,
+    METER_TICK_MS: '100',
+    DUE_POLL_MS: '20',
+    MIN_START_SECONDS: '0',
+    ...options.env,
+  });
+  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const queueRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = createBillingQueue(queueRedis, queuePrefix(prefix));
+  const gateway = new Gateway({ config, db: database.db, redis, queue, replies: createReplyGenerator(config), logger });
+  const worker = new BillingWorker({
+    config,
+    db: database.db,
+    connection: workerRedis,
+    prefix: queuePrefix(prefix),
+    logger,
+    onSettled: async (result) => {
+      await gateway.store.settled(result.userId, result.sessionId, parseMoney(result.creditsRemaining), result.creditsVersion);
+    },
+  });
+  await worker.start();
+  const port = await gateway.start();
+  const url = `http://127.0.0.1:${port}`;
+  const clients = new Set<TestClient>();
+
+  const token: TestSystem['token'] = (userId, claims = {}) =>
+    new SignJWT({ role: 'authenticated' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(userId)
+      .setAudience(claims.audience ?? config.JWT_AUDIENCE)
+      .setIssuedAt()
+      .setExpirationTime(claims.expiresIn ?? '1h')
+      .sign(new TextEncoder().encode(claims.secret ?? TEST_JWT_SECRET));
+
+  const connect: TestSystem['connect'] = async (userId, auth) => {
+    const client: TestClient = io(url, {
+      auth: auth ?? { token: await token(userId) },
+      transports: ['websocket'],
+      reconnection: false,
+      forceNew: true,
+    });
+    clients.add(client);
+    await new Promise<void>((resolve, reject) => {
+      client.once('connect', () => resolve());
+      client.once('connect_error', (error) => reject(error));
+    });
+    return client;
+  };
+
+  return {
+    config,
+    database,
+    redis,
+    queue,
+    gateway,
+    worker,
+    openai,
+    url,
+    token,
+    connect,
+    async close() {
+      for (const client of clients) client.disconnect();
+      await gateway.close();
+      await worker.close();
+      await queue.obliterate({ force: true }).catch(() => undefined);
+      await queue.close();
+      await deleteKeys(redis, `${prefix}:*`);
+      await Promise.all([redis.quit(), queueRedis.quit(), workerRedis.quit()]);
+      await openai.close();
+      await database.drop();
+    },
+  };
+}
+
+/** Sends an event and resolves with its ack (rejects if none comes within `timeoutMs`). */
+export function request<E extends keyof ClientToServerEvents>(
+  client: TestClient,
+  event: E,
+  payload: Parameters<ClientToServerEvents[E]>[0],
+  timeoutMs = 5000,
+): Promise<Parameters<Parameters<ClientToServerEvents[E]>[1]>[0]> {
+  return (client.timeout(timeoutMs) as unknown as { emitWithAck(e: string, p: unknown): Promise<never> }).emitWithAck(event, payload);
+}
+
+/** The next `event` on the client that satisfies `accept`, within `timeoutMs`. */
+export function nextEvent<E extends keyof ServerToClientEvents>(
+  client: TestClient,
+  event: E,
+  accept: (...args: Parameters<ServerToClientEvents[E]>) => boolean = () => true,
+  timeoutMs = 5000,
+): Promise<Parameters<ServerToClientEvents[E]>[0]> {
+  return new Promise((resolve, reject) => {
+    const listener = (...args: unknown[]) => {
+      if (!accept(...(args as Parameters<ServerToClientEvents[E]>))) return;
+      clearTimeout(timer);
+      client.off(event, listener as never);
+      resolve(args[0] as Parameters<ServerToClientEvents[E]>[0]);
+    };
+    const timer = setTimeout(() => {
+      client.off(event, listener as never);
+      reject(new Error(`no ${event} within ${timeoutMs} ms`));
+    }, timeoutMs);
+    client.on(event, listener as never);
+  });
+}
+
+/** Polls `check` until it returns a value that is not undefined/false, or fails after `timeoutMs`. */
+export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await check();
+    if (value !== undefined && value !== false) return value;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((resolve) => setTimeout(resolve, 25));
+  }
+}
+
+/** Inserts a user with the given credits; returns its id. */
+export async function createUser(system: TestSystem, credits = '100.0000', role: 'user' | 'creator' = 'user'): Promise<string> {
+  const id = randomUUID();
+  await system.database.db
+    .insertInto('user_profiles')
+    .values({ id, email: `${id}@test.local`, full_name: 'Test User', role, credits_remaining: credits })
+    .execute();
+  return id;
+}
+
+/** Inserts a creator and a clone with the given per-minute rate; returns the clone and creator ids. */
+export async function createClone(
+  system: TestSystem,
+  rate = '1.0000',
+  flags: { published?: boolean; active?: boolean } = {},
+): Promise<{ cloneId: string; creatorId: string }> {
+  const creatorId = await createUser(system, '0.0000', 'creator');
+  const cloneId = randomUUID();
+  await system.database.db
+    .insertInto('clones')
+    .values({
+      id: cloneId,
+      creator_id: creatorId,
+      name: 'Dr. Test',
+      description: 'A clone for tests',
+      bio: 'Knows about testing.',
+      expertise_areas: ['testing', 'billing'],
+      base_price: rate,
+      personality_traits: JSON.stringify({ tone: 'precise' }),
+      is_published: flags.published ?? true,
+      is_active: flags.active ?? true,
+    })
+    .execute();
+  return { cloneId, creatorId };
+}
