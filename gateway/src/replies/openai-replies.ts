@@ -64,6 +64,8 @@ export class OpenAiReplyGenerator implements ReplyGenerator {
       );
       armStallTimer();
       for await (const chunk of stream) {
+        // Whatever the SDK may still hold buffered, nothing reaches onDelta after an abort.
+        if (signal.aborted) break;
         armStallTimer();
         if (chunk.usage) totalTokens = chunk.usage.total_tokens;
         const choice = chunk.choices[0];

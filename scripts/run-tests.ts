@@ -1,0 +1,154 @@
+/**
+ * `npm test`'s runner: runs every `tests/**\/*.test.ts` with uvu in one child process (under tsx), streams
+ * its output, and ends with one line that CI reads, `tests: N passed, N failed[, N skipped]`.
+ *
+ *   tsx scripts/run-tests.ts [filter] [uvu flags…]
+ *
+ * `filter` (a regex) keeps only test files whose path under tests/ matches it; flags such as `-b` (bail)
+ * go to uvu as they are. TEST_TIMEOUT_MS (default 40 minutes) bounds the whole run.
+ *
+ * Fails when uvu fails, when any test fails, when no test ran, on the timeout, and when the tests finish
+ * but the process does not exit (something left a server, socket or timer open).
+ */
+import { spawn } from 'node:child_process';
+import { readdirSync } from 'node:fs';
+import path from 'node:path';
+
+const ROOT = path.resolve(import.meta.dirname, '..');
+const TESTS_DIR = 'tests';
+const TEST_FILE = /\.test\.ts$/;
+/** How long the process may take to exit after uvu printed its summary. */
+const EXIT_GRACE_MS = 30_000;
+/** How long a killed run gets to go after SIGTERM before SIGKILL. */
+const KILL_GRACE_MS = 5_000;
+
+interface Summary {
+  total: number;
+  passed: number;
+  skipped: number;
+}
+
+// This script is a process entry point like gateway/src/main.ts; its one setting is read here, not in the
+// service config, which is about the services.
+const timeoutMs = parseTimeout(process.env['TEST_TIMEOUT_MS']);
+const args = process.argv.slice(2);
+const filter = args[0] !== undefined && !args[0].startsWith('-') ? args.shift() : undefined;
+const pattern = filter === undefined ? TEST_FILE.source : `^(?=.*(?:${filter})).*${TEST_FILE.source}`;
+
+const files = findTestFiles(pattern);
+if (files.length === 0) {
+  finish(1, { total: 0, passed: 0, skipped: 0 }, `no test files under ${TESTS_DIR}/ match /${pattern}/`);
+} else {
+  console.log(`run-tests: ${files.length} test file(s) under ${TESTS_DIR}/, timeout ${timeoutMs} ms`);
+  run();
+}
+
+function run(): void {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', TESTS_DIR, pattern, ...args], {
+    cwd: ROOT,
+    stdio: ['ignore', 'pipe', 'pipe'],
+    // Its own process group, so a timeout also ends whatever the tests started.
+    detached: true,
+  });
+
+  let output = '';
+  let summary: Summary | undefined;
+  let problem: string | undefined;
+  let exitTimer: NodeJS.Timeout | undefined;
+
+  const kill = (reason: string) => {
+    problem ??= reason;
+    signalGroup('SIGTERM');
+    setTimeout(() => signalGroup('SIGKILL'), KILL_GRACE_MS).unref();
+  };
+  const signalGroup = (signal: NodeJS.Signals) => {
+    try {
+      if (child.pid !== undefined) process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+
+  child.stdout.on('data', (data: Buffer) => {
+    process.stdout.write(data);
+    output += data.toString('utf8');
+    if (summary === undefined) {
+      summary = parseSummary(output);
+      if (summary !== undefined) {
+        exitTimer = setTimeout(
+          () => kill(`the tests finished but the process did not exit within ${EXIT_GRACE_MS} ms (an open handle?)`),
+          EXIT_GRACE_MS,
+        );
+      }
+    }
+    // Only the summary's tail is needed once the output is long.
+    if (output.length > 1_000_000) output = output.slice(-100_000);
+  });
+  child.stderr.on('data', (data: Buffer) => process.stderr.write(data));
+
+  const overall = setTimeout(() => kill(`timed out after ${timeoutMs} ms (TEST_TIMEOUT_MS)`), timeoutMs);
+  const forward = (signal: NodeJS.Signals) => () => kill(`interrupted by ${signal}`);
+  process.once('SIGINT', forward('SIGINT'));
+  process.once('SIGTERM', forward('SIGTERM'));
+
+  child.on('error', (error) => {
+    clearTimeout(overall);
+    clearTimeout(exitTimer);
+    finish(1, undefined, `could not start uvu: ${error.message}`);
+  });
+  child.on('close', (code, signal) => {
+    clearTimeout(overall);
+    clearTimeout(exitTimer);
+    summary ??= parseSummary(output);
+    if (problem === undefined && code !== 0) {
+      problem = signal ? `uvu was killed by ${signal}` : `uvu exited with code ${code}`;
+    }
+    if (problem === undefined && summary !== undefined && summary.passed < summary.total) {
+      // uvu swallows an error thrown by a before()/after() hook: the suite's tests simply do not count as passed.
+      problem = `${summary.total - summary.passed} test(s) did not pass although uvu reported no failure: a failing before()/after() hook?`;
+    }
+    finish(problem === undefined ? 0 : 1, summary, problem);
+  });
+}
+
+function finish(code: number, summary: Summary | undefined, problem: string | undefined): void {
+  const total = summary?.total ?? 0;
+  const passed = summary?.passed ?? 0;
+  const skipped = summary?.skipped ?? 0;
+  // uvu's Total counts the tests it ran, skipped ones not included.
+  const failed = Math.max(0, total - passed);
+  const reasons = [
+    ...(problem ? [problem] : []),
+    ...(summary === undefined ? ['uvu printed no summary'] : []),
+    ...(summary !== undefined && total === 0 && !problem ? ['no test ran'] : []),
+  ];
+  for (const reason of reasons) console.error(`run-tests: ${reason}`);
+  console.log(`tests: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
+  process.exitCode = code !== 0 || reasons.length > 0 || failed > 0 ? 1 : 0;
+}
+
+function parseSummary(text: string): Summary | undefined {
+  // uvu always colours its output; the counts sit between colour codes.
+  const plain = text.replace(/\u001b\[[0-9;]*m/g, '');
+  const match = /Total:\s+(\d+)\s+Passed:\s+(\d+)\s+Skipped:\s+(\d+)/.exec(plain);
+  if (!match) return undefined;
+  return { total: Number(match[1]), passed: Number(match[2]), skipped: Number(match[3]) };
+}
+
+function findTestFiles(source: string): string[] {
+  const matcher = new RegExp(source, 'i'); // as uvu reads the pattern
+  return readdirSync(path.join(ROOT, TESTS_DIR), { recursive: true, encoding: 'utf8' })
+    .map((file) => file.split(path.sep).join('/'))
+    .filter((file) => matcher.test(file))
+    .sort();
+}
+
+function parseTimeout(raw: string | undefined): number {
+  if (raw === undefined || raw === '') return 40 * 60_000;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value <= 0) {
+    console.error(`run-tests: TEST_TIMEOUT_MS must be a positive integer of milliseconds, not ${JSON.stringify(raw)}`);
+    process.exit(2);
+  }
+  return value;
+}
