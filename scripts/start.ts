@@ -16,7 +16,10 @@ const { result } = concurrently(
   ],
   { prefix: 'name', killOthersOn: ['failure', 'success'], killSignal: 'SIGTERM' },
 );
+// concurrently forwards SIGINT/SIGTERM to both processes; each closes in order and exits on its own.
+let stopping = false;
+for (const signal of ['SIGINT', 'SIGTERM'] as const) process.on(signal, () => (stopping = true));
 result.then(
   () => process.exit(0),
-  () => process.exit(1),
+  () => process.exit(stopping ? 0 : 1),
 );

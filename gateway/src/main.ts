@@ -28,6 +28,7 @@ async function shutdown(signal: string): Promise<void> {
   await queue.close();
   await Promise.all([redis.quit(), queueConnection.quit()]);
   await db.destroy();
+  logger.info('gateway stopped');
   process.exit(0);
 }
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
