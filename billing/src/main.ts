@@ -1,24 +1,26 @@
 /**
- * The billing process: the BullMQ billing worker plus a small HTTP server with `GET /healthz` and
- * `GET /metrics`. It expects a migrated database (`npm start` migrates first). On SIGTERM/SIGINT it
- * stops taking jobs, lets running ones finish, then closes HTTP, Redis and Postgres, and exits 0
- * (1 if that takes longer than 15 s, e.g. with Redis unreachable).
+ * The billing process: the BullMQ billing worker, `GET /healthz` and `GET /metrics` on BILLING_PORT.
+ * It expects a migrated database (`npm start` migrates first). After each settlement it hands the new balance to
+ * the live state in Redis, so the user's available credits stop counting the session as unsettled.
+ * SIGTERM/SIGINT: stop taking jobs, let running ones finish, close HTTP, Redis and Postgres, exit 0.
  */
 import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { pino } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigOrExit } from '#shared/config/config.ts';
 import { createDatabase } from '#shared/db/database.ts';
+import { createLogger } from '#shared/observability/logger.ts';
+import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
+import { queuePrefix } from '#shared/redis/keys.ts';
+import { SessionStore } from '#gateway/sessions/session-store.ts';
 import { BillingWorker } from './billing-worker.ts';
 
-const HEALTH_TIMEOUT_MS = 2000;
-/** Longest wait for running jobs and connections to close on SIGTERM. */
+/** Past this, a shutdown stuck on an unreachable Redis gives up and exits 1. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
 
 const config = loadConfigOrExit();
-const logger = pino({ name: 'billing', level: config.LOG_LEVEL });
+const logger = createLogger(config, 'billing');
 
 const db = createDatabase(config.DATABASE_URL, {
   applicationName: 'tollgate-billing',
@@ -26,6 +28,12 @@ const db = createDatabase(config.DATABASE_URL, {
 });
 const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
 redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
+const liveState = new SessionStore(redis, {
+  prefix: config.REDIS_PREFIX,
+  idlePauseMs: config.IDLE_PAUSE_MS,
+  pausedEndMs: config.PAUSED_END_MS,
+  endedTtlMs: config.ENDED_STATE_TTL_MS,
+});
 
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
@@ -34,47 +42,21 @@ const worker = new BillingWorker({
   config,
   db,
   connection: redis,
-  prefix: `${config.REDIS_PREFIX}:bull`,
-  // The lead wires this to the gateway's live state (billing/src/settled-hook.ts); settlements work without it.
-  onSettled: undefined,
+  prefix: queuePrefix(config.REDIS_PREFIX),
+  onSettled: async (result) => {
+    await liveState.settled(result);
+  },
   registry,
   logger,
 });
 
-function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`no answer in ${ms} ms`)), ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-async function check(probe: () => Promise<unknown>): Promise<true | string> {
-  try {
-    await withTimeout(probe(), HEALTH_TIMEOUT_MS);
-    return true;
-  } catch (error) {
-    return error instanceof Error ? error.message : String(error);
-  }
-}
-
-const app = Fastify({ loggerInstance: logger });
-
-app.get('/healthz', async (_request, reply) => {
-  const [postgres, redisOk] = await Promise.all([
-    check(() => sql`SELECT 1`.execute(db)),
-    check(() => redis.ping()),
-  ]);
-  if (postgres === true && redisOk === true) return { ok: true };
-  const failed: Record<string, string> = {};
-  if (postgres !== true) failed.postgres = postgres;
-  if (redisOk !== true) failed.redis = redisOk;
-  return reply.code(503).send({ ok: false, failed });
-});
-
-app.get('/metrics', async (_request, reply) => {
-  reply.header('content-type', registry.contentType);
-  return registry.metrics();
+const app = Fastify();
+registerOpsRoutes(app, {
+  registry,
+  checks: {
+    postgres: () => sql`select 1`.execute(db),
+    redis: () => redis.ping(),
+  },
 });
 
 let stopping = false;
@@ -82,16 +64,15 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'billing shutting down');
-  // With Redis unreachable BullMQ cannot close cleanly; do not hang forever.
-  setTimeout(() => {
-    logger.error({ timeoutMs: SHUTDOWN_TIMEOUT_MS }, 'billing shutdown timed out');
+  const timer = setTimeout(() => {
+    logger.error('billing shutdown timed out');
     process.exit(1);
-  }, SHUTDOWN_TIMEOUT_MS).unref();
+  }, SHUTDOWN_TIMEOUT_MS);
+  timer.unref();
   try {
     await worker.close();
     await app.close();
-    if (redis.status === 'ready') await redis.quit();
-    else redis.disconnect();
+    await redis.quit();
     await db.destroy();
     logger.info('billing stopped');
     process.exit(0);
@@ -104,14 +85,13 @@ process.on('SIGTERM', (signal) => void shutdown(signal));
 process.on('SIGINT', (signal) => void shutdown(signal));
 
 try {
-  // HTTP first: while Redis or Postgres is unreachable, /healthz says which.
+  // HTTP first, so /healthz can say 503 while a dependency is down.
   await app.listen({ port: config.BILLING_PORT, host: config.HOST });
   await worker.start();
-  logger.info({ concurrency: config.BILLING_CONCURRENCY }, 'billing worker started');
+  logger.info({ port: config.BILLING_PORT, concurrency: config.BILLING_CONCURRENCY }, 'billing worker started');
 } catch (error) {
   logger.error({ err: error }, 'billing failed to start');
   await worker.close().catch(() => undefined);
-  await app.close().catch(() => undefined);
   redis.disconnect();
   await db.destroy().catch(() => undefined);
   process.exit(1);

@@ -55,6 +55,8 @@ export class Gateway {
   readonly registry = new Registry();
   private readonly scheduler: DueScheduler;
   private readonly ticker: MeterTicker;
+  /** Disconnect handlers still running; close() waits for them. */
+  private readonly disconnecting = new Set<Promise<void>>();
 
   constructor(private readonly options: GatewayOptions) {
     const { config, db, redis, queue, logger } = options;
@@ -127,7 +129,8 @@ export class Gateway {
       });
       socket.on('disconnect', () => {
         metrics.connections.dec();
-        void this.onDisconnect(userId);
+        const task = this.onDisconnect(userId).finally(() => this.disconnecting.delete(task));
+        this.disconnecting.add(task);
       });
     });
 
@@ -153,6 +156,7 @@ export class Gateway {
     await this.scheduler.close();
     await this.ticker.close();
     this.io.disconnectSockets(true);
+    await Promise.allSettled([...this.disconnecting]);
     await this.service.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await this.app.close();

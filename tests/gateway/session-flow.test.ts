@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { parseMoney, formatMoney } from '#shared/money/money.ts';
+import { userKeys } from '#shared/redis/keys.ts';
 import type { WireSession } from '#shared/contract/socket-events.ts';
 import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
@@ -94,6 +95,12 @@ test('a chat session runs from start to a settled, balanced ledger', async () =>
   assert.equal(messages.map((m) => m.sender_type), ['user', 'ai']);
   assert.is(messages[1]!.tokens_used, 50);
   assert.is(messages[1]!.cost_increment, '0.0250');
+
+  // the worker handed the settlement back to the live state: nothing of this session is counted twice
+  const keys = userKeys(system.config.REDIS_PREFIX, userId);
+  await waitFor(async () => (await system.redis.hexists(keys.unsettled, session.id)) === 0, 5000, 'the unsettled total to be released');
+  assert.is(await system.redis.hget(keys.account, 'credits'), String(parseMoney(user.credits_remaining)));
+  assert.is(await system.redis.hget(keys.account, 'creditsVersion'), user.credits_version);
 
   const analytics = await system.database.db.selectFrom('user_analytics').selectAll().where('user_id', '=', userId).executeTakeFirstOrThrow();
   assert.is(analytics.sessions_count, 1);

@@ -10,7 +10,6 @@ import type { Queue } from 'bullmq';
 import { io, type Socket } from 'socket.io-client';
 import { pino } from 'pino';
 import { loadConfig, type Config } from '#shared/config/config.ts';
-import { parseMoney } from '#shared/money/money.ts';
 import { queuePrefix } from '#shared/redis/keys.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contract/socket-events.ts';
 import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
@@ -88,7 +87,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     prefix: queuePrefix(prefix),
     logger,
     onSettled: async (result) => {
-      await gateway.store.settled(result.userId, result.sessionId, parseMoney(result.creditsRemaining), result.creditsVersion);
+      await gateway.store.settled(result);
     },
   });
   await worker.start();

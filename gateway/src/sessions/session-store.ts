@@ -6,7 +6,8 @@ import type { Redis } from 'ioredis';
 import type { Units } from '#shared/money/money.ts';
 import { dueKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
 import type { SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
-import { formatMoney } from '#shared/money/money.ts';
+import { formatMoney, parseMoney } from '#shared/money/money.ts';
+import type { SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { parseLiveSession, type LiveSession } from '../meter/live-session.ts';
 import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
 import type { ScriptCode } from './script-codes.ts';
@@ -166,9 +167,10 @@ export class SessionStore {
     ]);
   }
 
-  /** The billing worker settled `sessionId`; `credits` is credits_remaining after it, at `creditsVersion`. */
-  settled(userId: string, sessionId: string, credits: Units, creditsVersion: string): Promise<Outcome> {
-    return this.run('session-settled', userId, [], [sessionId, credits.toString(), creditsVersion]);
+  /** The billing worker settled a session: drop its unsettled total and take the balance after it. */
+  settled(result: SettlementResult): Promise<Outcome> {
+    const credits = parseMoney(result.creditsRemaining);
+    return this.run('session-settled', result.userId, [], [result.sessionId, credits.toString(), result.creditsVersion]);
   }
 
   /** A session's stored state as it is, without advancing the meter (ended sessions do not change). */
