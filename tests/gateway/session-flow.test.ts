@@ -135,7 +135,8 @@ test('a repeated clientMessageId returns the same message, stored and answered o
 });
 
 test('two sessions of one user run out of credits together and never go below zero', async () => {
-  const userId = await createUser(system, '0.5000');
+  // 10 and 5 units a millisecond never add up to 5001 units exactly: the last millisecond always overshoots
+  const userId = await createUser(system, '0.5001');
   const a = await createClone(system, '60.0000'); // 1 credit a second
   const b = await createClone(system, '30.0000');
   const client = await system.connect(userId);
@@ -148,12 +149,14 @@ test('two sessions of one user run out of credits together and never go below ze
   const ids = [ok(first).session.id, ok(second).session.id];
   await waitFor(() => endings.length === 2, 5000, 'both sessions to end');
   for (const e of endings) assert.is(e.reason, 'credits_exhausted');
+  // the gateway itself charges exactly what was left: rounding excess is trimmed before the worker sees it
+  assert.is(endings.reduce((total, e) => total + parseMoney(e.session.cost), 0n), parseMoney('0.5001'));
   const rows = await waitFor(async () => {
     const r = await system.database.db.selectFrom('sessions').selectAll().where('id', 'in', ids).where('settled_at', 'is not', null).execute();
     return r.length === 2 && r;
   });
   const charged = rows.reduce((total, r) => total + parseMoney(r.total_cost), 0n);
-  assert.is(charged, parseMoney('0.5000'));
+  assert.is(charged, parseMoney('0.5001'));
   const user = await system.database.db.selectFrom('user_profiles').select('credits_remaining').where('id', '=', userId).executeTakeFirstOrThrow();
   assert.is(user.credits_remaining, '0.0000');
   // both ended at the same instant
