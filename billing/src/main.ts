@@ -14,6 +14,7 @@ import { createLogger } from '#shared/observability/logger.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { queuePrefix } from '#shared/redis/keys.ts';
 import { SessionStore } from '#gateway/sessions/session-store.ts';
+import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import { BillingWorker } from './billing-worker.ts';
 
 /** Past this, a shutdown stuck on an unreachable Redis gives up and exits 1. */
@@ -43,9 +44,7 @@ const worker = new BillingWorker({
   db,
   connection: redis,
   prefix: queuePrefix(config.REDIS_PREFIX),
-  onSettled: async (result) => {
-    await liveState.settled(result);
-  },
+  onSettled: (result) => refreshBalance(db, liveState, result.userId),
   registry,
   logger,
 });

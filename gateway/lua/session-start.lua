@@ -2,25 +2,25 @@
   Opens a session if the user can pay for its first minutes.
   KEYS: common three, 4 the new session's hash.
   ARGV: common four, 5 sessionId, 6 userId, 7 cloneId, 8 type, 9 rate (units/min),
-        10 credits (units, Postgres snapshot), 11 creditsVersion, 12 minimum start ms.
-  Returns the common JSON; code 3 when available credits do not cover the minimum start time.
+        10 minimum start ms, 11 most open sessions a user may have.
+  Returns the common JSON; code 3 when available credits do not cover the minimum start time, 5 when the user
+  already has the most open sessions allowed.
+  The balance is refreshed before (balance-snapshot.lua).
 ]]
 --@include live-state
 local id, userId, cloneId, kind = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local rate, credits, version, minStartMs = tonumber(ARGV[9]), ARGV[10], tonumber(ARGV[11]), tonumber(ARGV[12])
-
--- A newer Postgres balance replaces the older one; settlements since then are already in it.
-local known = tonumber(redis.call('HGET', accountKey, 'creditsVersion') or '-1')
-if version > known then
-  redis.call('HSET', accountKey, 'credits', credits, 'creditsVersion', n2s(version))
-end
+local rate, minStartMs, maxOpen = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
 
 local now = nowMs()
 advance(now)
 if redis.call('EXISTS', KEYS[4]) == 1 then
   return reply(CODE_DUPLICATE, now, advance(now), { sessionId = id })
 end
-local available = budget() - totalAt(openSessions(), now)
+local open = openSessions()
+if #open >= maxOpen then
+  return reply(CODE_TOO_MANY, now, advance(now), { open = #open })
+end
+local available = budget() - totalAt(open, now)
 if available <= 0 or available < timeCost(rate, minStartMs) then
   return reply(CODE_INSUFFICIENT, now, advance(now), { available = n2s(available) })
 end

@@ -166,7 +166,6 @@ export class Gateway {
     try {
       const remaining = await this.io.in(userRoom(userId)).fetchSockets();
       if (remaining.length > 0) return;
-      this.ticker.unwatch(userId);
       await this.service.pauseChatsOf(userId);
     } catch (error) {
       this.options.logger.error({ err: error, userId }, 'pausing on disconnect failed');

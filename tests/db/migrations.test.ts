@@ -31,7 +31,7 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   sessions: [
     'id', 'user_id', 'clone_id', 'session_type', 'status', 'start_time', 'end_time', 'duration_minutes',
     'rate_per_minute', 'total_cost', 'message_count', 'user_rating', 'user_feedback', 'state_version', 'active_ms',
-    'end_reason', 'settled_at', 'created_at', 'updated_at',
+    'end_reason', 'settled_at', 'settled_credits_version', 'created_at', 'updated_at',
   ],
   messages: [
     'id', 'session_id', 'sender_type', 'content', 'cost_increment', 'tokens_used', 'client_message_id', 'created_at',
@@ -101,6 +101,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0003-settlement-credits-version', 'Down', 'Success'],
       ['0002-tollgate-ledger', 'Down', 'Success'],
       ['0001-product-schema', 'Down', 'Success'],
     ],
@@ -116,7 +117,10 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
   const oneDown = await migrateDown(t.db, 1);
-  assert.equal(oneDown.map((r) => r.migrationName), ['0002-tollgate-ledger']);
+  assert.equal(oneDown.map((r) => r.migrationName), ['0003-settlement-credits-version']);
+  assert.not.ok((await columns()).sessions?.includes('settled_credits_version'));
+  const twoDown = await migrateDown(t.db, 1);
+  assert.equal(twoDown.map((r) => r.migrationName), ['0002-tollgate-ledger']);
   assert.not.ok((await columns()).ledger_entries);
   await migrateToLatest(t.db);
   assert.equal(await columns(), sorted(EXPECTED_COLUMNS));

@@ -14,6 +14,7 @@ import { queuePrefix } from '#shared/redis/keys.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contract/socket-events.ts';
 import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
 import { Gateway } from '#gateway/gateway.ts';
+import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from './fake-openai.ts';
@@ -86,9 +87,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     connection: workerRedis,
     prefix: queuePrefix(prefix),
     logger,
-    onSettled: async (result) => {
-      await gateway.store.settled(result);
-    },
+    onSettled: (result) => refreshBalance(database.db, gateway.store, result.userId),
   });
   await worker.start();
   const port = await gateway.start();

@@ -109,6 +109,11 @@ export async function settleSession(
       .where('id', '=', userId)
       .returning(['credits_remaining', 'credits_version'])
       .executeTakeFirstOrThrow();
+    await trx
+      .updateTable('sessions')
+      .set({ settled_credits_version: balance.credits_version })
+      .where('id', '=', sessionId)
+      .execute();
 
     const day = utcDate(job.endTime);
     await trx

@@ -7,9 +7,11 @@
   Common KEYS:  1 account, 2 unsettled, 3 open
   Common ARGV:  1 key base of the user, 2 IDLE_PAUSE_MS, 3 PAUSED_END_MS, 4 ENDED_STATE_TTL_MS
   Every script returns JSON: { code, now, nextDue, budget, changes = [...], sessions = { id = hash }, result }
-  code: 0 ok, 1 not_found, 2 invalid_state, 3 insufficient_credits, 4 duplicate (same answer as the first time).
+  code: 0 ok, 1 not_found, 2 invalid_state, 3 insufficient_credits, 4 duplicate (same answer as the first time),
+        5 too many open sessions.
 ]]
 local CODE_OK, CODE_NOT_FOUND, CODE_INVALID_STATE, CODE_INSUFFICIENT, CODE_DUPLICATE = 0, 1, 2, 3, 4
+local CODE_TOO_MANY = 5
 
 local accountKey, unsettledKey, openKey = KEYS[1], KEYS[2], KEYS[3]
 local keyBase = ARGV[1]
@@ -128,23 +130,28 @@ local function totalAt(list, t)
   return c
 end
 
--- The first instant >= from at which the open sessions together cost `b`; nil when nothing can reach it.
+-- How far ahead the exhaustion search looks; past it the answer is "check again then" (keeps every number small).
+local SEARCH_HORIZON_MS = 86400000
+
+-- When the open sessions' cost reaches the budget `b`, at or after `from`: ('exhaust', instant), or ('recheck',
+-- instant) when it is beyond the search horizon, or nil when nothing burns. Sessions exactly at the budget with
+-- nothing burning (all paused) are not exhausted: they cannot cost more.
 local function exhaustionAt(list, b, from)
   if #list == 0 then return nil end
-  if totalAt(list, from) >= b then return from end
   local rateSum = 0
   for _, s in ipairs(list) do
     if s.status == 'active' then rateSum = rateSum + tonumber(s.rate) end
   end
+  local total = totalAt(list, from)
+  if total > b or (total >= b and rateSum > 0) then return 'exhaust', from end
   if rateSum == 0 then return nil end
-  local lo = from
-  local hi = from + math.ceil((b - totalAt(list, from)) * 60000 / rateSum) + 1
-  while totalAt(list, hi) < b do hi = hi + (hi - lo) end
+  local lo, hi = from, from + SEARCH_HORIZON_MS
+  if totalAt(list, hi) < b then return 'recheck', hi end
   while hi - lo > 1 do
     local mid = math.floor((lo + hi) / 2)
     if totalAt(list, mid) >= b then hi = mid else lo = mid end
   end
-  return hi
+  return 'exhaust', hi
 end
 
 -- Credits ran out at `at`: end every active session there. Rounding can make the sessions cost a few units more
@@ -167,11 +174,14 @@ local function exhaust(list, b, at)
   end
 end
 
+-- Most due events one run applies; more (a user idle for years) are left for the next run, due at once.
+local MAX_STEPS = 1000
+
 -- Applies every due event up to `now` in time order (idle pause, paused timeout, credit exhaustion), each at its
 -- exact instant, and returns the next instant something is due (or nil).
 local function advance(now)
   local cursor = tonumber(redis.call('HGET', accountKey, 'cursor') or '0')
-  for _ = 1, 1000 do
+  for _ = 1, MAX_STEPS do
     local list = openSessions()
     local b = budget()
     local dueAt, action, target = nil, nil, nil
@@ -182,8 +192,8 @@ local function advance(now)
     for _, s in ipairs(list) do
       if s.status == 'active' then from = math.max(from, tonumber(s.resumedAt)) end
     end
-    local ex = exhaustionAt(list, b, math.min(from, now))
-    if ex then consider(ex, 'exhaust', nil) end
+    local kind, at = exhaustionAt(list, b, math.min(from, now))
+    if kind then consider(at, kind, nil) end
     for _, s in ipairs(list) do
       if s.status == 'active' and s.type == 'chat' then
         consider(math.max(tonumber(s.lastUserAt), tonumber(s.resumedAt)) + IDLE_MS, 'idle', s)
@@ -195,16 +205,20 @@ local function advance(now)
       redis.call('HSET', accountKey, 'cursor', n2s(now))
       return dueAt
     end
+    local made = #changes
     if action == 'exhaust' then
       exhaust(list, b, dueAt)
     elseif action == 'idle' then
       transition(target, 'paused', dueAt)
-    else
+    elseif action == 'paused_timeout' then
       transition(target, 'ended', dueAt, 'idle_timeout')
     end
+    -- every step must end or pause something, or move the cursor (recheck); anything else would repeat forever
+    if action ~= 'recheck' and #changes == made then break end
     cursor = math.max(cursor, dueAt)
   end
-  return redis.error_reply('advance did not settle')
+  redis.call('HSET', accountKey, 'cursor', n2s(math.min(cursor, now)))
+  return now
 end
 
 local function reply(code, now, nextDue, result)

@@ -23,10 +23,6 @@ export class MeterTicker {
     this.watched.add(userId);
   }
 
-  unwatch(userId: string): void {
-    this.watched.delete(userId);
-  }
-
   start(): void {
     this.timer = setInterval(() => {
       if (this.ticking) return; // a slow tick is not stacked on

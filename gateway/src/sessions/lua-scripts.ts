@@ -15,8 +15,9 @@ export const SCRIPTS = {
   'session-transition': 4,
   'message-add': 7,
   'reply-add': 7,
-  'session-settled': 3,
+  'balance-snapshot': 3,
   'mark-low-balance': 1,
+  'schedule-due': 1,
   'reschedule-due': 1,
 } as const;
 

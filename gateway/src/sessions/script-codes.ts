@@ -11,6 +11,7 @@ export const ScriptCode = {
   insufficientCredits: 3,
   /** The same request was seen before; the answer is the first one. */
   duplicate: 4,
+  tooManySessions: 5,
 } as const;
 export type ScriptCode = (typeof ScriptCode)[keyof typeof ScriptCode];
 
@@ -26,6 +27,8 @@ export function assertScriptOk(code: number, context: Record<string, unknown>): 
       throw new AppError('invalid_state', `not allowed while the session is ${String(context.status ?? 'in this state')}`, context);
     case ScriptCode.insufficientCredits:
       throw new AppError('insufficient_credits', 'not enough credits', context);
+    case ScriptCode.tooManySessions:
+      throw new AppError('rate_limited', 'too many open sessions; end one first', context);
     default:
       throw new Error(`unknown script code ${code}`);
   }

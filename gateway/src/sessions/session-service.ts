@@ -35,6 +35,7 @@ import {
   type LiveSession,
 } from '../meter/live-session.ts';
 import { assertScriptOk, ScriptCode } from './script-codes.ts';
+import { refreshBalance } from './balance-refresh.ts';
 import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore, type StoredMessage } from './session-store.ts';
 
 /** A billing job ready to queue, with its deterministic id. */
@@ -65,6 +66,12 @@ export interface SessionServiceOptions {
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();
+
+/** The highest per-minute rate the meter takes (100000 credits): keeps the Lua arithmetic exact in doubles. */
+export const MAX_RATE_PER_MINUTE = 1_000_000_000n;
+
+/** Attempts at queueing the jobs of a change that already happened in Redis (ids make retries harmless). */
+const ENQUEUE_ATTEMPTS = 4;
 
 function headerOf(session: LiveSession): SessionHeader {
   return {
@@ -165,32 +172,31 @@ export class SessionService {
     if (!clone.is_published || !clone.is_active) {
       throw new AppError('clone_unavailable', 'this clone is not available', { cloneId: payload.cloneId });
     }
-    const user = await this.db
-      .selectFrom('user_profiles')
-      .select(['credits_remaining', 'credits_version'])
-      .where('id', '=', userId)
-      .executeTakeFirst();
-    if (!user) throw new AppError('unauthorized', 'unknown user');
+    const rate = parseMoney(clone.base_price);
+    if (rate > MAX_RATE_PER_MINUTE) {
+      throw new AppError('clone_unavailable', 'this clone\'s rate is above what the meter accepts', { cloneId: payload.cloneId });
+    }
+    await refreshBalance(this.db, this.store, userId);
     const sessionId = randomUUID();
     const outcome = await this.store.start({
       userId,
       sessionId,
       cloneId: clone.id,
       type: payload.type,
-      rate: parseMoney(clone.base_price),
-      credits: parseMoney(user.credits_remaining),
-      creditsVersion: user.credits_version,
+      rate,
       minStartMs: this.config.MIN_START_SECONDS * 1000,
+      maxOpen: this.config.MAX_OPEN_SESSIONS,
     });
-    assertScriptOk(outcome.code, { cloneId: clone.id, available: outcome.result.available });
+    // What became due before the start is committed even when the start itself is refused.
     await this.commit(userId, outcome);
+    assertScriptOk(outcome.code, { cloneId: clone.id, available: outcome.result.available });
     return this.wireSession(outcome, sessionId);
   }
 
   async act(userId: string, sessionId: string, action: 'pause' | 'resume' | 'end'): Promise<WireSession> {
     const outcome = await this.store.transition(userId, sessionId, action, 'user');
-    if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, sessionId, true);
     await this.commit(userId, outcome);
+    if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, sessionId, true);
     assertScriptOk(outcome.code, { sessionId, status: outcome.sessions.get(sessionId)?.status });
     return this.wireSession(outcome, sessionId);
   }
@@ -206,12 +212,12 @@ export class SessionService {
   async sendMessage(userId: string, payload: ClientPayload<'message:send'>): Promise<WireMessage> {
     const messageId = randomUUID();
     const outcome = await this.store.addMessage(userId, payload.sessionId, payload.clientMessageId, messageId, payload.content);
-    if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, payload.sessionId, true);
     const session = outcome.sessions.get(payload.sessionId);
     const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
     // Queue the message before the ack, also for a repeat: the ack promises the message is kept.
     const extra = stored && session ? [messageJob(session, stored)] : [];
     await this.commit(userId, outcome, extra);
+    if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, payload.sessionId, true);
     assertScriptOk(outcome.code, { sessionId: payload.sessionId, status: session?.status });
     if (!stored || !session) throw new Error('message-add returned no message');
     if (outcome.code === ScriptCode.ok) this.startReply(session);
@@ -244,9 +250,9 @@ export class SessionService {
       await trx
         .updateTable('clones')
         .set({
-          // numeric arithmetic in Postgres: the average stays exact to its two places
-          average_rating: sql<string>`round((average_rating * total_ratings + ${payload.rating}) / (total_ratings + 1), 2)`,
-          total_ratings: sql<number>`total_ratings + 1`,
+          // recomputed from every rating (numeric, in Postgres), so rounding never accumulates
+          average_rating: sql<string>`(select round(avg(user_rating), 2) from sessions where clone_id = ${row.clone_id} and user_rating is not null)`,
+          total_ratings: sql<number>`(select count(*) from sessions where clone_id = ${row.clone_id} and user_rating is not null)`,
           updated_at: new Date(),
         })
         .where('id', '=', row.clone_id)
@@ -303,7 +309,7 @@ export class SessionService {
   /** Queues the billing jobs of an outcome, schedules the next due instant and notifies the user. */
   private async commit(userId: string, outcome: Outcome, extraJobs: BillingJob[] = []): Promise<void> {
     const jobs = [...extraJobs, ...jobsForOutcome(outcome)];
-    if (jobs.length > 0) await this.jobs.addJobs(jobs);
+    if (jobs.length > 0) await this.enqueue(jobs);
     if (outcome.nextDue !== null) await this.store.scheduleDue(userId, outcome.nextDue);
     const notified = new Set<string>();
     for (const change of outcome.changes) {
@@ -315,6 +321,20 @@ export class SessionService {
       if (session.status === 'ended') this.notifier.emit(userId, 'session:ended', { sessionId: session.id, reason: session.reason, session: wire });
     }
     await this.warnLowBalance(userId, outcome);
+  }
+
+  /** The change is already made in Redis: its jobs must follow, so a failed add is retried with backoff. */
+  private async enqueue(jobs: BillingJob[]): Promise<void> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.jobs.addJobs(jobs);
+        return;
+      } catch (error) {
+        if (attempt >= ENQUEUE_ATTEMPTS) throw error;
+        this.logger.warn({ err: error, attempt, jobs: jobs.map((j) => j.jobId) }, 'queueing billing jobs failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** attempt));
+      }
+    }
   }
 
   private async warnLowBalance(userId: string, outcome: Outcome): Promise<void> {

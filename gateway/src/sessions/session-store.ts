@@ -6,8 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Units } from '#shared/money/money.ts';
 import { dueKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
 import type { SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
-import { formatMoney, parseMoney } from '#shared/money/money.ts';
-import type { SettlementResult } from '#shared/contract/billing-jobs.ts';
+import { formatMoney } from '#shared/money/money.ts';
 import { parseLiveSession, type LiveSession } from '../meter/live-session.ts';
 import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
 import type { ScriptCode } from './script-codes.ts';
@@ -67,10 +66,9 @@ export interface StartSession {
   cloneId: string;
   type: SessionType;
   rate: Units;
-  /** Postgres credits_remaining and credits_version, read just before. */
-  credits: Units;
-  creditsVersion: string;
   minStartMs: number;
+  /** Most open sessions a user may have. */
+  maxOpen: number;
 }
 
 interface RawOutcome {
@@ -149,7 +147,7 @@ export class SessionStore {
 
   start(s: StartSession): Promise<Outcome> {
     return this.run('session-start', s.userId, [this.keys(s.userId).session(s.sessionId)], [
-      s.sessionId, s.userId, s.cloneId, s.type, s.rate.toString(), s.credits.toString(), s.creditsVersion, s.minStartMs,
+      s.sessionId, s.userId, s.cloneId, s.type, s.rate.toString(), s.minStartMs, s.maxOpen,
     ]);
   }
 
@@ -167,10 +165,14 @@ export class SessionStore {
     ]);
   }
 
-  /** The billing worker settled a session: drop its unsettled total and take the balance after it. */
-  settled(result: SettlementResult): Promise<Outcome> {
-    const credits = parseMoney(result.creditsRemaining);
-    return this.run('session-settled', result.userId, [], [result.sessionId, credits.toString(), result.creditsVersion]);
+  /** The ids of the user's ended sessions whose totals still count as unsettled. */
+  unsettledIds(userId: string): Promise<string[]> {
+    return this.redis.hkeys(this.keys(userId).unsettled);
+  }
+
+  /** Takes a Postgres balance snapshot; `included` are unsettled sessions it already includes. */
+  applyBalance(userId: string, credits: Units, creditsVersion: string, included: string[]): Promise<Outcome> {
+    return this.run('balance-snapshot', userId, [], [credits.toString(), creditsVersion, ...included]);
   }
 
   /** A session's stored state as it is, without advancing the meter (ended sessions do not change). */
@@ -190,9 +192,9 @@ export class SessionStore {
     return items.map(parseStoredMessage);
   }
 
-  /** Notes that something is due for the user at `at`; an earlier instant already scheduled is kept. */
+  /** Notes that something is due for the user at `at` (an earlier future instant already scheduled is kept). */
   async scheduleDue(userId: string, at: number): Promise<void> {
-    await this.redis.zadd(dueKey(this.options.prefix), 'LT', at, userId);
+    await runScript(this.redis, 'schedule-due', [dueKey(this.options.prefix)], [userId, at]);
   }
 
   /** Users with something due by Redis' now, earliest first. */

@@ -38,6 +38,8 @@ export const configSchema = z.object({
   ALLOWED_ORIGINS: z.string().default('*'),
   /** Seconds of time at the clone's rate the user must be able to pay to start a session. */
   MIN_START_SECONDS: integer(60),
+  /** Most sessions (active or paused) one user may have open at once. */
+  MAX_OPEN_SESSIONS: integer(5, 1),
   /** Longest user message, in characters. */
   MAX_MESSAGE_CHARS: integer(4000, 1),
   /** Client events one socket may send per second, sustained (then `rate_limited`). */

@@ -7,12 +7,14 @@ import type { Kysely } from 'kysely';
 import { Migrator, NO_MIGRATIONS, type Migration, type MigrationResult } from 'kysely/migration';
 import * as productSchema from './migrations/0001-product-schema.ts';
 import * as tollgateLedger from './migrations/0002-tollgate-ledger.ts';
+import * as settlementCreditsVersion from './migrations/0003-settlement-credits-version.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
 export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-product-schema': productSchema,
   '0002-tollgate-ledger': tollgateLedger,
+  '0003-settlement-credits-version': settlementCreditsVersion,
 });
 
 export class MigrationError extends Error {

@@ -84,6 +84,8 @@ export interface SessionsTable {
   end_reason: string | null;
   /** Tollgate: when the billing worker settled the session; set exactly once. */
   settled_at: Date | null;
+  /** Tollgate: the user's credits_version right after this session's debit (bigint as string). */
+  settled_credits_version: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;
   updated_at: Timestamp;
 }
