@@ -25,7 +25,7 @@ import { DueScheduler } from './meter/due-scheduler.ts';
 import { MeterTicker } from './meter/meter-ticker.ts';
 import type { ReplyGenerator } from './replies/reply-generator.ts';
 import { QueueJobSink } from './sessions/queue-job-sink.ts';
-import { SessionService, type UserNotifier } from './sessions/session-service.ts';
+import { SessionService, type BillingJobSink, type UserNotifier } from './sessions/session-service.ts';
 import { SessionStore } from './sessions/session-store.ts';
 import { bindClientEvents } from './transport/client-events.ts';
 
@@ -38,6 +38,8 @@ export interface GatewayOptions {
   queue: Queue;
   replies: ReplyGenerator;
   logger: Logger;
+  /** Where billing jobs go; default: the `queue` above. */
+  jobs?: BillingJobSink;
 }
 
 export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -85,7 +87,7 @@ export class Gateway {
       config,
       db,
       store: this.store,
-      jobs: new QueueJobSink(queue),
+      jobs: options.jobs ?? new QueueJobSink(queue),
       notifier,
       replies: options.replies,
       logger,

@@ -15,6 +15,8 @@ import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contrac
 import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
 import { Gateway } from '#gateway/gateway.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
+import { QueueJobSink } from '#gateway/sessions/queue-job-sink.ts';
+import type { BillingJobSink } from '#gateway/sessions/session-service.ts';
 import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from './fake-openai.ts';
@@ -43,6 +45,10 @@ export interface SystemOptions {
   /** Environment overrides on top of the test defaults. */
   env?: Record<string, string>;
   openai?: FakeOpenAiOptions;
+  /** Start the billing worker (default true); without it, jobs wait in the queue for the test to run. */
+  worker?: boolean;
+  /** Wraps the gateway's billing job sink (to inject failures). */
+  wrapJobs?: (sink: BillingJobSink) => BillingJobSink;
 }
 
 /** Redis keys are deleted by prefix when the system closes. */
@@ -80,7 +86,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
   const queueRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queue = createBillingQueue(queueRedis, queuePrefix(prefix));
-  const gateway = new Gateway({ config, db: database.db, redis, queue, replies: createReplyGenerator(config), logger });
+  const queueSink = new QueueJobSink(queue);
+  const jobs = options.wrapJobs ? options.wrapJobs(queueSink) : queueSink;
+  const gateway = new Gateway({ config, db: database.db, redis, queue, jobs, replies: createReplyGenerator(config), logger });
   const worker = new BillingWorker({
     config,
     db: database.db,
@@ -89,7 +97,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     logger,
     onSettled: (result) => refreshBalance(database.db, gateway.store, result.userId),
   });
-  await worker.start();
+  if (options.worker !== false) await worker.start();
   const port = await gateway.start();
   const url = `http://127.0.0.1:${port}`;
   const clients = new Set<TestClient>();
