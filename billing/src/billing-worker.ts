@@ -17,7 +17,7 @@ import {
 } from '#shared/contract/billing-jobs.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { BillingMetrics, QUEUE_DEPTH_STATES, type BillingJobResult } from './billing-metrics.ts';
-import { applySessionState } from './settle/apply-session-state.ts';
+import { applySessionCheckpoint, applySessionState } from './settle/apply-session-state.ts';
 import { BillingJobError } from './settle/billing-job-error.ts';
 import { settleSession } from './settle/settle-session.ts';
 import { storeMessage } from './settle/store-message.ts';
@@ -155,6 +155,10 @@ export class BillingWorker {
         }
         case 'session-state': {
           const applied = await applySessionState(db, validate('session-state', job.data));
+          return [applied ? 'ok' : 'stale', { applied }];
+        }
+        case 'session-checkpoint': {
+          const applied = await applySessionCheckpoint(db, validate('session-checkpoint', job.data));
           return [applied ? 'ok' : 'stale', { applied }];
         }
         case 'message': {

@@ -13,7 +13,7 @@ import { createDatabase } from '#shared/db/database.ts';
 import { createLogger } from '#shared/observability/logger.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { queuePrefix } from '#shared/redis/keys.ts';
-import { SessionStore } from '#gateway/sessions/session-store.ts';
+import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import { BillingWorker } from './billing-worker.ts';
 
@@ -29,12 +29,7 @@ const db = createDatabase(config.DATABASE_URL, {
 });
 const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
 redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-const liveState = new SessionStore(redis, {
-  prefix: config.REDIS_PREFIX,
-  idlePauseMs: config.IDLE_PAUSE_MS,
-  pausedEndMs: config.PAUSED_END_MS,
-  endedTtlMs: config.ENDED_STATE_TTL_MS,
-});
+const liveState = new SessionStore(redis, storeOptions(config));
 
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });

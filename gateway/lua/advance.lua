@@ -1,10 +1,9 @@
 --[[
-  Brings a user's live state up to now: applies every due event (idle pause, paused timeout, credit exhaustion)
-  at its exact instant. Used by the due-event scheduler and the meter ticks.
-  KEYS: the common three.  ARGV: the common four.
+  Brings a user's live state up to now: applies every due event at its exact instant and writes due checkpoints.
+  Used by the due-event scheduler (gateway id '') and by the meter ticks of a gateway holding the user's sockets.
+  KEYS: the common five.  ARGV: the common three.
   Returns the common JSON.
 ]]
 --@include live-state
-local now = nowMs()
-local nextDue = advance(now)
-return reply(CODE_OK, now, nextDue)
+local now = begin()
+return reply(CODE_OK, now, advance(now))

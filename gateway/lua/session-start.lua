@@ -1,19 +1,17 @@
 --[[
-  Opens a session if the user can pay for its first minutes.
-  KEYS: common three, 4 the new session's hash.
-  ARGV: common four, 5 sessionId, 6 userId, 7 cloneId, 8 type, 9 rate (units/min),
-        10 minimum start ms, 11 most open sessions a user may have.
+  Opens a session if the user can pay for its first minutes (the balance is refreshed before: balance-snapshot.lua).
+  KEYS: common five, 6 the new session's hash.
+  ARGV: common three, 4 sessionId, 5 userId, 6 cloneId, 7 type, 8 rate (units/min), 9 minimum start ms,
+        10 most open sessions a user may have.
   Returns the common JSON; code 3 when available credits do not cover the minimum start time, 5 when the user
   already has the most open sessions allowed.
-  The balance is refreshed before (balance-snapshot.lua).
 ]]
 --@include live-state
-local id, userId, cloneId, kind = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
-local rate, minStartMs, maxOpen = tonumber(ARGV[9]), tonumber(ARGV[10]), tonumber(ARGV[11])
+local id, userId, cloneId, kind = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local rate, minStartMs, maxOpen = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
-local now = nowMs()
-advance(now)
-if redis.call('EXISTS', KEYS[4]) == 1 then
+local now = begin()
+if redis.call('EXISTS', KEYS[6]) == 1 then
   return reply(CODE_DUPLICATE, now, advance(now), { sessionId = id })
 end
 local open = openSessions()
@@ -24,12 +22,16 @@ local available = budget() - totalAt(open, now)
 if available <= 0 or available < timeCost(rate, minStartMs) then
   return reply(CODE_INSUFFICIENT, now, advance(now), { available = n2s(available) })
 end
-redis.call('HSET', KEYS[4],
+redis.call('HSET', KEYS[6],
   'id', id, 'userId', userId, 'cloneId', cloneId, 'type', kind, 'status', 'active', 'rate', n2s(rate),
   'startedAt', n2s(now), 'resumedAt', n2s(now), 'lastUserAt', n2s(now), 'pausedAt', '', 'endedAt', '',
   'activeMs', '0', 'aiCost', '0', 'msgCount', '0', 'userMsgCount', '0', 'version', '1', 'cap', '',
-  'reason', '', 'lowSent', '0', 'timeCost', '', 'total', '')
+  'reason', '', 'lowSent', '0', 'timeCost', '', 'total', '', 'checkpointAt', n2s(now))
 redis.call('SADD', openKey, id)
+local s = loadSession(id)
 touched[id] = true
 changes[#changes + 1] = { sessionId = id, status = 'active', version = 1, at = n2s(now), reason = '', activeMs = '0' }
+record('state', {
+  session = header(s), status = 'active', version = '1', at = n2s(now), activeMs = '0', cost = '0', messageCount = '0',
+})
 return reply(CODE_OK, now, advance(now), { sessionId = id })

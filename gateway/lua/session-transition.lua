@@ -1,13 +1,12 @@
 --[[
   pause, resume or end one session on the user's request, after applying everything already due.
-  KEYS: common three, 4 the session's hash.
-  ARGV: common four, 5 sessionId, 6 action (pause|resume|end), 7 end reason.
+  KEYS: common five, 6 the session's hash.
+  ARGV: common three, 4 sessionId, 5 action (pause|resume|end), 6 end reason.
   Returns the common JSON; code 1 unknown session, 2 illegal transition, 3 no credits left to resume.
 ]]
 --@include live-state
-local id, action, reason = ARGV[5], ARGV[6], ARGV[7]
-local now = nowMs()
-advance(now)
+local id, action, reason = ARGV[4], ARGV[5], ARGV[6]
+local now = begin()
 local s = loadSession(id)
 if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
 touched[id] = true

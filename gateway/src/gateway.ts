@@ -4,7 +4,9 @@
  * `close()` stops everything in order. Resources passed in (db, redis, queue) are closed by their owner.
  */
 import Fastify, { type FastifyInstance } from 'fastify';
+import { randomUUID } from 'node:crypto';
 import { Server } from 'socket.io';
+import { createAdapter } from '@socket.io/redis-streams-adapter';
 import type { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
@@ -25,8 +27,9 @@ import { DueScheduler } from './meter/due-scheduler.ts';
 import { MeterTicker } from './meter/meter-ticker.ts';
 import type { ReplyGenerator } from './replies/reply-generator.ts';
 import { QueueJobSink } from './sessions/queue-job-sink.ts';
-import { SessionService, type BillingJobSink, type UserNotifier } from './sessions/session-service.ts';
-import { SessionStore } from './sessions/session-store.ts';
+import { OutboxRelay, type BillingJobSink } from './sessions/outbox-relay.ts';
+import { SessionService, type UserNotifier } from './sessions/session-service.ts';
+import { SessionStore, storeOptions } from './sessions/session-store.ts';
 import { bindClientEvents } from './transport/client-events.ts';
 
 export interface GatewayOptions {
@@ -40,6 +43,8 @@ export interface GatewayOptions {
   logger: Logger;
   /** Where billing jobs go; default: the `queue` above. */
   jobs?: BillingJobSink;
+  /** This process's id in presence records; default: a new random one. */
+  gatewayId?: string;
 }
 
 export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -55,15 +60,28 @@ export class Gateway {
   readonly service: SessionService;
   readonly store: SessionStore;
   readonly registry = new Registry();
+  readonly gatewayId: string;
+  readonly relay: OutboxRelay;
   private readonly scheduler: DueScheduler;
   private readonly ticker: MeterTicker;
-  /** Disconnect handlers still running; close() waits for them. */
-  private readonly disconnecting = new Set<Promise<void>>();
+  /** The Socket.IO adapter's own connection (Redis Streams: blocking reads). */
+  private readonly adapterRedis: Redis;
+  /** How many sockets of each user this process holds. */
+  private readonly localSockets = new Map<string, number>();
+  /** Connect and disconnect handlers still running; close() waits for them. */
+  private readonly pending = new Set<Promise<void>>();
+  private sweepTimer: NodeJS.Timeout | undefined;
+  private sweeping: Promise<unknown> | undefined;
 
   constructor(private readonly options: GatewayOptions) {
     const { config, db, redis, queue, logger } = options;
+    this.gatewayId = options.gatewayId ?? randomUUID();
     this.app = Fastify({ logger: false });
+    this.adapterRedis = redis.duplicate();
     this.io = new Server(this.app.server, {
+      // any process can reach any user's sockets, and a client that drops briefly gets its missed events
+      adapter: createAdapter(this.adapterRedis, { streamName: `${config.REDIS_PREFIX}:socket.io`, sessionKeyPrefix: `${config.REDIS_PREFIX}:sio:session:` }),
+      connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: true },
       maxHttpBufferSize: MAX_FRAME_BYTES,
       cors: { origin: config.allowedOrigins },
       allowRequest: (req, callback) => {
@@ -76,23 +94,29 @@ export class Gateway {
       emit: (userId, event, ...args) => {
         this.io.to(userRoom(userId)).emit(event, ...args);
       },
+      emitLocal: (userId, event, ...args) => {
+        this.io.local.to(userRoom(userId)).emit(event, ...args);
+      },
     };
-    this.store = new SessionStore(redis, {
-      prefix: config.REDIS_PREFIX,
-      idlePauseMs: config.IDLE_PAUSE_MS,
-      pausedEndMs: config.PAUSED_END_MS,
-      endedTtlMs: config.ENDED_STATE_TTL_MS,
-    });
+    this.store = new SessionStore(redis, storeOptions(config));
+    this.relay = new OutboxRelay({ store: this.store, jobs: options.jobs ?? new QueueJobSink(queue), logger, graceMs: config.OUTBOX_GRACE_MS });
     this.service = new SessionService({
       config,
       db,
       store: this.store,
-      jobs: options.jobs ?? new QueueJobSink(queue),
+      relay: this.relay,
+      gatewayId: this.gatewayId,
       notifier,
       replies: options.replies,
       logger,
     });
-    this.scheduler = new DueScheduler({ store: this.store, service: this.service, logger, pollMs: config.DUE_POLL_MS });
+    this.scheduler = new DueScheduler({
+      store: this.store,
+      service: this.service,
+      logger,
+      pollMs: config.DUE_POLL_MS,
+      leaseMs: config.LEASE_MS,
+    });
     this.ticker = new MeterTicker({ service: this.service, logger, tickMs: config.METER_TICK_MS });
 
     const metrics = this.createMetrics();
@@ -119,7 +143,10 @@ export class Gateway {
       const { userId } = socket.data;
       metrics.connections.inc();
       void socket.join(userRoom(userId));
+      this.localSockets.set(userId, (this.localSockets.get(userId) ?? 0) + 1);
       this.ticker.watch(userId);
+      // a sighting of the user on this gateway; chats left running by a gateway that died pause where it last saw them
+      this.track(this.service.advance(userId, true).then(() => undefined), 'connect', userId);
       bindClientEvents(socket, {
         service: this.service,
         schemas,
@@ -127,12 +154,20 @@ export class Gateway {
         eventBurst: config.EVENT_BURST,
         logger,
         eventsHandled: metrics.eventsHandled,
-        onActivity: (id) => this.ticker.watch(id),
+        onActivity: (id) => {
+          if (this.localSockets.has(id)) this.ticker.watch(id);
+        },
       });
       socket.on('disconnect', () => {
         metrics.connections.dec();
-        const task = this.onDisconnect(userId).finally(() => this.disconnecting.delete(task));
-        this.disconnecting.add(task);
+        const left = (this.localSockets.get(userId) ?? 1) - 1;
+        if (left > 0) {
+          this.localSockets.set(userId, left);
+          return;
+        }
+        this.localSockets.delete(userId);
+        this.ticker.unwatch(userId);
+        this.track(this.service.leave(userId), 'disconnect', userId);
       });
     });
 
@@ -150,28 +185,38 @@ export class Gateway {
     await this.app.listen({ port: this.options.config.PORT, host: this.options.config.HOST });
     this.scheduler.start();
     this.ticker.start();
+    // what a process that died before relaying left in the outboxes
+    const sweep = () => {
+      this.sweeping ??= this.relay
+        .sweep()
+        .catch((error: unknown) => this.options.logger.error({ err: error }, 'outbox sweep failed'))
+        .finally(() => (this.sweeping = undefined));
+    };
+    sweep();
+    this.sweepTimer = setInterval(sweep, this.options.config.RECONCILE_MS);
     const address = this.app.server.address();
     return typeof address === 'object' && address ? address.port : this.options.config.PORT;
   }
 
   async close(): Promise<void> {
+    clearInterval(this.sweepTimer);
+    await this.sweeping;
     await this.scheduler.close();
     await this.ticker.close();
     this.io.disconnectSockets(true);
-    await Promise.allSettled([...this.disconnecting]);
+    await Promise.allSettled([...this.pending]);
     await this.service.close();
     await new Promise<void>((resolve) => this.io.close(() => resolve()));
     await this.app.close();
+    this.adapterRedis.disconnect();
   }
 
-  private async onDisconnect(userId: string): Promise<void> {
-    try {
-      const remaining = await this.io.in(userRoom(userId)).fetchSockets();
-      if (remaining.length > 0) return;
-      await this.service.pauseChatsOf(userId);
-    } catch (error) {
-      this.options.logger.error({ err: error, userId }, 'pausing on disconnect failed');
-    }
+  /** Runs a connect/disconnect task that close() waits for; its failure is logged, never thrown. */
+  private track(task: Promise<void>, what: string, userId: string): void {
+    const tracked = task
+      .catch((error: unknown) => this.options.logger.error({ err: error, userId }, `${what} handling failed`))
+      .finally(() => this.pending.delete(tracked));
+    this.pending.add(tracked);
   }
 
   private createMetrics() {

@@ -52,7 +52,13 @@ test('a stale session-state job never overwrites a newer state', async () => {
 test('state jobs in shuffled order, each twice, end at the newest state', async () => {
   const header = sessionHeader(parties);
   const jobs = [1, 2, 3, 4, 5, 6].map((version) =>
-    stateJob(header, { version, status: version % 2 ? 'active' : 'paused', activeMs: version * 1000 }),
+    stateJob(header, {
+      version,
+      status: version % 2 ? 'active' : 'paused',
+      activeMs: version * 1000,
+      cost: `${version}.0000`,
+      at: new Date(Date.UTC(2025, 2, 1, 10, 0, version)).toISOString(),
+    }),
   );
   const shuffled = [...jobs, ...jobs].sort(() => Math.random() - 0.5);
   await Promise.all(shuffled.map((job) => applySessionState(t.db, job)));
@@ -60,6 +66,7 @@ test('state jobs in shuffled order, each twice, end at the newest state', async 
   assert.is(row.state_version, 6);
   assert.is(row.status, 'paused');
   assert.is(row.active_ms, '6000');
+  assert.is(row.checkpoint_cost, '6.0000', 'the latest checkpoint wins whatever the order');
 });
 
 test('a state job after the settlement changes nothing', async () => {

@@ -31,7 +31,7 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   sessions: [
     'id', 'user_id', 'clone_id', 'session_type', 'status', 'start_time', 'end_time', 'duration_minutes',
     'rate_per_minute', 'total_cost', 'message_count', 'user_rating', 'user_feedback', 'state_version', 'active_ms',
-    'end_reason', 'settled_at', 'settled_credits_version', 'created_at', 'updated_at',
+    'end_reason', 'settled_at', 'settled_credits_version', 'checkpoint_at', 'checkpoint_cost', 'created_at', 'updated_at',
   ],
   messages: [
     'id', 'session_id', 'sender_type', 'content', 'cost_increment', 'tokens_used', 'client_message_id', 'created_at',
@@ -101,6 +101,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0004-session-checkpoints', 'Down', 'Success'],
       ['0003-settlement-credits-version', 'Down', 'Success'],
       ['0002-tollgate-ledger', 'Down', 'Success'],
       ['0001-product-schema', 'Down', 'Success'],
@@ -116,6 +117,9 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const checkpointsDown = await migrateDown(t.db, 1);
+  assert.equal(checkpointsDown.map((r) => r.migrationName), ['0004-session-checkpoints']);
+  assert.not.ok((await columns()).sessions?.includes('checkpoint_at'));
   const oneDown = await migrateDown(t.db, 1);
   assert.equal(oneDown.map((r) => r.migrationName), ['0003-settlement-credits-version']);
   assert.not.ok((await columns()).sessions?.includes('settled_credits_version'));

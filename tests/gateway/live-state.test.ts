@@ -78,7 +78,7 @@ test('a stale scheduler answer never removes or delays a fresher due instant', a
   const [seconds] = await system.redis.time();
   const now = Number(seconds) * 1000;
   await store.scheduleDue(userId, now - 1000);
-  const [due] = (await store.dueUsers(1000)).filter((d) => d.userId === userId);
+  const [due] = (await store.claimDue(1000, 10_000)).filter((d) => d.userId === userId);
   assert.is(due!.at, now - 1000);
   // while the scheduler works on it, an action schedules a fresh instant
   await store.scheduleDue(userId, now + 60_000);

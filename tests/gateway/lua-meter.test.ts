@@ -9,7 +9,7 @@ import { timeCost } from '#shared/money/pricing.ts';
 const include = readFileSync(new URL('../../gateway/lua/includes/live-state.lua', import.meta.url), 'utf8');
 const evaluate = `${include}
 local out = {}
-for i = 5, #ARGV, 2 do out[#out + 1] = n2s(timeCost(tonumber(ARGV[i]), tonumber(ARGV[i + 1]))) end
+for i = 4, #ARGV, 2 do out[#out + 1] = n2s(timeCost(tonumber(ARGV[i]), tonumber(ARGV[i + 1]))) end
 return out`;
 
 let redis: Redis;
@@ -22,7 +22,7 @@ test.after(async () => {
 
 async function luaTimeCosts(pairs: Array<[bigint, number]>): Promise<bigint[]> {
   const args = pairs.flatMap(([rate, ms]) => [rate.toString(), String(ms)]);
-  const out = (await redis.eval(evaluate, 3, 'k1', 'k2', 'k3', 'base:', '1', '1', '1', ...args)) as string[];
+  const out = (await redis.eval(evaluate, 5, 'k1', 'k2', 'k3', 'k4', 'k5', 'base:', '{}', '', ...args)) as string[];
   return out.map((v) => BigInt(v));
 }
 

@@ -3,7 +3,7 @@
  * the billing worker and a gateway on a free port (replies from a local fake OpenAI server through the real SDK).
  * `connect()` gives a typed socket.io-client; `close()` stops everything and removes what it created.
  */
-import { randomBytes, randomUUID } from 'node:crypto';
+import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type { Queue } from 'bullmq';
@@ -16,10 +16,12 @@ import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
 import { Gateway } from '#gateway/gateway.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import { QueueJobSink } from '#gateway/sessions/queue-job-sink.ts';
-import type { BillingJobSink } from '#gateway/sessions/session-service.ts';
+import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
 import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from './fake-openai.ts';
+// One implementation of the row helpers, shared with the multi-process harness (which takes a Kysely db).
+import { createClone as createCloneRow, createUser as createUserRow } from './processes.ts';
 
 export type TestClient = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -195,37 +197,15 @@ export async function waitFor<T>(check: () => Promise<T | undefined | false> | T
 }
 
 /** Inserts a user with the given credits; returns its id. */
-export async function createUser(system: TestSystem, credits = '100.0000', role: 'user' | 'creator' = 'user'): Promise<string> {
-  const id = randomUUID();
-  await system.database.db
-    .insertInto('user_profiles')
-    .values({ id, email: `${id}@test.local`, full_name: 'Test User', role, credits_remaining: credits })
-    .execute();
-  return id;
+export function createUser(system: TestSystem, credits = '100.0000', role: 'user' | 'creator' = 'user'): Promise<string> {
+  return createUserRow(system.database.db, credits, role);
 }
 
 /** Inserts a creator and a clone with the given per-minute rate; returns the clone and creator ids. */
-export async function createClone(
+export function createClone(
   system: TestSystem,
   rate = '1.0000',
   flags: { published?: boolean; active?: boolean } = {},
 ): Promise<{ cloneId: string; creatorId: string }> {
-  const creatorId = await createUser(system, '0.0000', 'creator');
-  const cloneId = randomUUID();
-  await system.database.db
-    .insertInto('clones')
-    .values({
-      id: cloneId,
-      creator_id: creatorId,
-      name: 'Dr. Test',
-      description: 'A clone for tests',
-      bio: 'Knows about testing.',
-      expertise_areas: ['testing', 'billing'],
-      base_price: rate,
-      personality_traits: JSON.stringify({ tone: 'precise' }),
-      is_published: flags.published ?? true,
-      is_active: flags.active ?? true,
-    })
-    .execute();
-  return { cloneId, creatorId };
+  return createCloneRow(system.database.db, rate, flags);
 }

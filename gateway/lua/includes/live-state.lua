@@ -1,23 +1,31 @@
 --[[
   Shared core of every live-state script (the loader pastes it where a script says `--@include live-state`).
   A user's live state: an account hash (credits as of a Postgres credits_version, and `cursor`, the last instant
-  the meter was advanced to), the unsettled totals of ended sessions, the set of open sessions and one hash per
-  session. All numbers are integers: money in units of 0.0001 credit, times in ms of Redis server time.
+  the meter was advanced to), the unsettled totals of ended sessions, the set of open sessions, one hash per
+  session, the user's presence (gateway id → last instant it saw one of the user's sockets) and an outbox stream of
+  billing facts, written in the same script as the change they record so no change can happen without its record.
+  All numbers are integers: money in units of 0.0001 credit, times in ms of Redis server time.
 
-  Common KEYS:  1 account, 2 unsettled, 3 open
-  Common ARGV:  1 key base of the user, 2 IDLE_PAUSE_MS, 3 PAUSED_END_MS, 4 ENDED_STATE_TTL_MS
-  Every script returns JSON: { code, now, nextDue, budget, changes = [...], sessions = { id = hash }, result }
+  Common KEYS:  1 account, 2 unsettled, 3 open, 4 outbox, 5 presence
+  Common ARGV:  1 key base of the user, 2 settings JSON { idleMs, pausedEndMs, endedTtlMs, presenceTimeoutMs,
+                presenceStaleMs, checkpointMs }, 3 gateway id of a socket request or '' (refreshes its presence)
+  Every script returns JSON: { code, now, nextDue, budget, changes, sessions = { id = hash }, outbox, result }
   code: 0 ok, 1 not_found, 2 invalid_state, 3 insufficient_credits, 4 duplicate (same answer as the first time),
         5 too many open sessions.
 ]]
 local CODE_OK, CODE_NOT_FOUND, CODE_INVALID_STATE, CODE_INSUFFICIENT, CODE_DUPLICATE = 0, 1, 2, 3, 4
 local CODE_TOO_MANY = 5
 
-local accountKey, unsettledKey, openKey = KEYS[1], KEYS[2], KEYS[3]
+local accountKey, unsettledKey, openKey, outboxKey, presenceKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local keyBase = ARGV[1]
-local IDLE_MS = tonumber(ARGV[2])
-local PAUSED_END_MS = tonumber(ARGV[3])
-local ENDED_TTL_MS = tonumber(ARGV[4])
+local settings = cjson.decode(ARGV[2])
+local IDLE_MS = tonumber(settings.idleMs)
+local PAUSED_END_MS = tonumber(settings.pausedEndMs)
+local ENDED_TTL_MS = tonumber(settings.endedTtlMs)
+local PRESENCE_TIMEOUT_MS = tonumber(settings.presenceTimeoutMs)
+local PRESENCE_STALE_MS = tonumber(settings.presenceStaleMs)
+local CHECKPOINT_MS = tonumber(settings.checkpointMs)
+local gatewayId = ARGV[3]
 
 local function sessionKey(id) return keyBase .. 's:' .. id end
 
@@ -58,6 +66,7 @@ end
 
 local touched = {}   -- ids of sessions this run returns
 local changes = {}   -- state changes this run made, in order
+local recorded = {}  -- outbox entries this run added
 
 local function save(s, fields)
   local args = {}
@@ -68,6 +77,26 @@ local function save(s, fields)
   end
   redis.call('HSET', sessionKey(s.id), unpack(args))
   touched[s.id] = true
+end
+
+-- The facts every billing record of a session carries, so records can be applied in any order.
+local function header(s)
+  return { sessionId = s.id, userId = s.userId, cloneId = s.cloneId, type = s.type, rate = s.rate, startedAt = s.startedAt }
+end
+
+-- Appends a billing fact to the outbox; the relay turns it into a queued job and deletes it.
+local function record(kind, fields)
+  local data = cjson.encode(fields)
+  local id = redis.call('XADD', outboxKey, '*', 'kind', kind, 'data', data)
+  recorded[#recorded + 1] = { id = id, kind = kind, data = data }
+end
+
+local function recordCheckpoint(s, at)
+  record('checkpoint', {
+    session = header(s), version = s.version, at = n2s(at), activeMs = n2s(activeMsAt(s, at)),
+    cost = n2s(costAt(s, at)), messageCount = s.msgCount,
+  })
+  save(s, { checkpointAt = n2s(at) })
 end
 
 -- Moves a session to `status` at instant `at` (<= now), bumping its version.
@@ -92,7 +121,20 @@ local function transition(s, status, at, reason)
     fields.total = n2s(total)
   end
   save(s, fields)
+  changes[#changes + 1] = {
+    sessionId = s.id, status = status, version = tonumber(fields.version), at = n2s(at), reason = reason or '',
+    activeMs = s.activeMs,
+  }
+  record('state', {
+    session = header(s), status = status, version = s.version, at = n2s(at), activeMs = n2s(activeMsAt(s, at)),
+    cost = n2s(costAt(s, at)), messageCount = s.msgCount,
+  })
   if status == 'ended' then
+    record('settle', {
+      session = header(s), version = s.version, endedAt = s.endedAt, reason = reason, activeMs = s.activeMs,
+      timeCost = s.timeCost, aiCost = s.aiCost, total = s.total, messageCount = s.msgCount,
+      userMessageCount = s.userMsgCount,
+    })
     redis.call('SREM', openKey, s.id)
     redis.call('HSET', unsettledKey, s.id, n2s(total))
     local key = sessionKey(s.id)
@@ -100,10 +142,6 @@ local function transition(s, status, at, reason)
       redis.call('PEXPIRE', k, ENDED_TTL_MS)
     end
   end
-  changes[#changes + 1] = {
-    sessionId = s.id, status = status, version = tonumber(fields.version), at = n2s(at), reason = reason or '',
-    activeMs = s.activeMs,
-  }
 end
 
 local function openSessions()
@@ -128,6 +166,23 @@ local function totalAt(list, t)
   local c = 0
   for _, s in ipairs(list) do c = c + costAt(s, t) end
   return c
+end
+
+-- The last instant any gateway saw one of the user's sockets, or nil when none has.
+local function lastSeen()
+  local latest = nil
+  for _, v in ipairs(redis.call('HVALS', presenceKey)) do
+    local t = tonumber(v)
+    if latest == nil or t > latest then latest = t end
+  end
+  return latest
+end
+
+local function hasActiveChat(list)
+  for _, s in ipairs(list) do
+    if s.status == 'active' and s.type == 'chat' then return true end
+  end
+  return false
 end
 
 -- How far ahead the exhaustion search looks; past it the answer is "check again then" (keeps every number small).
@@ -174,11 +229,21 @@ local function exhaust(list, b, at)
   end
 end
 
+-- The user's sockets are gone since `at`: their active chats pause there (voice and video follow their room).
+local function pauseChats(list, at)
+  for _, s in ipairs(list) do
+    if s.status == 'active' and s.type == 'chat' then
+      transition(s, 'paused', math.max(at, tonumber(s.resumedAt)))
+    end
+  end
+end
+
 -- Most due events one run applies; more (a user idle for years) are left for the next run, due at once.
 local MAX_STEPS = 1000
 
--- Applies every due event up to `now` in time order (idle pause, paused timeout, credit exhaustion), each at its
--- exact instant, and returns the next instant something is due (or nil).
+-- Applies every due event up to `now` in time order (idle pause, paused timeout, credit exhaustion, the user gone
+-- from every gateway), each at its exact instant, writes checkpoints that are due, and returns the next instant
+-- something is due (or nil).
 local function advance(now)
   local cursor = tonumber(redis.call('HGET', accountKey, 'cursor') or '0')
   for _ = 1, MAX_STEPS do
@@ -201,8 +266,21 @@ local function advance(now)
         consider(tonumber(s.pausedAt) + PAUSED_END_MS, 'paused_timeout', s)
       end
     end
+    local seen = lastSeen()
+    if seen and hasActiveChat(list) then consider(seen + PRESENCE_TIMEOUT_MS, 'absent', nil) end
     if dueAt == nil or dueAt > now then
       redis.call('HSET', accountKey, 'cursor', n2s(now))
+      -- checkpoints record the billed state as it is now; they change nothing, so they are written last
+      for _, s in ipairs(list) do
+        if s.status == 'active' then
+          local due = tonumber(s.checkpointAt or s.startedAt) + CHECKPOINT_MS
+          if due <= now then
+            recordCheckpoint(s, now)
+            due = now + CHECKPOINT_MS
+          end
+          if dueAt == nil or due < dueAt then dueAt = due end
+        end
+      end
       return dueAt
     end
     local made = #changes
@@ -212,12 +290,38 @@ local function advance(now)
       transition(target, 'paused', dueAt)
     elseif action == 'paused_timeout' then
       transition(target, 'ended', dueAt, 'idle_timeout')
+    elseif action == 'absent' then
+      -- no gateway has seen the user since `seen`: the time after it is not charged
+      pauseChats(list, seen)
+      redis.call('DEL', presenceKey)
     end
     -- every step must end or pause something, or move the cursor (recheck); anything else would repeat forever
     if action ~= 'recheck' and #changes == made then break end
     cursor = math.max(cursor, dueAt)
   end
   redis.call('HSET', accountKey, 'cursor', n2s(math.min(cursor, now)))
+  return now
+end
+
+-- A socket request through gateway `gatewayId`: if every gateway that saw the user stopped seeing them a while ago
+-- (a gateway died, the client came back elsewhere), their chats pause where they were last seen; then this
+-- gateway's sighting is recorded.
+local function notePresence(now)
+  if gatewayId == '' then return end
+  local seen = lastSeen()
+  if seen and now - seen > PRESENCE_STALE_MS then
+    local list = openSessions()
+    if hasActiveChat(list) then pauseChats(list, seen) end
+    redis.call('DEL', presenceKey)
+  end
+  redis.call('HSET', presenceKey, gatewayId, n2s(now))
+end
+
+-- Advances to now and records the socket's presence: how every script begins.
+local function begin()
+  local now = nowMs()
+  advance(now)
+  notePresence(now)
   return now
 end
 
@@ -235,6 +339,7 @@ local function reply(code, now, nextDue, result)
     budget = n2s(budget()),
     changes = changes,
     sessions = sessions,
+    outbox = recorded,
     result = result or false,
   })
 end

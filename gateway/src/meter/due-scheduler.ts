@@ -1,7 +1,9 @@
 /**
- * Runs due events (credit exhaustion, idle pause, paused timeout) without a timer per session: one sorted set of
- * users by their next due instant, polled by each gateway. Handling a user applies everything due at its exact
- * instant (the Lua advance), so how late the poll notices it never changes what is charged.
+ * Runs due events (credit exhaustion, idle pause, paused timeout, absence, checkpoints) without a timer per session:
+ * one sorted set of users by their next due instant, shared by every gateway. Each poll claims due users for a lease
+ * (claim-due.lua), so they are handled once at a time and a dead gateway's claims pass to another when they run out.
+ * Handling a user applies everything due at its exact instant (the Lua advance), so how late it is noticed never
+ * changes what is charged.
  */
 import type { Logger } from 'pino';
 import type { SessionStore } from '../sessions/session-store.ts';
@@ -13,6 +15,8 @@ export interface DueSchedulerOptions {
   logger: Logger;
   /** How often to look for due users (config DUE_POLL_MS). */
   pollMs: number;
+  /** How long a claim on a user's due events lasts (config LEASE_MS): a dead gateway's users pass on after it. */
+  leaseMs: number;
   /** Most users handled per poll. */
   batch?: number;
 }
@@ -40,7 +44,7 @@ export class DueScheduler {
 
   /** Handles every user whose due instant has passed; returns how many. */
   async pollOnce(): Promise<number> {
-    const due = await this.options.store.dueUsers(this.options.batch ?? 200);
+    const due = await this.options.store.claimDue(this.options.batch ?? 200, this.options.leaseMs);
     await Promise.all(
       due.map(async ({ userId, at }) => {
         try {

@@ -19,8 +19,14 @@ export class MeterTicker {
 
   constructor(private readonly options: MeterTickerOptions) {}
 
+  /** Ticks the user (who has sockets on this process) until a tick finds nothing active. */
   watch(userId: string): void {
     this.watched.add(userId);
+  }
+
+  /** The user has no sockets here any more: ticking them would claim a presence they do not have. */
+  unwatch(userId: string): void {
+    this.watched.delete(userId);
   }
 
   start(): void {

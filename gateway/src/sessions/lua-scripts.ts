@@ -10,15 +10,17 @@ const LUA_DIR = fileURLToPath(new URL('../../lua/', import.meta.url));
 
 /** Each script and how many of its arguments are KEYS. */
 export const SCRIPTS = {
-  advance: 3,
-  'session-start': 4,
-  'session-transition': 4,
-  'message-add': 7,
-  'reply-add': 7,
-  'balance-snapshot': 3,
+  advance: 5,
+  'session-start': 6,
+  'session-transition': 6,
+  'message-add': 9,
+  'reply-add': 9,
+  'balance-snapshot': 5,
+  'presence-leave': 5,
   'mark-low-balance': 1,
   'schedule-due': 1,
-  'reschedule-due': 1,
+  'claim-due': 2,
+  'reschedule-due': 2,
 } as const;
 
 export type ScriptName = keyof typeof SCRIPTS;

@@ -1,6 +1,7 @@
 /** Billing jobs into the BullMQ billing queue; deterministic job ids make a repeated add a no-op. */
 import type { Queue } from 'bullmq';
-import type { BillingJob, BillingJobSink } from './session-service.ts';
+import type { BillingJob } from './outbox-jobs.ts';
+import type { BillingJobSink } from './outbox-relay.ts';
 
 export class QueueJobSink implements BillingJobSink {
   constructor(private readonly queue: Queue) {}

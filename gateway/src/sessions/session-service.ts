@@ -35,31 +35,24 @@ import {
   type LiveSession,
 } from '../meter/live-session.ts';
 import { assertScriptOk, ScriptCode } from './script-codes.ts';
+import type { OutboxRelay } from './outbox-relay.ts';
 import { refreshBalance } from './balance-refresh.ts';
 import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore, type StoredMessage } from './session-store.ts';
 
-/** A billing job ready to queue, with its deterministic id. */
-export interface BillingJob<N extends BillingJobName = BillingJobName> {
-  name: N;
-  data: BillingJobData<N>;
-  jobId: string;
-}
-
-/** Where billing jobs go (a BullMQ queue in production and tests). */
-export interface BillingJobSink {
-  addJobs(jobs: BillingJob[]): Promise<void>;
-}
-
-/** Sends an event to every socket of a user, on any gateway process. */
+/** Sends an event to the sockets of a user: every one on any gateway process, or this process's only. */
 export interface UserNotifier {
   emit<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: Parameters<ServerToClientEvents[E]>): void;
+  emitLocal<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: Parameters<ServerToClientEvents[E]>): void;
 }
 
 export interface SessionServiceOptions {
   config: Config;
   db: Kysely<Database>;
   store: SessionStore;
-  jobs: BillingJobSink;
+  /** Relays the billing facts each change records. */
+  relay: OutboxRelay;
+  /** This gateway process's id: requests through it are sightings of the user (presence). */
+  gatewayId: string;
   notifier: UserNotifier;
   replies: ReplyGenerator;
   logger: Logger;
@@ -70,81 +63,13 @@ const iso = (ms: number) => new Date(ms).toISOString();
 /** The highest per-minute rate the meter takes (100000 credits): keeps the Lua arithmetic exact in doubles. */
 export const MAX_RATE_PER_MINUTE = 1_000_000_000n;
 
-/** Attempts at queueing the jobs of a change that already happened in Redis (ids make retries harmless). */
-const ENQUEUE_ATTEMPTS = 4;
-
-function headerOf(session: LiveSession): SessionHeader {
-  return {
-    sessionId: session.id,
-    userId: session.userId,
-    cloneId: session.cloneId,
-    type: session.type,
-    ratePerMinute: formatMoney(session.rate),
-    startTime: iso(session.startedAt),
-  };
-}
-
-function messageJob(session: LiveSession, message: StoredMessage): BillingJob<'message'> {
-  return {
-    name: 'message',
-    jobId: billingJobId.message(message.id),
-    data: {
-      session: headerOf(session),
-      message: {
-        id: message.id,
-        senderType: message.senderType,
-        content: message.content,
-        tokensUsed: message.tokensUsed,
-        costIncrement: formatMoney(message.costIncrement),
-        createdAt: iso(message.createdAt),
-        clientMessageId: message.clientMessageId,
-      },
-    },
-  };
-}
-
-/** The jobs a script's state changes imply: a state job per change, a settlement per end. */
-export function jobsForOutcome(outcome: Outcome): BillingJob[] {
-  const jobs: BillingJob[] = [];
-  for (const change of outcome.changes) {
-    const session = outcome.sessions.get(change.sessionId);
-    if (!session) continue;
-    jobs.push({
-      name: 'session-state',
-      jobId: billingJobId.sessionState(change.sessionId, change.version),
-      data: { session: headerOf(session), status: change.status, version: change.version, at: iso(change.at), activeMs: change.activeMs },
-    });
-    if (change.status === 'ended' && session.status === 'ended') jobs.push(settleJob(session, change.version));
-  }
-  return jobs;
-}
-
-function settleJob(session: LiveSession, version: number): BillingJob<'settle-session'> {
-  const endedAt = session.endedAt ?? session.startedAt;
-  return {
-    name: 'settle-session',
-    jobId: billingJobId.settleSession(session.id),
-    data: {
-      session: headerOf(session),
-      version,
-      endTime: iso(endedAt),
-      reason: session.reason || 'user',
-      activeMs: session.activeMs,
-      durationMinutes: durationOf(session, endedAt),
-      timeCost: formatMoney(session.timeCost ?? 0n),
-      aiCost: formatMoney(session.aiCost),
-      totalCost: formatMoney(session.total ?? costAt(session, endedAt)),
-      messageCount: session.msgCount,
-      userMessageCount: session.userMsgCount,
-    },
-  };
-}
 
 export class SessionService {
   private readonly config: Config;
   private readonly db: Kysely<Database>;
   private readonly store: SessionStore;
-  private readonly jobs: BillingJobSink;
+  private readonly relay: OutboxRelay;
+  private readonly gatewayId: string;
   private readonly notifier: UserNotifier;
   private readonly replies: ReplyGenerator;
   private readonly logger: Logger;
@@ -156,7 +81,8 @@ export class SessionService {
     this.config = options.config;
     this.db = options.db;
     this.store = options.store;
-    this.jobs = options.jobs;
+    this.relay = options.relay;
+    this.gatewayId = options.gatewayId;
     this.notifier = options.notifier;
     this.replies = options.replies;
     this.logger = options.logger;
@@ -186,7 +112,7 @@ export class SessionService {
       rate,
       minStartMs: this.config.MIN_START_SECONDS * 1000,
       maxOpen: this.config.MAX_OPEN_SESSIONS,
-    });
+    }, this.gatewayId);
     // What became due before the start is committed even when the start itself is refused.
     await this.commit(userId, outcome);
     assertScriptOk(outcome.code, { cloneId: clone.id, available: outcome.result.available });
@@ -194,7 +120,7 @@ export class SessionService {
   }
 
   async act(userId: string, sessionId: string, action: 'pause' | 'resume' | 'end'): Promise<WireSession> {
-    const outcome = await this.store.transition(userId, sessionId, action, 'user');
+    const outcome = await this.store.transition(userId, sessionId, action, 'user', this.gatewayId);
     await this.commit(userId, outcome);
     if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, sessionId, true);
     assertScriptOk(outcome.code, { sessionId, status: outcome.sessions.get(sessionId)?.status });
@@ -202,7 +128,7 @@ export class SessionService {
   }
 
   async get(userId: string, sessionId: string): Promise<WireSession> {
-    const outcome = await this.store.advance(userId);
+    const outcome = await this.store.advance(userId, this.gatewayId);
     await this.commit(userId, outcome);
     const live = outcome.sessions.get(sessionId) ?? (await this.store.peek(userId, sessionId));
     if (live) return toWireSession(live, outcome.now);
@@ -211,12 +137,11 @@ export class SessionService {
 
   async sendMessage(userId: string, payload: ClientPayload<'message:send'>): Promise<WireMessage> {
     const messageId = randomUUID();
-    const outcome = await this.store.addMessage(userId, payload.sessionId, payload.clientMessageId, messageId, payload.content);
+    const outcome = await this.store.addMessage(userId, payload.sessionId, payload.clientMessageId, messageId, payload.content, this.gatewayId);
     const session = outcome.sessions.get(payload.sessionId);
     const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
-    // Queue the message before the ack, also for a repeat: the ack promises the message is kept.
-    const extra = stored && session ? [messageJob(session, stored)] : [];
-    await this.commit(userId, outcome, extra);
+    // The message is in the outbox (Redis) with the change itself; relayed before the ack.
+    await this.commit(userId, outcome);
     if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, payload.sessionId, true);
     assertScriptOk(outcome.code, { sessionId: payload.sessionId, status: session?.status });
     if (!stored || !session) throw new Error('message-add returned no message');
@@ -262,16 +187,22 @@ export class SessionService {
     if (!rated) throw new AppError('invalid_state', 'this session was already rated', { sessionId: payload.sessionId });
   }
 
-  /** Applies what is due for the user (the scheduler's and ticks' entry); returns the outcome. */
-  async advance(userId: string): Promise<Outcome> {
-    const outcome = await this.store.advance(userId);
+  /**
+   * Applies what is due for the user (the scheduler's entry, and a connecting socket's with `sighted`, which
+   * records that this gateway sees the user); returns the outcome.
+   */
+  async advance(userId: string, sighted = false): Promise<Outcome> {
+    const outcome = await this.store.advance(userId, sighted ? this.gatewayId : '');
     await this.commit(userId, outcome);
     return outcome;
   }
 
-  /** One meter tick for a user: brings the state up to now and sends `meter:tick` for each active session. */
+  /**
+   * One meter tick for a user with sockets on this gateway: brings the state up to now (a sighting of the user)
+   * and sends `meter:tick` for each active session to this gateway's sockets of the user.
+   */
   async tick(userId: string): Promise<boolean> {
-    const outcome = await this.advance(userId);
+    const outcome = await this.advance(userId, true);
     const open = [...outcome.sessions.values()].filter((s) => s.status !== 'ended');
     const available = availableCredits(outcome.budget, open, outcome.now);
     const creditsRemaining = formatMoney(available > 0n ? available : 0n);
@@ -279,7 +210,7 @@ export class SessionService {
     for (const session of open) {
       if (session.status !== 'active') continue;
       active = true;
-      this.notifier.emit(userId, 'meter:tick', {
+      this.notifier.emitLocal(userId, 'meter:tick', {
         sessionId: session.id,
         activeSeconds: Math.floor(activeMsAt(session, outcome.now) / 1000),
         cost: formatMoney(costAt(session, outcome.now)),
@@ -290,14 +221,9 @@ export class SessionService {
     return active;
   }
 
-  /** The user's last socket went away: their active chat sessions pause now. */
-  async pauseChatsOf(userId: string): Promise<void> {
-    const outcome = await this.advance(userId);
-    for (const session of outcome.sessions.values()) {
-      if (session.status !== 'active' || session.type !== 'chat') continue;
-      const paused = await this.store.transition(userId, session.id, 'pause');
-      await this.commit(userId, paused);
-    }
+  /** The user's last socket on this gateway went away: their active chats pause unless another gateway sees them. */
+  async leave(userId: string): Promise<void> {
+    await this.commit(userId, await this.store.presenceLeave(userId, this.gatewayId));
   }
 
   /** Stops replies in flight and waits for them. */
@@ -306,10 +232,9 @@ export class SessionService {
     await Promise.allSettled([...this.replyTasks]);
   }
 
-  /** Queues the billing jobs of an outcome, schedules the next due instant and notifies the user. */
-  private async commit(userId: string, outcome: Outcome, extraJobs: BillingJob[] = []): Promise<void> {
-    const jobs = [...extraJobs, ...jobsForOutcome(outcome)];
-    if (jobs.length > 0) await this.enqueue(jobs);
+  /** Relays the billing facts of an outcome, schedules the next due instant and notifies the user. */
+  private async commit(userId: string, outcome: Outcome): Promise<void> {
+    await this.relay.relay(userId, outcome.outbox);
     if (outcome.nextDue !== null) await this.store.scheduleDue(userId, outcome.nextDue);
     const notified = new Set<string>();
     for (const change of outcome.changes) {
@@ -321,20 +246,6 @@ export class SessionService {
       if (session.status === 'ended') this.notifier.emit(userId, 'session:ended', { sessionId: session.id, reason: session.reason, session: wire });
     }
     await this.warnLowBalance(userId, outcome);
-  }
-
-  /** The change is already made in Redis: its jobs must follow, so a failed add is retried with backoff. */
-  private async enqueue(jobs: BillingJob[]): Promise<void> {
-    for (let attempt = 1; ; attempt++) {
-      try {
-        await this.jobs.addJobs(jobs);
-        return;
-      } catch (error) {
-        if (attempt >= ENQUEUE_ATTEMPTS) throw error;
-        this.logger.warn({ err: error, attempt, jobs: jobs.map((j) => j.jobId) }, 'queueing billing jobs failed; retrying');
-        await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** attempt));
-      }
-    }
   }
 
   private async warnLowBalance(userId: string, outcome: Outcome): Promise<void> {
@@ -426,7 +337,7 @@ export class SessionService {
       const live = outcome.sessions.get(sessionId);
       const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
       if (!live || !stored) throw new Error('reply-add returned no message');
-      await this.commit(userId, outcome, [messageJob(live, stored)]);
+      await this.commit(userId, outcome);
       this.notifier.emit(userId, 'message:completed', { sessionId, message: toWireMessage(stored) });
     } catch (error) {
       if (signal.aborted) return;

@@ -4,7 +4,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Units } from '#shared/money/money.ts';
-import { dueKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
+import { dueKey, dueLeaseKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
+import type { Config } from '#shared/config/config.ts';
 import type { SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
 import { parseLiveSession, type LiveSession } from '../meter/live-session.ts';
@@ -20,6 +21,33 @@ export interface SessionStoreOptions {
   pausedEndMs: number;
   /** How long an ended session's live keys are kept. */
   endedTtlMs: number;
+  /** No gateway has seen the user for this long: their active chats pause where they were last seen. */
+  presenceTimeoutMs: number;
+  /** A sighting this old means its gateway stopped seeing the user (2 missed meter ticks). */
+  presenceStaleMs: number;
+  /** How often an active session records a checkpoint for Postgres. */
+  checkpointMs: number;
+}
+
+/** The store settings a config implies. */
+export function storeOptions(config: Config): SessionStoreOptions {
+  return {
+    prefix: config.REDIS_PREFIX,
+    idlePauseMs: config.IDLE_PAUSE_MS,
+    pausedEndMs: config.PAUSED_END_MS,
+    endedTtlMs: config.ENDED_STATE_TTL_MS,
+    presenceTimeoutMs: config.PRESENCE_TIMEOUT_MS,
+    presenceStaleMs: config.METER_TICK_MS + 500,
+    checkpointMs: config.CHECKPOINT_MS,
+  };
+}
+
+/** A billing fact a script recorded in the user's outbox stream, with the stream entry id. */
+export interface OutboxEntry {
+  id: string;
+  kind: 'state' | 'settle' | 'message' | 'checkpoint';
+  /** JSON written by the script (numbers as decimal strings). */
+  data: string;
 }
 
 /** One state change made by a script, in the order it was made. */
@@ -55,6 +83,8 @@ export interface Outcome {
   changes: StateChange[];
   /** Every open session of the user, plus each session the script touched. */
   sessions: Map<string, LiveSession>;
+  /** The billing facts this script recorded; the caller relays them and deletes them from the outbox. */
+  outbox: OutboxEntry[];
   result: Record<string, unknown>;
 }
 
@@ -78,6 +108,7 @@ interface RawOutcome {
   budget: string;
   changes: Array<Omit<StateChange, 'at' | 'activeMs'> & { at: string; activeMs: string }> | Record<string, never>;
   sessions: Record<string, Record<string, string>>;
+  outbox: OutboxEntry[] | Record<string, never>;
   result: Record<string, unknown> | false;
 }
 
@@ -108,21 +139,32 @@ export function toWireMessage(message: StoredMessage): WireMessage {
 }
 
 export class SessionStore {
+  private readonly settings: string;
+
   constructor(
     private readonly redis: Redis,
     private readonly options: SessionStoreOptions,
   ) {
     registerScripts(redis);
+    this.settings = JSON.stringify({
+      idleMs: options.idlePauseMs,
+      pausedEndMs: options.pausedEndMs,
+      endedTtlMs: options.endedTtlMs,
+      presenceTimeoutMs: options.presenceTimeoutMs,
+      presenceStaleMs: options.presenceStaleMs,
+      checkpointMs: options.checkpointMs,
+    });
   }
 
   private keys(userId: string): UserKeys {
     return userKeys(this.options.prefix, userId);
   }
 
-  private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>): Promise<Outcome> {
+  /** Runs a live-state script; `gatewayId` marks a request from a socket on that gateway (refreshes presence). */
+  private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>, gatewayId = ''): Promise<Outcome> {
     const k = this.keys(userId);
-    const common = [k.base, this.options.idlePauseMs, this.options.pausedEndMs, this.options.endedTtlMs];
-    const raw = JSON.parse(String(await runScript(this.redis, name, [k.account, k.unsettled, k.open, ...sessionKeys], [...common, ...args]))) as RawOutcome;
+    const keys = [k.account, k.unsettled, k.open, k.outbox, k.presence, ...sessionKeys];
+    const raw = JSON.parse(String(await runScript(this.redis, name, keys, [k.base, this.settings, gatewayId, ...args]))) as RawOutcome;
     const changes = Array.isArray(raw.changes) ? raw.changes : [];
     return {
       code: raw.code as ScriptCode,
@@ -131,6 +173,7 @@ export class SessionStore {
       budget: BigInt(raw.budget),
       changes: changes.map((c) => ({ ...c, at: Number(c.at), activeMs: Number(c.activeMs) })),
       sessions: new Map(Object.entries(raw.sessions).map(([id, hash]) => [id, parseLiveSession(hash)])),
+      outbox: Array.isArray(raw.outbox) ? raw.outbox : [],
       result: raw.result === false ? {} : raw.result,
     };
   }
@@ -140,23 +183,31 @@ export class SessionStore {
     return [k.session(sessionId), k.messageLog(sessionId), k.clientMessageIds(sessionId), k.messageIds(sessionId)];
   }
 
-  /** Applies everything due for the user up to now and returns the user's open sessions. */
-  advance(userId: string): Promise<Outcome> {
-    return this.run('advance', userId, [], []);
+  /**
+   * Applies everything due for the user up to now and returns the user's open sessions. With `gatewayId`, it is a
+   * sighting of the user's sockets on that gateway (meter ticks, connects).
+   */
+  advance(userId: string, gatewayId = ''): Promise<Outcome> {
+    return this.run('advance', userId, [], [], gatewayId);
   }
 
-  start(s: StartSession): Promise<Outcome> {
+  /** The user's last socket on `gatewayId` closed; their chats pause if no other gateway sees them. */
+  presenceLeave(userId: string, gatewayId: string): Promise<Outcome> {
+    return this.run('presence-leave', userId, [], [], gatewayId);
+  }
+
+  start(s: StartSession, gatewayId = ''): Promise<Outcome> {
     return this.run('session-start', s.userId, [this.keys(s.userId).session(s.sessionId)], [
       s.sessionId, s.userId, s.cloneId, s.type, s.rate.toString(), s.minStartMs, s.maxOpen,
-    ]);
+    ], gatewayId);
   }
 
-  transition(userId: string, sessionId: string, action: Action, reason = 'user'): Promise<Outcome> {
-    return this.run('session-transition', userId, [this.keys(userId).session(sessionId)], [sessionId, action, reason]);
+  transition(userId: string, sessionId: string, action: Action, reason = 'user', gatewayId = ''): Promise<Outcome> {
+    return this.run('session-transition', userId, [this.keys(userId).session(sessionId)], [sessionId, action, reason], gatewayId);
   }
 
-  addMessage(userId: string, sessionId: string, clientMessageId: string, messageId: string, content: string): Promise<Outcome> {
-    return this.run('message-add', userId, this.messageKeys(userId, sessionId), [sessionId, clientMessageId, messageId, content]);
+  addMessage(userId: string, sessionId: string, clientMessageId: string, messageId: string, content: string, gatewayId = ''): Promise<Outcome> {
+    return this.run('message-add', userId, this.messageKeys(userId, sessionId), [sessionId, clientMessageId, messageId, content], gatewayId);
   }
 
   addReply(userId: string, sessionId: string, messageId: string, content: string, tokensUsed: number, cost: Units): Promise<Outcome> {
@@ -197,18 +248,48 @@ export class SessionStore {
     await runScript(this.redis, 'schedule-due', [dueKey(this.options.prefix)], [userId, at]);
   }
 
-  /** Users with something due by Redis' now, earliest first. */
-  async dueUsers(limit: number): Promise<Array<{ userId: string; at: number }>> {
-    const [seconds, micros] = await this.redis.time();
-    const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
-    const flat = await this.redis.zrangebyscore(dueKey(this.options.prefix), '-inf', now, 'WITHSCORES', 'LIMIT', 0, limit);
+  /** Claims up to `limit` users whose due instant has passed, leased to the caller for `leaseMs`. */
+  async claimDue(limit: number, leaseMs: number): Promise<Array<{ userId: string; at: number }>> {
+    const flat = (await runScript(this.redis, 'claim-due', [dueKey(this.options.prefix), dueLeaseKey(this.options.prefix)], [leaseMs, limit])) as string[];
     const due: Array<{ userId: string; at: number }> = [];
     for (let i = 0; i < flat.length; i += 2) due.push({ userId: flat[i]!, at: Number(flat[i + 1]) });
     return due;
   }
 
-  /** After handling the entry scored `handledAt`: moves it to `next` (or removes it) unless it was lowered meanwhile. */
+  /** After handling the entry scored `handledAt`: moves it to `next` (or removes it) and ends the lease. */
   async rescheduleDue(userId: string, handledAt: number, next: number | null): Promise<void> {
-    await runScript(this.redis, 'reschedule-due', [dueKey(this.options.prefix)], [userId, handledAt, next === null ? '' : next]);
+    await runScript(this.redis, 'reschedule-due', [dueKey(this.options.prefix), dueLeaseKey(this.options.prefix)], [
+      userId, handledAt, next === null ? '' : next,
+    ]);
+  }
+
+  /** Billing facts still in the user's outbox, oldest first. */
+  async outboxEntries(userId: string, count = 500): Promise<OutboxEntry[]> {
+    const rows = await this.redis.xrange(this.keys(userId).outbox, '-', '+', 'COUNT', count);
+    return rows.map(([id, fields]) => {
+      const map = new Map<string, string>();
+      for (let i = 0; i < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
+      return { id, kind: map.get('kind') as OutboxEntry['kind'], data: map.get('data') ?? '{}' };
+    });
+  }
+
+  /** Deletes relayed entries from the user's outbox. */
+  async ackOutbox(userId: string, ids: string[]): Promise<void> {
+    if (ids.length > 0) await this.redis.xdel(this.keys(userId).outbox, ...ids);
+  }
+
+  /** Users whose outbox holds anything (a SCAN: for the recovery sweep, not the hot path). */
+  async usersWithOutbox(): Promise<string[]> {
+    const users = new Set<string>();
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', outboxPattern(this.options.prefix), 'COUNT', 1000);
+      cursor = next;
+      for (const key of keys) {
+        const userId = userIdOfKey(key);
+        if (userId) users.add(userId);
+      }
+    } while (cursor !== '0');
+    return [...users];
   }
 }

@@ -68,6 +68,16 @@ export const configSchema = z.object({
   OPENAI_MODEL: z.string().default('gpt-4o-mini'),
   /** How many recent session messages go to the model as context. */
   CONTEXT_MESSAGES: integer(20, 1),
+  /** No gateway has seen a user's sockets for this long: their active chats pause where they were last seen. */
+  PRESENCE_TIMEOUT_MS: integer(5000, 100),
+  /** How often an active session records a checkpoint (active ms, cost so far) in Postgres. */
+  CHECKPOINT_MS: integer(15_000, 100),
+  /** A gateway's claim on a user's due events; a dead gateway's claims pass to another after this. */
+  LEASE_MS: integer(10_000, 100),
+  /** Outbox entries older than this are relayed by the recovery sweep (their writer is presumed dead). */
+  OUTBOX_GRACE_MS: integer(5000, 0),
+  /** How often gateways sweep outboxes and the billing worker reconciles Postgres with Redis. */
+  RECONCILE_MS: integer(30_000, 100),
   /** How long an ended session's live state stays in Redis for `session:get`. */
   ENDED_STATE_TTL_MS: integer(86_400_000, 1000),
   /** Billing jobs processed at once by one worker. */

@@ -20,15 +20,31 @@ export const sessionHeaderSchema = z.object({
 });
 export type SessionHeader = z.infer<typeof sessionHeaderSchema>;
 
-/** A state change (active/paused/ended); `version` grows with every change of one session. */
+/** A state change (active/paused/ended); `version` grows with every change of one session. Also a checkpoint. */
 export const sessionStateJobSchema = z.object({
   session: sessionHeaderSchema,
   status: z.enum(['active', 'paused', 'ended']),
   version: z.number().int().positive(),
   at: isoTime,
   activeMs: z.number().int().nonnegative(),
+  /** What the session had cost at `at`. */
+  cost: moneyString,
+  messageCount: z.number().int().nonnegative(),
 });
 export type SessionStateJob = z.infer<typeof sessionStateJobSchema>;
+
+/**
+ * The billed state of an active session at an instant, written every CHECKPOINT_MS: if its live state is lost,
+ * the reconciler settles the session here, never above what the user had used.
+ */
+export const sessionCheckpointJobSchema = z.object({
+  session: sessionHeaderSchema,
+  at: isoTime,
+  activeMs: z.number().int().nonnegative(),
+  cost: moneyString,
+  messageCount: z.number().int().nonnegative(),
+});
+export type SessionCheckpointJob = z.infer<typeof sessionCheckpointJobSchema>;
 
 /** One stored message (user or AI), written once by its id. */
 export const messageJobSchema = z.object({
@@ -64,6 +80,7 @@ export type SettleSessionJob = z.infer<typeof settleSessionJobSchema>;
 
 export const billingJobSchemas = {
   'session-state': sessionStateJobSchema,
+  'session-checkpoint': sessionCheckpointJobSchema,
   message: messageJobSchema,
   'settle-session': settleSessionJobSchema,
 } as const;
@@ -74,6 +91,7 @@ export type BillingJobData<N extends BillingJobName> = z.infer<(typeof billingJo
 /** Deterministic job ids: the same change always maps to the same job (BullMQ ids may not contain ':'). */
 export const billingJobId = {
   sessionState: (sessionId: string, version: number) => `state_${sessionId}_${version}`,
+  sessionCheckpoint: (sessionId: string, at: string) => `ckpt_${sessionId}_${Date.parse(at)}`,
   message: (messageId: string) => `msg_${messageId}`,
   settleSession: (sessionId: string) => `settle_${sessionId}`,
 };

@@ -8,6 +8,7 @@ import { Migrator, NO_MIGRATIONS, type Migration, type MigrationResult } from 'k
 import * as productSchema from './migrations/0001-product-schema.ts';
 import * as tollgateLedger from './migrations/0002-tollgate-ledger.ts';
 import * as settlementCreditsVersion from './migrations/0003-settlement-credits-version.ts';
+import * as sessionCheckpoints from './migrations/0004-session-checkpoints.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -15,6 +16,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0001-product-schema': productSchema,
   '0002-tollgate-ledger': tollgateLedger,
   '0003-settlement-credits-version': settlementCreditsVersion,
+  '0004-session-checkpoints': sessionCheckpoints,
 });
 
 export class MigrationError extends Error {

@@ -84,6 +84,9 @@ export interface SessionsTable {
   end_reason: string | null;
   /** Tollgate: when the billing worker settled the session; set exactly once. */
   settled_at: Date | null;
+  /** Tollgate: the instant of the last checkpoint (billed state of the open session), and its cost. */
+  checkpoint_at: Date | null;
+  checkpoint_cost: Money;
   /** Tollgate: the user's credits_version right after this session's debit (bigint as string). */
   settled_credits_version: ColumnType<string | null, string | null | undefined, string | null>;
   created_at: Timestamp;

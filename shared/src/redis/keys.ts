@@ -13,6 +13,10 @@ export interface UserKeys {
   readonly unsettled: string;
   /** Set of the user's active and paused session ids. */
   readonly open: string;
+  /** Stream of billing facts not yet relayed to the billing queue (written by the same script as the change). */
+  readonly outbox: string;
+  /** Hash: gateway id → last instant (ms) that gateway saw one of the user's sockets. */
+  readonly presence: string;
   /** Hash: the live state of one session. */
   session(sessionId: string): string;
   /** List: the session's messages (JSON), oldest first. */
@@ -31,6 +35,8 @@ export function userKeys(prefix: string, userId: string): UserKeys {
     account: `${base}acct`,
     unsettled: `${base}unsettled`,
     open: `${base}open`,
+    outbox: `${base}outbox`,
+    presence: `${base}presence`,
     session,
     messageLog: (sessionId) => `${session(sessionId)}:log`,
     clientMessageIds: (sessionId) => `${session(sessionId)}:cmid`,
@@ -40,7 +46,22 @@ export function userKeys(prefix: string, userId: string): UserKeys {
 
 /** Sorted set: userId scored by the next instant (ms) something is due for that user (exhaustion, idle, timeout). */
 export function dueKey(prefix: string): string {
-  return `${prefix}:due`;
+  return `${prefix}:{due}`;
+}
+
+/** Sorted set: userId scored by when the lease of the gateway handling its due events runs out. */
+export function dueLeaseKey(prefix: string): string {
+  return `${prefix}:{due}:leases`;
+}
+
+/** The pattern of every user's outbox, for the sweep that relays what a crashed process left behind. */
+export function outboxPattern(prefix: string): string {
+  return `${prefix}:u:*:outbox`;
+}
+
+/** The user id inside a user key (the `{userId}` hash tag). */
+export function userIdOfKey(key: string): string | undefined {
+  return /:u:\{([^}]+)\}:/.exec(key)?.[1];
 }
 
 /** BullMQ's own prefix, under ours. */

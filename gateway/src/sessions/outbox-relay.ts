@@ -1,0 +1,62 @@
+/**
+ * Relays the billing facts in users' outboxes into the billing queue, then deletes them. The fast path relays
+ * what a script just recorded; the sweep relays what a process that died before relaying left behind.
+ * Either may relay an entry twice: the job ids are deterministic, so the queue keeps one.
+ */
+import type { Logger } from 'pino';
+import { jobFromOutbox, type BillingJob } from './outbox-jobs.ts';
+import type { OutboxEntry, SessionStore } from './session-store.ts';
+
+/** Where billing jobs go (a BullMQ queue in production and tests). */
+export interface BillingJobSink {
+  addJobs(jobs: BillingJob[]): Promise<void>;
+}
+
+export interface OutboxRelayOptions {
+  store: SessionStore;
+  jobs: BillingJobSink;
+  logger: Logger;
+  /** Entries younger than this are left to the process that wrote them (config OUTBOX_GRACE_MS). */
+  graceMs: number;
+  /** Attempts at queueing before giving up for now (the entries stay in the outbox). */
+  attempts?: number;
+}
+
+/** Milliseconds since the epoch of a stream entry id (`<ms>-<seq>`). */
+const entryTime = (id: string) => Number(id.split('-')[0]);
+
+export class OutboxRelay {
+  constructor(private readonly options: OutboxRelayOptions) {}
+
+  /** Queues the entries' jobs (retrying with backoff) and deletes them from the user's outbox. */
+  async relay(userId: string, entries: OutboxEntry[]): Promise<void> {
+    if (entries.length === 0) return;
+    const jobs = entries.map(jobFromOutbox);
+    const attempts = this.options.attempts ?? 4;
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await this.options.jobs.addJobs(jobs);
+        break;
+      } catch (error) {
+        if (attempt >= attempts) throw error;
+        this.options.logger.warn({ err: error, attempt, userId }, 'queueing billing jobs failed; retrying');
+        await new Promise((resolve) => setTimeout(resolve, 50 * 4 ** attempt));
+      }
+    }
+    await this.options.store.ackOutbox(userId, entries.map((e) => e.id));
+  }
+
+  /** Relays every outbox entry older than the grace period; returns how many. */
+  async sweep(): Promise<number> {
+    const cutoff = Date.now() - this.options.graceMs;
+    let relayed = 0;
+    for (const userId of await this.options.store.usersWithOutbox()) {
+      const stale = (await this.options.store.outboxEntries(userId)).filter((e) => entryTime(e.id) <= cutoff);
+      if (stale.length === 0) continue;
+      await this.relay(userId, stale);
+      relayed += stale.length;
+    }
+    if (relayed > 0) this.options.logger.warn({ relayed }, 'relayed outbox entries left behind');
+    return relayed;
+  }
+}

@@ -1,0 +1,317 @@
+/**
+ * A Tollgate of real processes for tests that need them (several gateways, billing workers, SIGKILL): one throwaway
+ * database and Redis key prefix shared by every process the cluster starts; each gateway or billing worker is
+ * `node --import tsx <main.ts>` on a free port, its stdout and stderr captured. `close()` (and, as a last resort,
+ * the test process's exit) kills whatever is still running and removes what the cluster created.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { randomBytes, randomUUID } from 'node:crypto';
+import { createServer } from 'node:net';
+import path from 'node:path';
+import { Redis } from 'ioredis';
+import { SignJWT } from 'jose';
+import type { Kysely } from 'kysely';
+import { io } from 'socket.io-client';
+import { configSchema } from '#shared/config/config.ts';
+import type { Database } from '#shared/db/schema.ts';
+import { createTestDatabase, type TestDatabase } from './database.ts';
+import { TEST_JWT_SECRET, type TestClient } from './system.ts';
+
+export { nextEvent, request, waitFor, type TestClient } from './system.ts';
+
+const ROOT = path.resolve(import.meta.dirname, '../..');
+/** How long a process may take to answer GET /healthz 200 after it is spawned. */
+const READY_TIMEOUT_MS = 30_000;
+/** How long `close()` lets a process stop on SIGTERM before SIGKILL. */
+const TERM_GRACE_MS = 5_000;
+/** How much of a process's output a harness error quotes. */
+const OUTPUT_TAIL = 3000;
+/** Output kept per process (the oldest is dropped beyond it). */
+const OUTPUT_LIMIT = 4_000_000;
+
+export interface ProcessHandle {
+  name: string;
+  pid: number;
+  port: number;
+  /** `http://127.0.0.1:<port>` */
+  url: string;
+  /** Everything the process wrote to stdout and stderr so far. */
+  output(): string;
+  /** Sends `signal` (default SIGTERM); resolves with the exit code (null when a signal ended it) once it exited. */
+  kill(signal?: NodeJS.Signals): Promise<number | null>;
+  readonly exited: boolean;
+}
+
+export interface ConnectOptions {
+  /** Handshake auth instead of a valid token of the user. */
+  auth?: Record<string, unknown>;
+  /** Let socket.io-client reconnect (default false). */
+  reconnection?: boolean;
+}
+
+export interface Cluster {
+  database: TestDatabase;
+  /** The environment every process of the cluster starts with (before its own overrides). */
+  env: Record<string, string>;
+  /** REDIS_PREFIX of the cluster. */
+  prefix: string;
+  /** A Redis connection for assertions. */
+  redis: Redis;
+  /** Spawns gateway/src/main.ts on a free PORT and resolves once GET /healthz answers 200. */
+  startGateway(name: string, env?: Record<string, string>): Promise<ProcessHandle>;
+  /** Spawns billing/src/main.ts on a free BILLING_PORT and resolves once GET /healthz answers 200. */
+  startBilling(name: string, env?: Record<string, string>): Promise<ProcessHandle>;
+  /** A valid access token of the user. */
+  token(userId: string): Promise<string>;
+  /** A connected typed client of the user (websocket transport); rejects with the connect_error. */
+  connect(gateway: ProcessHandle | string, userId: string, options?: ConnectOptions): Promise<TestClient>;
+  /** Closes clients, stops every process still running, deletes the prefix's Redis keys, drops the database. */
+  close(): Promise<void>;
+}
+
+export interface ClusterOptions {
+  /** Overrides of the shared environment. */
+  env?: Record<string, string>;
+}
+
+/** Every child still running, killed synchronously if the test process exits without closing its cluster. */
+const running = new Set<ChildProcess>();
+process.on('exit', () => {
+  for (const child of running) {
+    try {
+      child.kill('SIGKILL');
+    } catch {
+      // Already gone.
+    }
+  }
+});
+
+/** A port nothing listens on right now (listen on 0, close). */
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+  let cursor = '0';
+  do {
+    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
+    cursor = next;
+    if (keys.length > 0) await redis.unlink(...keys);
+  } while (cursor !== '0');
+}
+
+async function healthy(url: string): Promise<boolean> {
+  try {
+    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
+    await response.arrayBuffer();
+    return response.status === 200;
+  } catch {
+    return false;
+  }
+}
+
+/** The parent's environment without any Tollgate setting, so only the cluster's settings reach a child. */
+function baseEnvironment(): Record<string, string> {
+  const settings = new Set(Object.keys(configSchema.shape));
+  const env: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) {
+    if (value !== undefined && !settings.has(key)) env[key] = value;
+  }
+  return env;
+}
+
+function spawnProcess(name: string, script: string, port: number, env: Record<string, string>): ProcessHandle {
+  const child = spawn(process.execPath, ['--import', 'tsx', script], {
+    cwd: ROOT,
+    env,
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  running.add(child);
+  let output = '';
+  const append = (chunk: Buffer) => {
+    output += chunk.toString('utf8');
+    if (output.length > OUTPUT_LIMIT) output = output.slice(-OUTPUT_LIMIT / 2);
+  };
+  child.stdout!.on('data', append);
+  child.stderr!.on('data', append);
+  let exited = false;
+  const exit = new Promise<number | null>((resolve) => {
+    child.once('exit', (code) => {
+      exited = true;
+      running.delete(child);
+      resolve(code);
+    });
+    child.once('error', (error) => {
+      append(Buffer.from(`\n[harness] spawn failed: ${error.message}\n`));
+      exited = true;
+      running.delete(child);
+      resolve(null);
+    });
+  });
+  return {
+    name,
+    pid: child.pid ?? -1,
+    port,
+    url: `http://127.0.0.1:${port}`,
+    output: () => output,
+    get exited() {
+      return exited;
+    },
+    kill(signal: NodeJS.Signals = 'SIGTERM') {
+      if (!exited) child.kill(signal);
+      return exit;
+    },
+  };
+}
+
+/** Fails with the process's last output unless it answers GET /healthz 200 within READY_TIMEOUT_MS. */
+async function waitUntilHealthy(handle: ProcessHandle): Promise<void> {
+  const deadline = Date.now() + READY_TIMEOUT_MS;
+  for (;;) {
+    if (handle.exited) break;
+    if (await healthy(handle.url)) return;
+    if (Date.now() > deadline) break;
+    await new Promise((resolve) => setTimeout(resolve, 50));
+  }
+  const why = handle.exited ? 'exited before it was healthy' : `was not healthy within ${READY_TIMEOUT_MS} ms`;
+  await handle.kill('SIGKILL');
+  throw new Error(`${handle.name} (pid ${handle.pid}, ${handle.url}) ${why}; output:\n${handle.output().slice(-OUTPUT_TAIL)}`);
+}
+
+export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
+  const database = await createTestDatabase();
+  const prefix = `tgproc_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const env: Record<string, string> = {
+    NODE_ENV: 'test',
+    DATABASE_URL: database.url,
+    REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    REDIS_PREFIX: prefix,
+    HOST: '127.0.0.1',
+    JWT_SECRET: TEST_JWT_SECRET,
+    LOG_LEVEL: 'info',
+    OPENAI_API_KEY: '',
+    ...options.env,
+  };
+  const redis = new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null });
+  const base = baseEnvironment();
+  const handles: ProcessHandle[] = [];
+  const clients = new Set<TestClient>();
+
+  const start = async (name: string, script: string, portVariable: string, overrides: Record<string, string>) => {
+    const port = await freePort();
+    // A gateway also gets a BILLING_PORT (and the worker a PORT) of its own, so no two processes share a default.
+    const other = portVariable === 'PORT' ? 'BILLING_PORT' : 'PORT';
+    const handle = spawnProcess(name, script, port, {
+      ...base,
+      ...env,
+      [other]: String(await freePort()),
+      ...overrides,
+      [portVariable]: String(port),
+    });
+    handles.push(handle);
+    await waitUntilHealthy(handle);
+    return handle;
+  };
+
+  const token = (userId: string) =>
+    new SignJWT({ role: 'authenticated' })
+      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
+      .setSubject(userId)
+      .setAudience(env.JWT_AUDIENCE ?? 'authenticated')
+      .setIssuedAt()
+      .setExpirationTime('1h')
+      .sign(new TextEncoder().encode(env.JWT_SECRET));
+
+  return {
+    database,
+    env,
+    prefix,
+    redis,
+    startGateway: (name, overrides = {}) => start(name, 'gateway/src/main.ts', 'PORT', overrides),
+    startBilling: (name, overrides = {}) => start(name, 'billing/src/main.ts', 'BILLING_PORT', overrides),
+    token,
+    async connect(gateway, userId, connectOptions = {}) {
+      const url = typeof gateway === 'string' ? gateway : gateway.url;
+      const client: TestClient = io(url, {
+        auth: connectOptions.auth ?? { token: await token(userId) },
+        transports: ['websocket'],
+        reconnection: connectOptions.reconnection ?? false,
+        forceNew: true,
+      });
+      clients.add(client);
+      await new Promise<void>((resolve, reject) => {
+        client.once('connect', () => resolve());
+        client.once('connect_error', (error) => {
+          client.disconnect();
+          reject(error);
+        });
+      });
+      return client;
+    },
+    async close() {
+      for (const client of clients) client.disconnect();
+      await Promise.all(
+        handles.map(async (handle) => {
+          if (handle.exited) return;
+          const stopped = handle.kill('SIGTERM');
+          const timer = setTimeout(() => void handle.kill('SIGKILL'), TERM_GRACE_MS);
+          await stopped;
+          clearTimeout(timer);
+        }),
+      );
+      try {
+        await deleteKeys(redis, `${prefix}:*`);
+      } finally {
+        redis.disconnect();
+        await database.drop();
+      }
+    },
+  };
+}
+
+/** Inserts a user with the given credits; returns its id. */
+export async function createUser(
+  db: Kysely<Database>,
+  credits = '100.0000',
+  role: 'user' | 'creator' = 'user',
+): Promise<string> {
+  const id = randomUUID();
+  await db
+    .insertInto('user_profiles')
+    .values({ id, email: `${id}@test.local`, full_name: 'Test User', role, credits_remaining: credits })
+    .execute();
+  return id;
+}
+
+/** Inserts a creator and a clone with the given per-minute rate; returns the clone and creator ids. */
+export async function createClone(
+  db: Kysely<Database>,
+  rate = '1.0000',
+  flags: { published?: boolean; active?: boolean } = {},
+): Promise<{ cloneId: string; creatorId: string }> {
+  const creatorId = await createUser(db, '0.0000', 'creator');
+  const cloneId = randomUUID();
+  await db
+    .insertInto('clones')
+    .values({
+      id: cloneId,
+      creator_id: creatorId,
+      name: 'Dr. Test',
+      description: 'A clone for tests',
+      bio: 'Knows about testing.',
+      expertise_areas: ['testing', 'billing'],
+      base_price: rate,
+      personality_traits: JSON.stringify({ tone: 'precise' }),
+      is_published: flags.published ?? true,
+      is_active: flags.active ?? true,
+    })
+    .execute();
+  return { cloneId, creatorId };
+}
