@@ -15,7 +15,9 @@ import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { queuePrefix } from '#shared/redis/keys.ts';
 import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
+import type { SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { BillingWorker } from './billing-worker.ts';
+import { Reconciler } from './reconcile/reconciler.ts';
 
 /** Past this, a shutdown stuck on an unreachable Redis gives up and exits 1. */
 const SHUTDOWN_TIMEOUT_MS = 15_000;
@@ -34,14 +36,24 @@ const liveState = new SessionStore(redis, storeOptions(config));
 const registry = new Registry();
 collectDefaultMetrics({ register: registry });
 
+const onSettled = (result: SettlementResult) => refreshBalance(db, liveState, result.userId);
 const worker = new BillingWorker({
   config,
   db,
   connection: redis,
   prefix: queuePrefix(config.REDIS_PREFIX),
-  onSettled: (result) => refreshBalance(db, liveState, result.userId),
+  onSettled,
   registry,
   logger,
+});
+const reconciler = new Reconciler({
+  db,
+  store: liveState,
+  platformFeeRate: config.platformFeeRate,
+  logger,
+  intervalMs: config.RECONCILE_MS,
+  endedGraceMs: config.RECONCILE_MS,
+  onSettled,
 });
 
 const app = Fastify();
@@ -64,6 +76,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   }, SHUTDOWN_TIMEOUT_MS);
   timer.unref();
   try {
+    await reconciler.close();
     await worker.close();
     await app.close();
     await redis.quit();
@@ -82,9 +95,11 @@ try {
   // HTTP first, so /healthz can say 503 while a dependency is down.
   await app.listen({ port: config.BILLING_PORT, host: config.HOST });
   await worker.start();
+  reconciler.start();
   logger.info({ port: config.BILLING_PORT, concurrency: config.BILLING_CONCURRENCY }, 'billing worker started');
 } catch (error) {
   logger.error({ err: error }, 'billing failed to start');
+  await reconciler.close().catch(() => undefined);
   await worker.close().catch(() => undefined);
   redis.disconnect();
   await db.destroy().catch(() => undefined);

@@ -71,6 +71,8 @@ export class Gateway {
   /** Connect and disconnect handlers still running; close() waits for them. */
   private readonly pending = new Set<Promise<void>>();
   private sweepTimer: NodeJS.Timeout | undefined;
+  /** Set by close(): sockets closing now will reconnect elsewhere, so their users' chats are not paused here. */
+  private closing = false;
   private sweeping: Promise<unknown> | undefined;
 
   constructor(private readonly options: GatewayOptions) {
@@ -167,7 +169,9 @@ export class Gateway {
         }
         this.localSockets.delete(userId);
         this.ticker.unwatch(userId);
-        this.track(this.service.leave(userId), 'disconnect', userId);
+        // On shutdown the client reconnects to another gateway; if none takes it, presence times out and its chats
+        // pause where this gateway last saw it.
+        if (!this.closing) this.track(this.service.leave(userId), 'disconnect', userId);
       });
     });
 
@@ -198,15 +202,21 @@ export class Gateway {
     return typeof address === 'object' && address ? address.port : this.options.config.PORT;
   }
 
-  async close(): Promise<void> {
+  /**
+   * Graceful stop: stop accepting, close every client's transport so it reconnects (to another gateway behind the
+   * load balancer) without pausing its sessions, let replies in flight finish, relay the outbox, stop.
+   */
+  async close(options: { replyDrainMs?: number } = {}): Promise<void> {
+    this.closing = true;
     clearInterval(this.sweepTimer);
     await this.sweeping;
     await this.scheduler.close();
     await this.ticker.close();
-    this.io.disconnectSockets(true);
+    const closed = new Promise<void>((resolve) => this.io.close(() => resolve()));
     await Promise.allSettled([...this.pending]);
-    await this.service.close();
-    await new Promise<void>((resolve) => this.io.close(() => resolve()));
+    await this.service.close(options.replyDrainMs ?? 0);
+    await this.relay.sweep(0).catch((error: unknown) => this.options.logger.error({ err: error }, 'final outbox relay failed'));
+    await closed;
     await this.app.close();
     this.adapterRedis.disconnect();
   }

@@ -24,7 +24,7 @@ async function shutdown(signal: string): Promise<void> {
   if (stopping) return;
   stopping = true;
   logger.info({ signal }, 'gateway stopping');
-  await gateway.close();
+  await gateway.close({ replyDrainMs: 10_000 });
   await queue.close();
   await Promise.all([redis.quit(), queueConnection.quit()]);
   await db.destroy();

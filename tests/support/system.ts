@@ -13,6 +13,7 @@ import { loadConfig, type Config } from '#shared/config/config.ts';
 import { queuePrefix } from '#shared/redis/keys.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contract/socket-events.ts';
 import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
+import { Reconciler } from '#billing/reconcile/reconciler.ts';
 import { Gateway } from '#gateway/gateway.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import { QueueJobSink } from '#gateway/sessions/queue-job-sink.ts';
@@ -34,6 +35,8 @@ export interface TestSystem {
   queue: Queue;
   gateway: Gateway;
   worker: BillingWorker;
+  /** The billing process's reconciler (not started: tests run it with runOnce()). */
+  reconciler: Reconciler;
   openai: FakeOpenAi;
   url: string;
   /** A valid access token for the user (claims overridable). */
@@ -91,6 +94,15 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
   const queueSink = new QueueJobSink(queue);
   const jobs = options.wrapJobs ? options.wrapJobs(queueSink) : queueSink;
   const gateway = new Gateway({ config, db: database.db, redis, queue, jobs, replies: createReplyGenerator(config), logger });
+  const reconciler = new Reconciler({
+    db: database.db,
+    store: gateway.store,
+    platformFeeRate: config.platformFeeRate,
+    logger,
+    intervalMs: config.RECONCILE_MS,
+    endedGraceMs: config.RECONCILE_MS,
+    onSettled: (result) => refreshBalance(database.db, gateway.store, result.userId),
+  });
   const worker = new BillingWorker({
     config,
     db: database.db,
@@ -135,6 +147,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     queue,
     gateway,
     worker,
+    reconciler,
     openai,
     url,
     token,

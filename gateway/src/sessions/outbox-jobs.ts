@@ -6,6 +6,7 @@ import { formatMoney } from '#shared/money/money.ts';
 import { durationMinutes } from '#shared/money/pricing.ts';
 import { billingJobId, type BillingJobData, type BillingJobName, type SessionHeader } from '#shared/contract/billing-jobs.ts';
 import type { OutboxEntry } from './session-store.ts';
+import type { LiveSession } from '../meter/live-session.ts';
 
 /** A billing job ready to queue, with its deterministic id. */
 export interface BillingJob<N extends BillingJobName = BillingJobName> {
@@ -64,23 +65,17 @@ export function jobFromOutbox(entry: OutboxEntry): BillingJob {
       };
     }
     case 'settle':
-      return {
-        name: 'settle-session',
-        jobId: billingJobId.settleSession(session.sessionId),
-        data: {
-          session,
-          version: Number(raw.version),
-          endTime: iso(raw.endedAt!),
-          reason: raw.reason || 'user',
-          activeMs: Number(raw.activeMs),
-          durationMinutes: durationMinutes(Number(raw.activeMs)),
-          timeCost: money(raw.timeCost!),
-          aiCost: money(raw.aiCost!),
-          totalCost: money(raw.total!),
-          messageCount: Number(raw.messageCount),
-          userMessageCount: Number(raw.userMessageCount),
-        },
-      };
+      return settleJob(session, {
+        version: Number(raw.version),
+        endedAt: Number(raw.endedAt),
+        reason: raw.reason ?? '',
+        activeMs: Number(raw.activeMs),
+        timeCost: BigInt(raw.timeCost!),
+        aiCost: BigInt(raw.aiCost!),
+        total: BigInt(raw.total!),
+        messageCount: Number(raw.messageCount),
+        userMessageCount: Number(raw.userMessageCount),
+      });
     case 'message': {
       const m = raw.message!;
       return {
@@ -103,4 +98,63 @@ export function jobFromOutbox(entry: OutboxEntry): BillingJob {
     default:
       throw new Error(`unknown outbox entry kind ${String(entry.kind)}`);
   }
+}
+
+/** The final figures of an ended session, as the live state holds them. */
+interface SettleFacts {
+  version: number;
+  endedAt: number;
+  reason: string;
+  activeMs: number;
+  timeCost: bigint;
+  aiCost: bigint;
+  total: bigint;
+  messageCount: number;
+  userMessageCount: number;
+}
+
+function settleJob(session: SessionHeader, facts: SettleFacts): BillingJob<'settle-session'> {
+  return {
+    name: 'settle-session',
+    jobId: billingJobId.settleSession(session.sessionId),
+    data: {
+      session,
+      version: facts.version,
+      endTime: iso(facts.endedAt),
+      reason: facts.reason || 'user',
+      activeMs: facts.activeMs,
+      durationMinutes: durationMinutes(facts.activeMs),
+      timeCost: formatMoney(facts.timeCost),
+      aiCost: formatMoney(facts.aiCost),
+      totalCost: formatMoney(facts.total),
+      messageCount: facts.messageCount,
+      userMessageCount: facts.userMessageCount,
+    },
+  };
+}
+
+/** The settlement job of a session that ended in the live state (for the reconciler, when the job was lost). */
+export function settleJobFromLive(live: LiveSession): BillingJobData<'settle-session'> {
+  if (live.status !== 'ended' || live.endedAt === null || live.total === null) {
+    throw new Error(`session ${live.id} has not ended`);
+  }
+  const session = header({
+    sessionId: live.id,
+    userId: live.userId,
+    cloneId: live.cloneId,
+    type: live.type,
+    rate: live.rate.toString(),
+    startedAt: String(live.startedAt),
+  });
+  return settleJob(session, {
+    version: live.version,
+    endedAt: live.endedAt,
+    reason: live.reason,
+    activeMs: live.activeMs,
+    timeCost: live.timeCost ?? 0n,
+    aiCost: live.aiCost,
+    total: live.total,
+    messageCount: live.msgCount,
+    userMessageCount: live.userMsgCount,
+  }).data;
 }

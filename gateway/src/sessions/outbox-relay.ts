@@ -46,9 +46,9 @@ export class OutboxRelay {
     await this.options.store.ackOutbox(userId, entries.map((e) => e.id));
   }
 
-  /** Relays every outbox entry older than the grace period; returns how many. */
-  async sweep(): Promise<number> {
-    const cutoff = Date.now() - this.options.graceMs;
+  /** Relays every outbox entry older than the grace period (or `graceMs`); returns how many. */
+  async sweep(graceMs = this.options.graceMs): Promise<number> {
+    const cutoff = Date.now() - graceMs;
     let relayed = 0;
     for (const userId of await this.options.store.usersWithOutbox()) {
       const stale = (await this.options.store.outboxEntries(userId)).filter((e) => entryTime(e.id) <= cutoff);

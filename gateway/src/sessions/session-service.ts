@@ -149,6 +149,35 @@ export class SessionService {
     return toWireMessage(stored);
   }
 
+  /** What a client that was away missed: the session's messages after `afterMessageId`, replies included. */
+  async history(userId: string, payload: ClientPayload<'session:history'>): Promise<WireMessage[]> {
+    const live = await this.store.peek(userId, payload.sessionId);
+    let messages: WireMessage[];
+    if (live) {
+      messages = (await this.store.allMessages(userId, payload.sessionId)).map(toWireMessage);
+    } else {
+      await this.explainMissing(userId, payload.sessionId, false);
+      const rows = await this.db
+        .selectFrom('messages')
+        .selectAll()
+        .where('session_id', '=', payload.sessionId)
+        .orderBy('created_at')
+        .orderBy('sender_type', 'desc')
+        .execute();
+      messages = rows.map((row) => ({
+        id: row.id,
+        sessionId: row.session_id,
+        senderType: row.sender_type,
+        content: row.content,
+        tokensUsed: row.tokens_used,
+        costIncrement: formatMoney(parseMoney(row.cost_increment)),
+        createdAt: new Date(row.created_at).toISOString(),
+      }));
+    }
+    const after = payload.afterMessageId ? messages.findIndex((m) => m.id === payload.afterMessageId) : -1;
+    return messages.slice(after + 1);
+  }
+
   async rate(userId: string, payload: ClientPayload<'session:rate'>): Promise<void> {
     const row = await this.db
       .selectFrom('sessions')
@@ -226,10 +255,14 @@ export class SessionService {
     await this.commit(userId, await this.store.presenceLeave(userId, this.gatewayId));
   }
 
-  /** Stops replies in flight and waits for them. */
-  async close(): Promise<void> {
+  /** Lets replies in flight finish for up to `drainMs` (they are stored and billed), then stops the rest. */
+  async close(drainMs = 0): Promise<void> {
+    const all = Promise.allSettled([...this.replyTasks]);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, drainMs)))]);
+    clearTimeout(timer);
     for (const controller of this.pendingReplies) controller.abort();
-    await Promise.allSettled([...this.replyTasks]);
+    await all;
   }
 
   /** Relays the billing facts of an outcome, schedules the next due instant and notifies the user. */

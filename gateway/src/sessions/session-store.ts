@@ -237,6 +237,11 @@ export class SessionStore {
     return (await runScript(this.redis, 'mark-low-balance', [this.keys(userId).session(sessionId)], [])) === 1;
   }
 
+  /** Every message of a session still in the live state, oldest first. */
+  async allMessages(userId: string, sessionId: string): Promise<StoredMessage[]> {
+    return (await this.redis.lrange(this.keys(userId).messageLog(sessionId), 0, -1)).map(parseStoredMessage);
+  }
+
   /** The last `limit` messages of a session, oldest first. */
   async recentMessages(userId: string, sessionId: string, limit: number): Promise<StoredMessage[]> {
     const items = await this.redis.lrange(this.keys(userId).messageLog(sessionId), -limit, -1);

@@ -71,6 +71,7 @@ export function bindClientEvents(socket: GatewaySocket, options: ClientEventsOpt
   on('session:end', async (userId, { sessionId }) => ({ session: await service.act(userId, sessionId, 'end') }));
   on('session:get', async (userId, { sessionId }) => ({ session: await service.get(userId, sessionId) }));
   on('message:send', async (userId, payload) => ({ message: await service.sendMessage(userId, payload) }));
+  on('session:history', async (userId, payload) => ({ messages: await service.history(userId, payload) }));
   on('session:rate', async (userId, payload) => {
     await service.rate(userId, payload);
     return {};

@@ -60,6 +60,7 @@ export function clientPayloadSchemas(limits: ContractLimits) {
         content: z.string().min(1).max(limits.maxMessageChars),
       })
       .strict(),
+    'session:history': z.object({ sessionId: uuid, afterMessageId: uuid.optional() }).strict(),
     'session:rate': z
       .object({
         sessionId: uuid,
@@ -88,6 +89,8 @@ export interface ClientResults {
   'session:end': { session: WireSession };
   'session:get': { session: WireSession };
   'message:send': { message: WireMessage };
+  /** Every message of the session after `afterMessageId` (all of them without it, or when it is unknown). */
+  'session:history': { messages: WireMessage[] };
   'session:rate': Record<never, never>;
 }
 
