@@ -23,7 +23,7 @@ export interface SessionStoreOptions {
   endedTtlMs: number;
   /** No gateway has seen the user for this long: their active chats pause where they were last seen. */
   presenceTimeoutMs: number;
-  /** A sighting this old means its gateway stopped seeing the user (2 missed meter ticks). */
+  /** A sighting this old means its gateway stopped seeing the user (a missed meter tick). */
   presenceStaleMs: number;
   /** How often an active session records a checkpoint for Postgres. */
   checkpointMs: number;
@@ -37,7 +37,7 @@ export function storeOptions(config: Config): SessionStoreOptions {
     pausedEndMs: config.PAUSED_END_MS,
     endedTtlMs: config.ENDED_STATE_TTL_MS,
     presenceTimeoutMs: config.PRESENCE_TIMEOUT_MS,
-    presenceStaleMs: config.METER_TICK_MS + 500,
+    presenceStaleMs: config.METER_TICK_MS + 250,
     checkpointMs: config.CHECKPOINT_MS,
   };
 }
