@@ -102,8 +102,9 @@ export class BillingWorker {
       connection,
       prefix,
       concurrency: config.BILLING_CONCURRENCY,
-      // Every job is idempotent, so a job whose lock was lost may safely run again.
-      maxStalledCount: 5,
+      // Every job is idempotent, so a job whose lock was lost may safely run again; a job stalled by repeated worker
+      // crashes must not be failed for good (a message job has no reconciler to rescue it).
+      maxStalledCount: 1000,
     });
     this.#worker = worker;
     worker.on('error', (error) => logger?.error({ err: error }, 'billing worker error'));

@@ -3,23 +3,36 @@
  * twice or out of order: the status only moves to a newer version, the checkpoint only to a later instant, and
  * nothing changes after the session was settled.
  */
-import type { Kysely, Transaction } from 'kysely';
+import { sql, type Kysely } from 'kysely';
 import type { SessionCheckpointJob, SessionStateJob } from '#shared/contract/billing-jobs.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { ensureSession } from './ensure-session.ts';
 
-/** Returns true when the state was written, false when a newer state (or the settlement) was there first. */
+/**
+ * Returns true when anything was written: a newer status, or a later checkpoint. One UPDATE for both, because a
+ * second update of the same row in one transaction makes Postgres re-check its foreign keys (a key-share lock on
+ * the user's row that would queue behind settlements).
+ */
 export async function applySessionState(db: Kysely<Database>, job: SessionStateJob): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     await ensureSession(trx, job.session);
+    const at = new Date(job.at);
+    const newerState = sql<boolean>`state_version < ${job.version}`;
+    const laterCheckpoint = sql<boolean>`(checkpoint_at is null or checkpoint_at < ${at})`;
     const result = await trx
       .updateTable('sessions')
-      .set({ status: job.status, state_version: job.version })
+      .set({
+        status: sql`case when ${newerState} then ${job.status} else status end`,
+        state_version: sql`greatest(state_version, ${job.version}::integer)`,
+        checkpoint_cost: sql`case when ${laterCheckpoint} then ${job.cost}::numeric else checkpoint_cost end`,
+        active_ms: sql`case when ${laterCheckpoint} then ${job.activeMs}::bigint else active_ms end`,
+        message_count: sql`case when ${laterCheckpoint} then ${job.messageCount}::integer else message_count end`,
+        checkpoint_at: sql`case when ${laterCheckpoint} then ${at}::timestamptz else checkpoint_at end`,
+      })
       .where('id', '=', job.session.sessionId)
-      .where('state_version', '<', job.version)
       .where('settled_at', 'is', null)
+      .where(sql<boolean>`(${newerState} or ${laterCheckpoint})`)
       .executeTakeFirst();
-    await recordCheckpoint(trx, job);
     return result.numUpdatedRows > 0n;
   });
 }
@@ -28,18 +41,14 @@ export async function applySessionState(db: Kysely<Database>, job: SessionStateJ
 export async function applySessionCheckpoint(db: Kysely<Database>, job: SessionCheckpointJob): Promise<boolean> {
   return db.transaction().execute(async (trx) => {
     await ensureSession(trx, job.session);
-    return recordCheckpoint(trx, job);
+    const at = new Date(job.at);
+    const result = await trx
+      .updateTable('sessions')
+      .set({ checkpoint_at: at, checkpoint_cost: job.cost, active_ms: job.activeMs, message_count: job.messageCount })
+      .where('id', '=', job.session.sessionId)
+      .where('settled_at', 'is', null)
+      .where((eb) => eb.or([eb('checkpoint_at', 'is', null), eb('checkpoint_at', '<', at)]))
+      .executeTakeFirst();
+    return result.numUpdatedRows > 0n;
   });
-}
-
-async function recordCheckpoint(trx: Transaction<Database>, job: SessionCheckpointJob): Promise<boolean> {
-  const at = new Date(job.at);
-  const result = await trx
-    .updateTable('sessions')
-    .set({ checkpoint_at: at, checkpoint_cost: job.cost, active_ms: job.activeMs, message_count: job.messageCount })
-    .where('id', '=', job.session.sessionId)
-    .where('settled_at', 'is', null)
-    .where((eb) => eb.or([eb('checkpoint_at', 'is', null), eb('checkpoint_at', '<', at)]))
-    .executeTakeFirst();
-  return result.numUpdatedRows > 0n;
 }

@@ -303,13 +303,15 @@ local function advance(now)
   return now
 end
 
--- A socket request through gateway `gatewayId`: if every gateway that saw the user stopped seeing them a while ago
--- (a gateway died, the client came back elsewhere), their chats pause where they were last seen; then this
--- gateway's sighting is recorded.
+-- A socket request through gateway `gatewayId`. When the user arrives at a gateway that was not seeing them, and
+-- every gateway that was stopped seeing them a while ago (it died, the client came back elsewhere), their chats
+-- pause where they were last seen. A gateway already seeing the user never pauses them here, however late its
+-- own ticks run. Then this gateway's sighting is recorded.
 local function notePresence(now)
   if gatewayId == '' then return end
   local seen = lastSeen()
-  if seen and now - seen > PRESENCE_STALE_MS then
+  local arriving = redis.call('HEXISTS', presenceKey, gatewayId) == 0
+  if seen and arriving and now - seen > PRESENCE_STALE_MS then
     local list = openSessions()
     if hasActiveChat(list) then pauseChats(list, seen) end
     redis.call('DEL', presenceKey)
