@@ -98,7 +98,8 @@ export async function freePort(): Promise<number> {
   });
 }
 
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
+/** Deletes every key matching `pattern` (SCAN + UNLINK). */
+export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
   let cursor = '0';
   do {
     const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);

@@ -22,7 +22,7 @@ import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from './fake-openai.ts';
 // One implementation of the row helpers, shared with the multi-process harness (which takes a Kysely db).
-import { createClone as createCloneRow, createUser as createUserRow } from './processes.ts';
+import { createClone as createCloneRow, createUser as createUserRow, deleteKeys } from './processes.ts';
 
 export type TestClient = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -54,16 +54,6 @@ export interface SystemOptions {
   worker?: boolean;
   /** Wraps the gateway's billing job sink (to inject failures). */
   wrapJobs?: (sink: BillingJobSink) => BillingJobSink;
-}
-
-/** Redis keys are deleted by prefix when the system closes. */
-async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
 }
 
 export async function startSystem(options: SystemOptions = {}): Promise<TestSystem> {
