@@ -47,7 +47,11 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   creator_analytics: [
     'creator_id', 'clone_id', 'date', 'total_earnings', 'sessions_count', 'average_rating', 'user_retention_rate',
   ],
-  ledger_entries: ['id', 'session_id', 'account_kind', 'account_id', 'amount', 'kind', 'created_at'],
+  ledger_entries: ['id', 'session_id', 'account_kind', 'account_id', 'amount', 'kind', 'created_at', 'adjustment_id'],
+  session_events: ['id', 'session_id', 'version', 'kind', 'at', 'active_ms', 'reason', 'created_at'],
+  ledger_adjustments: [
+    'id', 'idempotency_key', 'request_hash', 'session_id', 'user_id', 'creator_id', 'amount', 'reason', 'author_id', 'created_at',
+  ],
 };
 
 async function columns(): Promise<Record<string, string[]>> {
@@ -101,6 +105,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0005-audit-trail', 'Down', 'Success'],
       ['0004-session-checkpoints', 'Down', 'Success'],
       ['0003-settlement-credits-version', 'Down', 'Success'],
       ['0002-tollgate-ledger', 'Down', 'Success'],
@@ -117,6 +122,9 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const auditDown = await migrateDown(t.db, 1);
+  assert.equal(auditDown.map((r) => r.migrationName), ['0005-audit-trail']);
+  assert.not.ok((await columns()).session_events);
   const checkpointsDown = await migrateDown(t.db, 1);
   assert.equal(checkpointsDown.map((r) => r.migrationName), ['0004-session-checkpoints']);
   assert.not.ok((await columns()).sessions?.includes('checkpoint_at'));

@@ -9,6 +9,7 @@ import * as productSchema from './migrations/0001-product-schema.ts';
 import * as tollgateLedger from './migrations/0002-tollgate-ledger.ts';
 import * as settlementCreditsVersion from './migrations/0003-settlement-credits-version.ts';
 import * as sessionCheckpoints from './migrations/0004-session-checkpoints.ts';
+import * as auditTrail from './migrations/0005-audit-trail.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -17,6 +18,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0002-tollgate-ledger': tollgateLedger,
   '0003-settlement-credits-version': settlementCreditsVersion,
   '0004-session-checkpoints': sessionCheckpoints,
+  '0005-audit-trail': auditTrail,
 });
 
 export class MigrationError extends Error {

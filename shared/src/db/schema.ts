@@ -17,7 +17,8 @@ export type SessionStatus = 'active' | 'paused' | 'ended';
 export type SenderType = 'user' | 'ai';
 export type ProcessingStatus = 'pending' | 'processing' | 'completed' | 'failed';
 export type LedgerAccountKind = 'user' | 'creator' | 'platform';
-export type LedgerEntryKind = 'session_charge' | 'creator_earning' | 'platform_fee';
+export type LedgerEntryKind = 'session_charge' | 'creator_earning' | 'platform_fee' | 'adjustment';
+export type SessionEventKind = 'started' | 'paused' | 'resumed' | 'ended';
 
 export interface UserProfilesTable {
   id: Generated<string>;
@@ -158,6 +159,36 @@ export interface LedgerEntriesTable {
   /** Signed numeric(14,4); the entries of one session sum to exactly 0. */
   amount: string;
   kind: LedgerEntryKind;
+  /** The adjustment this entry belongs to; null for a session's settlement entries. */
+  adjustment_id: string | null;
+  created_at: Timestamp;
+}
+
+/** Append-only: one row per state version of a session. */
+export interface SessionEventsTable {
+  id: Generated<string>;
+  session_id: string;
+  version: number;
+  kind: SessionEventKind;
+  at: Timestamp;
+  /** Active ms of the session up to `at` (bigint, read as a string). */
+  active_ms: ColumnType<string, string | number, never>;
+  reason: string | null;
+  created_at: Timestamp;
+}
+
+/** Append-only: a compensating transaction by an admin, idempotent by its client key. */
+export interface LedgerAdjustmentsTable {
+  id: Generated<string>;
+  idempotency_key: string;
+  request_hash: string;
+  session_id: string;
+  user_id: string;
+  creator_id: string;
+  /** Signed numeric(14,4): positive gives credits back to the user. */
+  amount: string;
+  reason: string;
+  author_id: string;
   created_at: Timestamp;
 }
 
@@ -171,6 +202,8 @@ export interface Database {
   user_analytics: UserAnalyticsTable;
   creator_analytics: CreatorAnalyticsTable;
   ledger_entries: LedgerEntriesTable;
+  session_events: SessionEventsTable;
+  ledger_adjustments: LedgerAdjustmentsTable;
 }
 
 export type UserProfile = Selectable<UserProfilesTable>;
