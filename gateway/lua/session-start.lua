@@ -33,5 +33,6 @@ touched[id] = true
 changes[#changes + 1] = { sessionId = id, status = 'active', version = 1, at = n2s(now), reason = '', activeMs = '0' }
 record('state', {
   session = header(s), status = 'active', version = '1', at = n2s(now), activeMs = '0', cost = '0', messageCount = '0',
+  reason = 'user',
 })
 return reply(CODE_OK, now, advance(now), { sessionId = id })

@@ -20,9 +20,9 @@ if action == 'resume' and budget() - totalAt(openSessions(), now) <= 0 then
   return reply(CODE_INSUFFICIENT, now, advance(now))
 end
 if action == 'pause' then
-  transition(s, 'paused', now)
+  transition(s, 'paused', now, reason)
 elseif action == 'resume' then
-  transition(s, 'active', now)
+  transition(s, 'active', now, reason)
 else
   transition(s, 'ended', now, reason)
 end

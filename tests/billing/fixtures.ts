@@ -89,7 +89,7 @@ export function settleJob(session: SessionHeader, overrides: Partial<SettleSessi
 }
 
 export function stateJob(session: SessionHeader, overrides: Partial<SessionStateJob> = {}): SessionStateJob {
-  return { session, status: 'active', version: 1, at: '2025-03-01T10:00:00.000Z', activeMs: 0, cost: '0.0000', messageCount: 0, ...overrides };
+  return { session, status: 'active', version: 1, at: '2025-03-01T10:00:00.000Z', activeMs: 0, cost: '0.0000', messageCount: 0, reason: '', ...overrides };
 }
 
 export function messageJob(

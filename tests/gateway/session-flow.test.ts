@@ -78,6 +78,16 @@ test('a chat session runs from start to a settled, balanced ledger', async () =>
   assert.is(parseMoney(row.total_cost), expected);
   assert.is(row.duration_minutes, Math.ceil(activeMs / 60_000));
 
+  // the audit trail: every state change, and the intervals add up to the billed active time
+  const events = await waitFor(async () => {
+    const rows = await system.database.db.selectFrom('session_events').selectAll().where('session_id', '=', session.id).orderBy('version').execute();
+    return rows.length === 4 && rows;
+  }, 5000, 'four session events');
+  assert.equal(events.map((e) => [e.kind, e.reason]), [['started', 'user'], ['paused', 'user'], ['resumed', 'user'], ['ended', 'user']]);
+  const [startedAt, pausedAt, resumedAt, endedAt] = events.map((e) => new Date(e.at).getTime()) as [number, number, number, number];
+  assert.is(pausedAt - startedAt + (endedAt - resumedAt), activeMs);
+  assert.is(Number(events[3]!.active_ms), activeMs);
+
   const ledger = await system.database.db.selectFrom('ledger_entries').selectAll().where('session_id', '=', session.id).execute();
   assert.is(ledger.length, 3);
   const sum = ledger.reduce((total, e) => total + parseMoney(e.amount), 0n);

@@ -7,6 +7,7 @@ import { sql, type Kysely } from 'kysely';
 import type { SessionCheckpointJob, SessionStateJob } from '#shared/contract/billing-jobs.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { ensureSession } from './ensure-session.ts';
+import { recordSessionEvent } from './record-session-event.ts';
 
 /**
  * Returns true when anything was written: a newer status, or a later checkpoint. One UPDATE for both, because a
@@ -33,6 +34,15 @@ export async function applySessionState(db: Kysely<Database>, job: SessionStateJ
       .where('settled_at', 'is', null)
       .where(sql<boolean>`(${newerState} or ${laterCheckpoint})`)
       .executeTakeFirst();
+    // the audit trail takes every version, in whatever order and however late it arrives
+    await recordSessionEvent(trx, {
+      sessionId: job.session.sessionId,
+      version: job.version,
+      status: job.status,
+      at,
+      activeMs: job.activeMs,
+      reason: job.reason,
+    });
     return result.numUpdatedRows > 0n;
   });
 }

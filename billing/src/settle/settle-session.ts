@@ -16,6 +16,7 @@ import { formatMoney, maxUnits, minUnits, parseMoney, type Ratio } from '#shared
 import { splitTotal } from '#shared/money/pricing.ts';
 import { sessionLedgerEntries } from '../ledger/session-ledger-entries.ts';
 import { ensureSession } from './ensure-session.ts';
+import { recordSessionEvent } from './record-session-event.ts';
 import { retentionRateSql } from './retention-rate.ts';
 
 /** The little of a logger settlement needs (pino fits). */
@@ -95,6 +96,15 @@ export async function settleSession(
       .where('id', '=', sessionId)
       .execute();
 
+    // the end is on the audit trail even when its state job never arrived (a session settled by the reconciler)
+    await recordSessionEvent(trx, {
+      sessionId,
+      version: job.version,
+      status: 'ended',
+      at: new Date(job.endTime),
+      activeMs: job.activeMs,
+      reason: job.reason,
+    });
     await trx
       .insertInto('ledger_entries')
       .values(sessionLedgerEntries({ sessionId, userId, creatorId: clone.creator_id }, split))

@@ -99,7 +99,8 @@ local function recordCheckpoint(s, at)
   save(s, { checkpointAt = n2s(at) })
 end
 
--- Moves a session to `status` at instant `at` (<= now), bumping its version.
+-- Moves a session to `status` at instant `at` (<= now), bumping its version; `reason` says why (user, idle,
+-- disconnected, credits_exhausted, idle_timeout, ...) and is kept as the end reason of an ended session.
 local function transition(s, status, at, reason)
   local fields = { status = status, version = n2s(tonumber(s.version) + 1) }
   local total
@@ -127,7 +128,7 @@ local function transition(s, status, at, reason)
   }
   record('state', {
     session = header(s), status = status, version = s.version, at = n2s(at), activeMs = n2s(activeMsAt(s, at)),
-    cost = n2s(costAt(s, at)), messageCount = s.msgCount,
+    cost = n2s(costAt(s, at)), messageCount = s.msgCount, reason = reason or '',
   })
   if status == 'ended' then
     record('settle', {
@@ -233,7 +234,7 @@ end
 local function pauseChats(list, at)
   for _, s in ipairs(list) do
     if s.status == 'active' and s.type == 'chat' then
-      transition(s, 'paused', math.max(at, tonumber(s.resumedAt)))
+      transition(s, 'paused', math.max(at, tonumber(s.resumedAt)), 'disconnected')
     end
   end
 end
@@ -287,7 +288,7 @@ local function advance(now)
     if action == 'exhaust' then
       exhaust(list, b, dueAt)
     elseif action == 'idle' then
-      transition(target, 'paused', dueAt)
+      transition(target, 'paused', dueAt, 'idle')
     elseif action == 'paused_timeout' then
       transition(target, 'ended', dueAt, 'idle_timeout')
     elseif action == 'absent' then

@@ -54,6 +54,7 @@ export function jobFromOutbox(entry: OutboxEntry): BillingJob {
           activeMs: Number(raw.activeMs),
           cost: money(raw.cost!),
           messageCount: Number(raw.messageCount),
+          reason: raw.reason ?? '',
         },
       };
     case 'checkpoint': {

@@ -30,6 +30,8 @@ export const sessionStateJobSchema = z.object({
   /** What the session had cost at `at`. */
   cost: moneyString,
   messageCount: z.number().int().nonnegative(),
+  /** Why it changed: user, idle, disconnected, credits_exhausted, idle_timeout, ... */
+  reason: z.string().max(40).default(''),
 });
 export type SessionStateJob = z.infer<typeof sessionStateJobSchema>;
 
