@@ -2,7 +2,9 @@
   Stores a user message once per clientMessageId while the session is active; a repeat returns the first one.
   KEYS: common five, 6 session hash, 7 message log, 8 clientMessageId → message, 9 messageId → message.
   ARGV: common three, 4 sessionId, 5 clientMessageId, 6 new messageId, 7 content.
-  Returns the common JSON with result = { message = JSON string of the stored message }; code 4 for a repeat.
+  Returns the common JSON with result = { message = JSON string of the stored message }; code 4 for a repeat,
+  6 when the user already sent MESSAGE_RATE_PER_MIN new messages this minute (counted here, so across gateways,
+  and only for messages accepted: repeats and refusals are free).
 ]]
 --@include live-state
 local id, clientMessageId, messageId, content = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
@@ -17,6 +19,12 @@ end
 if s.status ~= 'active' then
   return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status })
 end
+local rateKey = keyBase .. 'msgrate:' .. n2s(math.floor(now / 60000))
+if tonumber(redis.call('GET', rateKey) or '0') >= MESSAGE_RATE_PER_MIN then
+  return reply(CODE_MESSAGE_RATE, now, advance(now), { limit = MESSAGE_RATE_PER_MIN })
+end
+redis.call('INCR', rateKey)
+redis.call('PEXPIRE', rateKey, 120000)
 local fields = {
   id = messageId, sessionId = id, senderType = 'user', content = content, tokensUsed = 0,
   costIncrement = '0', createdAt = n2s(now), clientMessageId = clientMessageId,

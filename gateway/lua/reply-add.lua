@@ -2,11 +2,13 @@
   Stores the clone's completed reply once per messageId and adds its cost to the session.
   A reply that completes after the session ended is stored but costs nothing (the session is already billed).
   KEYS: common five, 6 session hash, 7 message log, 8 (unused), 9 messageId → message.
-  ARGV: common three, 4 sessionId, 5 messageId, 6 content, 7 tokensUsed, 8 cost (units).
+  ARGV: common three, 4 sessionId, 5 messageId, 6 content, 7 tokensUsed, 8 cost (units),
+        9 citations JSON ([{ documentId, title, chunkIndex }]).
   Returns the common JSON with result = { message = JSON string }; code 4 for a repeat.
 ]]
 --@include live-state
 local id, messageId, content, tokens, cost = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
+local citations = cjson.decode(ARGV[9])
 local now = nowMs()
 advance(now)
 local existing = redis.call('HGET', KEYS[9], messageId)
@@ -17,7 +19,7 @@ touched[id] = true
 if s.status == 'ended' then cost = 0 end
 local fields = {
   id = messageId, sessionId = id, senderType = 'ai', content = content, tokensUsed = tokens,
-  costIncrement = n2s(cost), createdAt = n2s(now), clientMessageId = false,
+  costIncrement = n2s(cost), createdAt = n2s(now), clientMessageId = false, citations = citations,
 }
 local message = cjson.encode(fields)
 redis.call('RPUSH', KEYS[7], message)

@@ -8,13 +8,14 @@
 
   Common KEYS:  1 account, 2 unsettled, 3 open, 4 outbox, 5 presence
   Common ARGV:  1 key base of the user, 2 settings JSON { idleMs, pausedEndMs, endedTtlMs, presenceTimeoutMs,
-                presenceStaleMs, checkpointMs }, 3 gateway id of a socket request or '' (refreshes its presence)
+                presenceStaleMs, checkpointMs, messageRatePerMin }, 3 gateway id of a socket request or ''
+                (refreshes its presence)
   Every script returns JSON: { code, now, nextDue, budget, changes, sessions = { id = hash }, outbox, result }
   code: 0 ok, 1 not_found, 2 invalid_state, 3 insufficient_credits, 4 duplicate (same answer as the first time),
-        5 too many open sessions.
+        5 too many open sessions, 6 too many messages this minute.
 ]]
 local CODE_OK, CODE_NOT_FOUND, CODE_INVALID_STATE, CODE_INSUFFICIENT, CODE_DUPLICATE = 0, 1, 2, 3, 4
-local CODE_TOO_MANY = 5
+local CODE_TOO_MANY, CODE_MESSAGE_RATE = 5, 6
 
 local accountKey, unsettledKey, openKey, outboxKey, presenceKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local keyBase = ARGV[1]
@@ -25,6 +26,7 @@ local ENDED_TTL_MS = tonumber(settings.endedTtlMs)
 local PRESENCE_TIMEOUT_MS = tonumber(settings.presenceTimeoutMs)
 local PRESENCE_STALE_MS = tonumber(settings.presenceStaleMs)
 local CHECKPOINT_MS = tonumber(settings.checkpointMs)
+local MESSAGE_RATE_PER_MIN = tonumber(settings.messageRatePerMin)
 local gatewayId = ARGV[3]
 
 local function sessionKey(id) return keyBase .. 's:' .. id end

@@ -9,6 +9,8 @@ import { buildChatMessages } from './system-prompt.ts';
 
 /** Longest part of the user's message quoted back. */
 const QUOTE_CHARS = 120;
+/** Longest part of a passage quoted in an offline answer. */
+const PASSAGE_CHARS = 400;
 
 export class OfflineReplyGenerator implements ReplyGenerator {
   async generate(request: ReplyRequest, onDelta: (delta: string) => void): Promise<Reply> {
@@ -32,6 +34,15 @@ function composeReply(request: ReplyRequest): string {
   const lastUser = request.history.findLast((turn) => turn.senderType === 'user');
   const question = quote(oneLine(lastUser?.content ?? ''));
   const opening = question ? `I hear you asking about "${question}".` : 'I hear you.';
+  const best = request.passages?.[0];
+  if (best) {
+    // answered from the best-matching passage of the clone's own documents, cited as the model would
+    return [
+      `${name}: ${opening}`,
+      `From "${oneLine(best.title) || 'my notes'}" [1]: ${quote(oneLine(best.content), PASSAGE_CHARS)}`,
+      'I am answering in offline mode, from my documents without an AI model.',
+    ].join(' ');
+  }
   return [
     `${name}: ${opening}`,
     `As an expert in ${expertise(clone)}, I would start by pinning down what matters most to you here, then work through it one step at a time.`,
@@ -46,10 +57,10 @@ function expertise(clone: CloneProfile): string {
   return `${areas.slice(0, -1).join(', ')} and ${areas.at(-1)!}`;
 }
 
-function quote(text: string): string {
+function quote(text: string, limit = QUOTE_CHARS): string {
   const chars = Array.from(text); // by code point, so an emoji is never cut in half
-  if (chars.length <= QUOTE_CHARS) return text;
-  return `${chars.slice(0, QUOTE_CHARS).join('').trimEnd()}…`;
+  if (chars.length <= limit) return text;
+  return `${chars.slice(0, limit).join('').trimEnd()}…`;
 }
 
 function oneLine(text: string): string {

@@ -22,8 +22,18 @@ export interface ChatTurn {
   content: string;
 }
 
+/** A passage of the clone's knowledge base retrieved for the question, best first. */
+export interface Passage {
+  documentId: string;
+  title: string;
+  chunkIndex: number;
+  content: string;
+}
+
 export interface ReplyRequest {
   clone: CloneProfile;
+  /** Passages of the clone's documents that match the question; the reply should rest on them. Default none. */
+  passages?: Passage[];
   /** Recent turns, oldest first, the new user message last. */
   history: ChatTurn[];
   /** Aborting it stops the reply: `generate` rejects with `signal.reason` and delivers no further delta. */

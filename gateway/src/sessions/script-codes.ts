@@ -12,6 +12,7 @@ export const ScriptCode = {
   /** The same request was seen before; the answer is the first one. */
   duplicate: 4,
   tooManySessions: 5,
+  messageRate: 6,
 } as const;
 export type ScriptCode = (typeof ScriptCode)[keyof typeof ScriptCode];
 
@@ -29,6 +30,8 @@ export function assertScriptOk(code: number, context: Record<string, unknown>): 
       throw new AppError('insufficient_credits', 'not enough credits', context);
     case ScriptCode.tooManySessions:
       throw new AppError('rate_limited', 'too many open sessions; end one first', context);
+    case ScriptCode.messageRate:
+      throw new AppError('rate_limited', 'too many messages this minute; wait a little', context);
     default:
       throw new Error(`unknown script code ${code}`);
   }

@@ -24,7 +24,9 @@ import type {
   WireMessage,
   WireSession,
 } from '#shared/contract/socket-events.ts';
-import type { ReplyGenerator } from '../replies/reply-generator.ts';
+import type { Passage, ReplyGenerator, ReplyRequest } from '../replies/reply-generator.ts';
+import { countPromptTokens, countTokens } from '../replies/count-tokens.ts';
+import { buildChatMessages } from '../replies/system-prompt.ts';
 import {
   availableCredits,
   costAt,
@@ -55,6 +57,8 @@ export interface SessionServiceOptions {
   gatewayId: string;
   notifier: UserNotifier;
   replies: ReplyGenerator;
+  /** Finds the passages of the clone's documents that match a question (none when absent). */
+  retrieve?: (cloneId: string, question: string, signal: AbortSignal) => Promise<Passage[]>;
   logger: Logger;
 }
 
@@ -73,9 +77,10 @@ export class SessionService {
   private readonly notifier: UserNotifier;
   private readonly replies: ReplyGenerator;
   private readonly logger: Logger;
-  /** Replies being written, so close() can stop them. */
-  private readonly pendingReplies = new Set<AbortController>();
+  /** Replies being written, by session, so a pause or an end can cut them short and close() can wait. */
+  private readonly inFlight = new Map<string, Set<{ controller: AbortController; task: Promise<void> }>>();
   private readonly replyTasks = new Set<Promise<void>>();
+  private readonly retrieve: SessionServiceOptions['retrieve'];
 
   constructor(options: SessionServiceOptions) {
     this.config = options.config;
@@ -86,6 +91,7 @@ export class SessionService {
     this.notifier = options.notifier;
     this.replies = options.replies;
     this.logger = options.logger;
+    this.retrieve = options.retrieve;
   }
 
   async start(userId: string, payload: ClientPayload<'session:start'>): Promise<WireSession> {
@@ -120,6 +126,8 @@ export class SessionService {
   }
 
   async act(userId: string, sessionId: string, action: 'pause' | 'resume' | 'end'): Promise<WireSession> {
+    // a reply cut short by the user's end is billed before the session's total is fixed
+    if (action === 'end') await this.stopReplies(sessionId);
     const outcome = await this.store.transition(userId, sessionId, action, 'user', this.gatewayId);
     await this.commit(userId, outcome);
     if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, sessionId, true);
@@ -261,13 +269,16 @@ export class SessionService {
     let timer: NodeJS.Timeout | undefined;
     await Promise.race([all, new Promise((resolve) => (timer = setTimeout(resolve, drainMs)))]);
     clearTimeout(timer);
-    for (const controller of this.pendingReplies) controller.abort();
+    for (const entries of this.inFlight.values()) for (const entry of entries) entry.controller.abort();
     await all;
   }
 
   /** Relays the billing facts of an outcome, schedules the next due instant and notifies the user. */
   private async commit(userId: string, outcome: Outcome): Promise<void> {
     await this.relay.relay(userId, outcome.outbox);
+    for (const change of outcome.changes) {
+      if (change.status !== 'active' && this.inFlight.has(change.sessionId)) void this.stopReplies(change.sessionId);
+    }
     if (outcome.nextDue !== null) await this.store.scheduleDue(userId, outcome.nextDue);
     const notified = new Set<string>();
     for (const change of outcome.changes) {
@@ -331,19 +342,31 @@ export class SessionService {
 
   private startReply(session: LiveSession): void {
     const controller = new AbortController();
-    this.pendingReplies.add(controller);
     const task = this.writeReply(session, controller.signal)
       .catch((error: unknown) => this.logger.error({ err: error, sessionId: session.id }, 'reply failed'))
       .finally(() => {
-        this.pendingReplies.delete(controller);
+        this.inFlight.get(session.id)?.delete(entry);
         this.replyTasks.delete(task);
       });
+    const entry = { controller, task };
+    const forSession = this.inFlight.get(session.id) ?? new Set();
+    forSession.add(entry);
+    this.inFlight.set(session.id, forSession);
     this.replyTasks.add(task);
+  }
+
+  /** Cuts the session's replies short (they are stored and billed for what was produced) and waits for them. */
+  private async stopReplies(sessionId: string): Promise<void> {
+    const entries = [...(this.inFlight.get(sessionId) ?? [])];
+    for (const entry of entries) entry.controller.abort();
+    await Promise.allSettled(entries.map((entry) => entry.task));
   }
 
   private async writeReply(session: LiveSession, signal: AbortSignal): Promise<void> {
     const { userId, id: sessionId } = session;
     const messageId = randomUUID();
+    let produced = '';
+    let request: ReplyRequest | undefined;
     try {
       const clone = await this.db
         .selectFrom('clones')
@@ -351,31 +374,46 @@ export class SessionService {
         .where('id', '=', session.cloneId)
         .executeTakeFirstOrThrow();
       const history = await this.store.recentMessages(userId, sessionId, this.config.CONTEXT_MESSAGES);
-      const reply = await this.replies.generate(
-        {
-          clone: {
-            name: clone.name,
-            bio: clone.bio,
-            description: clone.description,
-            expertiseAreas: clone.expertise_areas ?? [],
-            personalityTraits: clone.personality_traits,
-          },
-          history: history.map((m) => ({ senderType: m.senderType, content: m.content })),
-          signal,
+      const question = history.findLast((m) => m.senderType === 'user')?.content ?? '';
+      const passages = this.retrieve && question ? await this.retrieve(session.cloneId, question, signal) : [];
+      request = {
+        clone: {
+          name: clone.name,
+          bio: clone.bio,
+          description: clone.description,
+          expertiseAreas: clone.expertise_areas ?? [],
+          personalityTraits: clone.personality_traits,
         },
-        (delta) => this.notifier.emit(userId, 'message:delta', { sessionId, messageId, delta }),
-      );
-      const cost = replyCost(reply.tokensUsed, this.config.aiPricePer1kTokens);
-      const outcome = await this.store.addReply(userId, sessionId, messageId, reply.content, reply.tokensUsed, cost);
-      const live = outcome.sessions.get(sessionId);
-      const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
-      if (!live || !stored) throw new Error('reply-add returned no message');
-      await this.commit(userId, outcome);
-      this.notifier.emit(userId, 'message:completed', { sessionId, message: toWireMessage(stored) });
+        passages,
+        history: history.map((m) => ({ senderType: m.senderType, content: m.content })),
+        signal,
+      };
+      const reply = await this.replies.generate(request, (delta) => {
+        produced += delta;
+        this.notifier.emit(userId, 'message:delta', { sessionId, messageId, delta });
+      });
+      await this.storeReply(session, messageId, reply.content, reply.tokensUsed, passages);
     } catch (error) {
+      if (signal.aborted && request) {
+        // cut short (paused, ended, client gone, shutting down): billed for the tokens actually produced
+        const tokens = countPromptTokens(buildChatMessages(request)) + countTokens(produced);
+        await this.storeReply(session, messageId, produced, tokens, request.passages ?? []);
+        return;
+      }
       if (signal.aborted) return;
       this.notifier.emit(userId, 'message:failed', { sessionId, messageId, error: toWireError(error) });
       throw error;
     }
+  }
+
+  private async storeReply(session: LiveSession, messageId: string, content: string, tokensUsed: number, passages: Passage[]): Promise<void> {
+    const { userId, id: sessionId } = session;
+    const citations = passages.map((p) => ({ documentId: p.documentId, title: p.title, chunkIndex: p.chunkIndex }));
+    const cost = replyCost(tokensUsed, this.config.aiPricePer1kTokens);
+    const outcome = await this.store.addReply(userId, sessionId, { messageId, content, tokensUsed, cost, citations });
+    const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
+    if (!stored) throw new Error('reply-add returned no message');
+    await this.commit(userId, outcome);
+    this.notifier.emit(userId, 'message:completed', { sessionId, message: toWireMessage(stored) });
   }
 }

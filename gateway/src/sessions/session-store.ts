@@ -6,7 +6,7 @@ import type { Redis } from 'ioredis';
 import type { Units } from '#shared/money/money.ts';
 import { dueKey, dueLeaseKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
 import type { Config } from '#shared/config/config.ts';
-import type { SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
+import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
 import { parseLiveSession, type LiveSession } from '../meter/live-session.ts';
 import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
@@ -27,6 +27,8 @@ export interface SessionStoreOptions {
   presenceStaleMs: number;
   /** How often an active session records a checkpoint for Postgres. */
   checkpointMs: number;
+  /** New messages one user may send per minute, across gateways. */
+  messageRatePerMin: number;
 }
 
 /** The store settings a config implies. */
@@ -39,6 +41,7 @@ export function storeOptions(config: Config): SessionStoreOptions {
     presenceTimeoutMs: config.PRESENCE_TIMEOUT_MS,
     presenceStaleMs: config.METER_TICK_MS + 250,
     checkpointMs: config.CHECKPOINT_MS,
+    messageRatePerMin: config.MESSAGE_RATE_PER_MIN,
   };
 }
 
@@ -69,6 +72,8 @@ export interface StoredMessage {
   costIncrement: Units;
   createdAt: number;
   clientMessageId: string | null;
+  /** The passages an AI reply rests on; empty for user messages. */
+  citations: Citation[];
 }
 
 /** What every live-state script answers. */
@@ -123,6 +128,8 @@ export function parseStoredMessage(json: string): StoredMessage {
     costIncrement: BigInt(String(raw.costIncrement)),
     createdAt: Number(raw.createdAt),
     clientMessageId: typeof raw.clientMessageId === 'string' ? raw.clientMessageId : null,
+    // cjson writes an empty array as {}
+    citations: Array.isArray(raw.citations) ? (raw.citations as Citation[]) : [],
   };
 }
 
@@ -135,6 +142,7 @@ export function toWireMessage(message: StoredMessage): WireMessage {
     tokensUsed: message.tokensUsed,
     costIncrement: formatMoney(message.costIncrement),
     createdAt: new Date(message.createdAt).toISOString(),
+    ...(message.senderType === 'ai' ? { citations: message.citations } : {}),
   };
 }
 
@@ -153,6 +161,7 @@ export class SessionStore {
       presenceTimeoutMs: options.presenceTimeoutMs,
       presenceStaleMs: options.presenceStaleMs,
       checkpointMs: options.checkpointMs,
+      messageRatePerMin: options.messageRatePerMin,
     });
   }
 
@@ -210,9 +219,9 @@ export class SessionStore {
     return this.run('message-add', userId, this.messageKeys(userId, sessionId), [sessionId, clientMessageId, messageId, content], gatewayId);
   }
 
-  addReply(userId: string, sessionId: string, messageId: string, content: string, tokensUsed: number, cost: Units): Promise<Outcome> {
+  addReply(userId: string, sessionId: string, reply: { messageId: string; content: string; tokensUsed: number; cost: Units; citations: Citation[] }): Promise<Outcome> {
     return this.run('reply-add', userId, this.messageKeys(userId, sessionId), [
-      sessionId, messageId, content, tokensUsed, cost.toString(),
+      sessionId, reply.messageId, reply.content, reply.tokensUsed, reply.cost.toString(), JSON.stringify(reply.citations),
     ]);
   }
 

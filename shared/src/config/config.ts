@@ -40,6 +40,8 @@ export const configSchema = z.object({
   MIN_START_SECONDS: integer(60),
   /** Most sessions (active or paused) one user may have open at once. */
   MAX_OPEN_SESSIONS: integer(5, 1),
+  /** Messages one user may send per minute, across every gateway (then `rate_limited`). */
+  MESSAGE_RATE_PER_MIN: integer(30, 1),
   /** Longest user message, in characters. */
   MAX_MESSAGE_CHARS: integer(4000, 1),
   /** Client events one socket may send per second, sustained (then `rate_limited`). */

@@ -26,6 +26,13 @@ export interface WireSession {
   messageCount: number;
 }
 
+/** A passage of the clone's knowledge base an AI reply rests on. */
+export interface Citation {
+  documentId: string;
+  title: string;
+  chunkIndex: number;
+}
+
 export interface WireMessage {
   id: string;
   sessionId: string;
@@ -34,6 +41,8 @@ export interface WireMessage {
   tokensUsed: number;
   costIncrement: Money;
   createdAt: IsoTime;
+  /** AI replies: the passages of the clone's documents the reply rests on. */
+  citations?: Citation[];
 }
 
 export type EndReason = 'user' | 'credits_exhausted' | 'idle_timeout' | (string & {});
