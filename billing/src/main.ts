@@ -1,22 +1,25 @@
 /**
- * The billing process: the BullMQ billing worker, `GET /healthz` and `GET /metrics` on BILLING_PORT.
+ * The billing process: the BullMQ billing worker and, on BILLING_PORT, `GET /healthz`, `GET /metrics`, the billing
+ * staff API (`/api`) and its web console (`/`).
  * It expects a migrated database (`npm start` migrates first). After each settlement it hands the new balance to
  * the live state in Redis, so the user's available credits stop counting the session as unsettled.
+ * It also ingests the clones' knowledge-base documents (the 'ingest' queue and its pending-row poller, ingest/).
  * SIGTERM/SIGINT: stop taking jobs, let running ones finish, close HTTP, Redis and Postgres, exit 0.
  */
-import Fastify from 'fastify';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import { loadConfigOrExit } from '#shared/config/config.ts';
 import { createDatabase } from '#shared/db/database.ts';
 import { createLogger } from '#shared/observability/logger.ts';
-import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { queuePrefix } from '#shared/redis/keys.ts';
 import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import type { SettlementResult } from '#shared/contract/billing-jobs.ts';
+import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { BillingWorker } from './billing-worker.ts';
+import { IngestWorker } from './ingest/ingest-worker.ts';
+import { buildBillingApp } from './http/billing-app.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 
 /** Past this, a shutdown stuck on an unreachable Redis gives up and exits 1. */
@@ -56,13 +59,26 @@ const reconciler = new Reconciler({
   onSettled,
 });
 
-const app = Fastify();
-registerOpsRoutes(app, {
+const ingestWorker = new IngestWorker({
+  config,
+  db,
+  embedder: createEmbedder(config),
+  connection: redis,
+  prefix: queuePrefix(config.REDIS_PREFIX),
+  logger,
+});
+
+const app = buildBillingApp({
+  db,
+  config,
+  logger,
   registry,
   checks: {
     postgres: () => sql`select 1`.execute(db),
     redis: () => redis.ping(),
   },
+  // an adjustment moved the user's credits: the live state takes the new balance, as after a settlement
+  onBalanceChanged: (userId) => refreshBalance(db, liveState, userId),
 });
 
 let stopping = false;
@@ -77,6 +93,7 @@ async function shutdown(signal: NodeJS.Signals): Promise<void> {
   timer.unref();
   try {
     await reconciler.close();
+    await ingestWorker.close();
     await worker.close();
     await app.close();
     await redis.quit();
@@ -94,12 +111,13 @@ process.on('SIGINT', (signal) => void shutdown(signal));
 try {
   // HTTP first, so /healthz can say 503 while a dependency is down.
   await app.listen({ port: config.BILLING_PORT, host: config.HOST });
-  await worker.start();
+  await Promise.all([worker.start(), ingestWorker.start()]);
   reconciler.start();
   logger.info({ port: config.BILLING_PORT, concurrency: config.BILLING_CONCURRENCY }, 'billing worker started');
 } catch (error) {
   logger.error({ err: error }, 'billing failed to start');
   await reconciler.close().catch(() => undefined);
+  await ingestWorker.close().catch(() => undefined);
   await worker.close().catch(() => undefined);
   redis.disconnect();
   await db.destroy().catch(() => undefined);

@@ -7,6 +7,7 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { Server } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
+import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import type { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
@@ -22,15 +23,17 @@ import {
   type SocketData,
 } from '#shared/contract/socket-events.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
-import { TokenVerifier } from './auth/token-verifier.ts';
+import { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import { DueScheduler } from './meter/due-scheduler.ts';
 import { MeterTicker } from './meter/meter-ticker.ts';
 import type { ReplyGenerator } from './replies/reply-generator.ts';
+import { knowledgeRetriever } from './replies/knowledge-retriever.ts';
 import { QueueJobSink } from './sessions/queue-job-sink.ts';
 import { OutboxRelay, type BillingJobSink } from './sessions/outbox-relay.ts';
 import { SessionService, type UserNotifier } from './sessions/session-service.ts';
 import { SessionStore, storeOptions } from './sessions/session-store.ts';
 import { bindClientEvents } from './transport/client-events.ts';
+import { registerWebRoutes } from './web/web-routes.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -110,6 +113,7 @@ export class Gateway {
       gatewayId: this.gatewayId,
       notifier,
       replies: options.replies,
+      retrieve: knowledgeRetriever(db, createEmbedder(config), config.RAG_TOP_K),
       logger,
     });
     this.scheduler = new DueScheduler({
@@ -175,6 +179,7 @@ export class Gateway {
       });
     });
 
+    registerWebRoutes(this.app, { config, db });
     registerOpsRoutes(this.app, {
       registry: this.registry,
       checks: {

@@ -106,6 +106,7 @@ export function messageJob(
       costIncrement: '0.0000',
       createdAt: '2025-03-01T10:01:00.000Z',
       clientMessageId: randomUUID(),
+      citations: [],
       ...overrides,
     },
   };

@@ -92,6 +92,7 @@ test('a message job delivered twice stores the message once', async () => {
       cost_increment: '0.0120',
       tokens_used: 12,
       client_message_id: job.message.clientMessageId,
+      citations: null,
       created_at: new Date('2025-03-01T10:01:00.000Z'),
     },
   ]);

@@ -35,10 +35,11 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   ],
   messages: [
     'id', 'session_id', 'sender_type', 'content', 'cost_increment', 'tokens_used', 'client_message_id', 'created_at',
+    'citations',
   ],
   documents: [
     'id', 'clone_id', 'title', 'file_name', 'file_path', 'file_type', 'file_size_bytes', 'processing_status',
-    'chunk_count', 'created_at', 'updated_at',
+    'chunk_count', 'created_at', 'updated_at', 'failure_reason', 'embedding_model', 'embedding_dimensions',
   ],
   document_chunks: ['id', 'document_id', 'content', 'chunk_index', 'embedding', 'doc_metadata', 'created_at'],
   user_analytics: [
@@ -105,6 +106,8 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0007-document-ingestion', 'Down', 'Success'],
+      ['0006-ledger-queries', 'Down', 'Success'],
       ['0005-audit-trail', 'Down', 'Success'],
       ['0004-session-checkpoints', 'Down', 'Success'],
       ['0003-settlement-credits-version', 'Down', 'Success'],
@@ -122,6 +125,16 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const ingestionDown = await migrateDown(t.db, 1);
+  assert.equal(ingestionDown.map((r) => r.migrationName), ['0007-document-ingestion']);
+  assert.not.ok((await columns()).documents?.includes('failure_reason'));
+  assert.not.ok((await columns()).messages?.includes('citations'));
+  const indexesDown = await migrateDown(t.db, 1);
+  assert.equal(indexesDown.map((r) => r.migrationName), ['0006-ledger-queries']);
+  const { rows: indexes } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_indexes WHERE indexname = 'ledger_entries_session_id_created_at_idx'
+  `.execute(t.db);
+  assert.is(indexes[0]!.n, 0, 'ledger query indexes dropped');
   const auditDown = await migrateDown(t.db, 1);
   assert.equal(auditDown.map((r) => r.migrationName), ['0005-audit-trail']);
   assert.not.ok((await columns()).session_events);

@@ -239,8 +239,14 @@ async function checkInvariants(batch: TrackedSession[]): Promise<void> {
   assert.is(Number(analytics.n), batch.length, 'user_analytics counts each session once');
 
   // 5: every acknowledged message and every completed reply stored exactly once, nothing else.
-  const messages = await db.selectFrom('messages').select(['id', 'session_id']).where('session_id', 'in', ids).execute();
   const expected = batch.flatMap((s) => [...s.messageIds].map((id) => `${s.id}/${id}`)).sort();
+  // a killed worker's message jobs come back only when their lock runs out (30 s): wait for them, then compare
+  const messages = await waitFor(async () => {
+    const rows = await db.selectFrom('messages').select(['id', 'session_id']).where('session_id', 'in', ids).execute();
+    return rows.length >= expected.length && rows;
+  }, 90_000, 'every acknowledged message to be stored').catch(() =>
+    db.selectFrom('messages').select(['id', 'session_id']).where('session_id', 'in', ids).execute(),
+  );
   assert.equal(messages.map((m) => `${m.session_id}/${m.id}`).sort(), expected, 'messages stored exactly once');
 
   // 2, over the whole database: Σ user debits = Σ settled totals = Σ creator earnings + Σ platform fees.

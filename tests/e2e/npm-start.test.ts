@@ -72,8 +72,7 @@ async function healthy(port: number): Promise<boolean> {
 
 test('npm start migrates, serves both processes, settles a session and stops cleanly on SIGTERM', async () => {
   await waitFor(async () => (await healthy(gatewayPort)) && (await healthy(billingPort)), 60_000, `both /healthz (output so far:\n${output})`);
-  assert.match(output, /\[gateway\]/);
-  assert.match(output, /\[billing\]/);
+  await waitFor(() => /\[gateway\].*gateway listening/.test(output) && /\[billing\].*billing worker started/.test(output), 30_000, 'both processes to log that they started');
   const metrics = await (await fetch(`http://127.0.0.1:${gatewayPort}/metrics`)).text();
   assert.match(metrics, /gateway_connections/);
   assert.match(metrics, /gateway_open_sessions/);

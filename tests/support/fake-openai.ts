@@ -1,6 +1,7 @@
 /**
  * A local stand-in for OpenAI's chat completions endpoint, speaking its wire format (JSON, or SSE chunks
- * when `stream: true`), so tests drive the real `openai` SDK with no network.
+ * when `stream: true`), so tests drive the real `openai` SDK with no network. It also answers `/v1/embeddings`
+ * (float or base64 vectors, deterministic: the local hashing embedding of each input, so similar texts are close).
  *
  *   const fake = await startFakeOpenAi({ reply: () => 'Hello there' });
  *   new OpenAI({ apiKey: 'sk-test', baseURL: fake.baseUrl });
@@ -10,6 +11,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { setTimeout as delay } from 'node:timers/promises';
+import { hashEmbedding } from '#shared/embeddings/local-embedder.ts';
 
 /** The request body as the SDK sends it (the fields the fake reads; the rest are kept as sent). */
 export interface FakeChatRequest {
@@ -56,6 +58,16 @@ export interface FakeOpenAiOptions {
   apiKey?: string;
   /** End a streamed reply after this many content chunks, with no finish chunk and no `[DONE]`; default never. */
   endStreamAfter?: number;
+  /** Answer this many coming embedding requests with HTTP 500 (with `retryAfterMs` as above); default 0. */
+  failNextEmbeddings?: number;
+}
+
+/** One POST /v1/embeddings, in arrival order, answered or not. */
+export interface RecordedEmbeddingRequest {
+  body: { model: string; input: string | string[]; encoding_format?: string; dimensions?: number; [field: string]: unknown };
+  authorization: string | undefined;
+  /** The HTTP status it was answered with. */
+  status: number;
 }
 
 export interface FakeOpenAi {
@@ -66,6 +78,10 @@ export interface FakeOpenAi {
   setUsage(usage: FakeUsage | null | undefined): void;
   /** Answer the next `count` requests with HTTP 500. */
   failNext(count: number): void;
+  /** Every embeddings request, in arrival order (not in `requests`). */
+  embeddingRequests: RecordedEmbeddingRequest[];
+  /** Answer the next `count` embedding requests with HTTP 500. */
+  failNextEmbeddings(count: number): void;
   /** Resolves with the outcome of the `index`-th recorded request once it has ended. */
   settled(index: number): Promise<Exclude<FakeOutcome, 'pending'>>;
   close(): Promise<void>;
@@ -75,6 +91,8 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
   let reply = options.reply ?? defaultReply;
   let usage = options.usage;
   let failures = options.failNext ?? 0;
+  let embeddingFailures = options.failNextEmbeddings ?? 0;
+  const embeddingRequests: RecordedEmbeddingRequest[] = [];
   const requests: RecordedRequest[] = [];
   const watchers = new Set<() => void>();
   const changed = () => {
@@ -90,6 +108,10 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
 
   async function handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const raw = await readBody(req);
+    if (req.method === 'POST' && req.url?.split('?')[0] === '/v1/embeddings') {
+      handleEmbeddings(raw, req, res);
+      return;
+    }
     if (req.method !== 'POST' || req.url?.split('?')[0] !== '/v1/chat/completions') {
       sendJson(res, 404, errorBody(`Unknown request URL: ${req.method} ${req.url}`, 'invalid_request_error'));
       return;
@@ -191,6 +213,62 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     res.end(cut < events.length ? undefined : 'data: [DONE]\n\n');
   }
 
+  function handleEmbeddings(raw: string, req: IncomingMessage, res: ServerResponse): void {
+    let body: RecordedEmbeddingRequest['body'];
+    try {
+      body = JSON.parse(raw) as RecordedEmbeddingRequest['body'];
+    } catch {
+      sendJson(res, 400, errorBody('We could not parse the JSON body of your request.', 'invalid_request_error'));
+      return;
+    }
+    const record: RecordedEmbeddingRequest = { body, authorization: req.headers.authorization, status: 200 };
+    embeddingRequests.push(record);
+    const fail = (status: number, error: unknown, headers: Record<string, string> = {}) => {
+      record.status = status;
+      sendJson(res, status, error, headers);
+    };
+    if (options.apiKey !== undefined && req.headers.authorization !== `Bearer ${options.apiKey}`) {
+      fail(401, errorBody('Incorrect API key provided.', 'invalid_request_error', 'invalid_api_key'));
+      return;
+    }
+    if (embeddingFailures > 0) {
+      embeddingFailures -= 1;
+      const headers: Record<string, string> =
+        options.retryAfterMs === undefined ? {} : { 'retry-after-ms': String(options.retryAfterMs) };
+      fail(500, errorBody('The server had an error while processing your request.', 'server_error'), headers);
+      return;
+    }
+    const inputs = typeof body.input === 'string' ? [body.input] : body.input;
+    if (
+      typeof body.model !== 'string' ||
+      !Array.isArray(inputs) ||
+      inputs.length === 0 ||
+      inputs.length > 2048 ||
+      inputs.some((input) => typeof input !== 'string' || input === '')
+    ) {
+      fail(400, errorBody("'model' and an 'input' of 1 to 2048 non-empty strings are required.", 'invalid_request_error'));
+      return;
+    }
+    const dimensions = body.dimensions ?? (body.model === 'text-embedding-3-large' ? 3072 : 1536);
+    const base64 = body.encoding_format === 'base64';
+    sendJson(res, 200, {
+      object: 'list',
+      data: inputs.map((input, index) => {
+        const vector = hashEmbedding(input, dimensions);
+        return {
+          object: 'embedding',
+          index,
+          embedding: base64 ? Buffer.from(new Float32Array(vector).buffer).toString('base64') : vector,
+        };
+      }),
+      model: body.model,
+      usage: (() => {
+        const tokens = inputs.reduce((sum, input) => sum + input.split(/\s+/).filter(Boolean).length, 0);
+        return { prompt_tokens: tokens, total_tokens: tokens };
+      })(),
+    });
+  }
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -208,6 +286,10 @@ export async function startFakeOpenAi(options: FakeOpenAiOptions = {}): Promise<
     },
     failNext(count) {
       failures = count;
+    },
+    embeddingRequests,
+    failNextEmbeddings(count) {
+      embeddingFailures = count;
     },
     settled(index) {
       return new Promise((resolve) => {

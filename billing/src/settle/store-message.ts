@@ -23,6 +23,7 @@ export async function storeMessage(db: Kysely<Database>, job: MessageJob): Promi
         tokens_used: message.tokensUsed,
         client_message_id: message.clientMessageId,
         created_at: message.createdAt,
+        citations: message.senderType === 'ai' ? JSON.stringify(message.citations) : null,
       })
       // No conflict target: either unique key (id, or session_id + client_message_id) means "already stored".
       .onConflict((oc) => oc.doNothing())

@@ -7,6 +7,7 @@ import { durationMinutes } from '#shared/money/pricing.ts';
 import { billingJobId, type BillingJobData, type BillingJobName, type SessionHeader } from '#shared/contract/billing-jobs.ts';
 import type { OutboxEntry } from './session-store.ts';
 import type { LiveSession } from '../meter/live-session.ts';
+import type { Citation } from '#shared/contract/socket-events.ts';
 
 /** A billing job ready to queue, with its deterministic id. */
 export interface BillingJob<N extends BillingJobName = BillingJobName> {
@@ -92,6 +93,8 @@ export function jobFromOutbox(entry: OutboxEntry): BillingJob {
             costIncrement: money(String(m.costIncrement)),
             createdAt: iso(String(m.createdAt)),
             clientMessageId: typeof m.clientMessageId === 'string' ? m.clientMessageId : null,
+            // cjson writes an empty list as {}
+            citations: Array.isArray(m.citations) ? (m.citations as Citation[]) : [],
           },
         },
       };

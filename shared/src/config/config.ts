@@ -84,6 +84,22 @@ export const configSchema = z.object({
   ENDED_STATE_TTL_MS: integer(86_400_000, 1000),
   /** Billing jobs processed at once by one worker. */
   BILLING_CONCURRENCY: integer(8, 1),
+  /** OpenAI embedding model of the knowledge base (used when OPENAI_API_KEY is set). */
+  EMBEDDING_MODEL: z.string().min(1).default('text-embedding-3-small'),
+  /** Length of the built-in local embeddings (`local-hash-v1`, used without OPENAI_API_KEY). */
+  EMBEDDING_DIMENSIONS: integer(256, 8),
+  /** Most tokens (o200k_base) in one knowledge-base chunk. */
+  CHUNK_TOKENS: integer(400, 16),
+  /** Tokens a chunk repeats from the end of the one before it; less than CHUNK_TOKENS. */
+  CHUNK_OVERLAP_TOKENS: integer(60, 0),
+  /** Passages retrieved from a clone's knowledge base per question. */
+  RAG_TOP_K: integer(5, 1),
+  /** Directory that relative `documents.file_path`s are resolved under. */
+  UPLOAD_DIR: z.string().min(1).default('.tollgate/uploads'),
+  /** Largest document file that is ingested, in bytes (default 20 MiB). */
+  MAX_UPLOAD_BYTES: integer(20_971_520, 1),
+  /** Documents one billing process ingests at once. */
+  INGEST_CONCURRENCY: integer(2, 1),
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -97,6 +113,8 @@ export interface Config extends RawConfig {
   readonly platformFeeRate: Ratio;
   /** ALLOWED_ORIGINS parsed; `true` means any origin. */
   readonly allowedOrigins: true | string[];
+  /** The variables the environment set (the rest are defaults): `npm start` embeds services only for unset ones. */
+  readonly explicitlySet: ReadonlySet<string>;
 }
 
 export class ConfigError extends Error {
@@ -115,12 +133,16 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   if (raw.NODE_ENV === 'production' && raw.JWT_SECRET === DEV_JWT_SECRET) {
     throw new ConfigError('invalid configuration:\n  JWT_SECRET: must be set in production');
   }
+  if (raw.CHUNK_OVERLAP_TOKENS >= raw.CHUNK_TOKENS) {
+    throw new ConfigError('invalid configuration:\n  CHUNK_OVERLAP_TOKENS: must be less than CHUNK_TOKENS');
+  }
   const origins = raw.ALLOWED_ORIGINS.split(',').map((o) => o.trim()).filter(Boolean);
   return Object.freeze({
     ...raw,
     aiPricePer1kTokens: parseMoney(raw.AI_PRICE_PER_1K_TOKENS),
     platformFeeRate: parseRatio(raw.PLATFORM_FEE_RATE),
     allowedOrigins: origins.includes('*') ? true : origins,
+    explicitlySet: new Set(Object.keys(cleaned).filter((name) => name in configSchema.shape)),
   });
 }
 

@@ -59,6 +59,8 @@ export const messageJobSchema = z.object({
     costIncrement: moneyString,
     createdAt: isoTime,
     clientMessageId: z.string().max(64).nullable(),
+    /** AI replies: the passages of the clone's documents the reply rests on. */
+    citations: z.array(z.object({ documentId: z.string().uuid(), title: z.string(), chunkIndex: z.number().int().nonnegative() })).default([]),
   }),
 });
 export type MessageJob = z.infer<typeof messageJobSchema>;

@@ -10,6 +10,8 @@ import * as tollgateLedger from './migrations/0002-tollgate-ledger.ts';
 import * as settlementCreditsVersion from './migrations/0003-settlement-credits-version.ts';
 import * as sessionCheckpoints from './migrations/0004-session-checkpoints.ts';
 import * as auditTrail from './migrations/0005-audit-trail.ts';
+import * as ledgerQueries from './migrations/0006-ledger-queries.ts';
+import * as documentIngestion from './migrations/0007-document-ingestion.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -19,6 +21,8 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0003-settlement-credits-version': settlementCreditsVersion,
   '0004-session-checkpoints': sessionCheckpoints,
   '0005-audit-trail': auditTrail,
+  '0006-ledger-queries': ledgerQueries,
+  '0007-document-ingestion': documentIngestion,
 });
 
 export class MigrationError extends Error {

@@ -103,6 +103,8 @@ export interface MessagesTable {
   tokens_used: ColumnType<number, number | undefined, number>;
   /** Tollgate: the client's idempotency key for user messages (unique per session). */
   client_message_id: string | null;
+  /** Tollgate: null for user messages; an AI message's sources, `[{ documentId, title, chunkIndex }]` (jsonb). */
+  citations: ColumnType<unknown | null, string | null | undefined, string | null>;
   created_at: Timestamp;
 }
 
@@ -116,6 +118,12 @@ export interface DocumentsTable {
   file_size_bytes: number;
   processing_status: ColumnType<ProcessingStatus, ProcessingStatus | undefined, ProcessingStatus>;
   chunk_count: ColumnType<number, number | undefined, number>;
+  /** Tollgate: why the last ingestion failed; null unless processing_status is 'failed'. */
+  failure_reason: string | null;
+  /** Tollgate: the embedder model of the chunks ('local-hash-v1', 'text-embedding-3-small', …); null until ingested. */
+  embedding_model: string | null;
+  /** Tollgate: the length of the chunks' embeddings; only chunks of the same model and length are compared. */
+  embedding_dimensions: number | null;
   created_at: Timestamp;
   updated_at: Timestamp;
 }

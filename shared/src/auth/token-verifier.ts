@@ -1,10 +1,11 @@
 /**
- * Verifies the access tokens widgets connect with: Supabase-style HS256 JWTs (`sub` = user_profiles.id),
- * algorithm pinned, `exp` required, `aud` checked. Anything else is `unauthorized`.
+ * Verifies the access tokens widgets connect to the gateway with, and billing staff call the billing API with:
+ * Supabase-style HS256 JWTs (`sub` = user_profiles.id), algorithm pinned, `exp` required, `aud` checked.
+ * Anything else is `unauthorized`.
  */
 import { jwtVerify } from 'jose';
 import { z } from 'zod';
-import { AppError } from '#shared/errors/app-error.ts';
+import { AppError } from '../errors/app-error.ts';
 
 export interface TokenVerifierOptions {
   /** HS256 secret (config JWT_SECRET). */

@@ -1,0 +1,63 @@
+/**
+ * The billing process's HTTP app: `/healthz` and `/metrics`, the billing staff API under `/api` (admin-only) and the
+ * web console (`/`, `/console/*`), with one error handler: every failure is `{ error: { code, message } }`.
+ * Built without listening, so tests call it with `inject` or listen on port 0.
+ */
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { Kysely } from 'kysely';
+import type { Registry } from 'prom-client';
+import type { Config } from '#shared/config/config.ts';
+import type { Database } from '#shared/db/schema.ts';
+import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
+import { closeUnusedConnections } from './close-unused-connections.ts';
+import { consoleFiles } from './console-files.ts';
+import { toHttpError } from './http-error.ts';
+import { ledgerApi, type ApiLogger } from './ledger-api.ts';
+
+export interface BillingAppOptions {
+  db: Kysely<Database>;
+  config: Pick<Config, 'JWT_SECRET' | 'JWT_AUDIENCE' | 'platformFeeRate'>;
+  logger: ApiLogger;
+  /** Served on /metrics. */
+  registry: Registry;
+  /** /healthz's dependency checks by name; each rejects when its dependency does not answer. */
+  checks: Record<string, () => Promise<unknown>>;
+  /** Told after an adjustment changed a user's credits. Default: nothing. */
+  onBalanceChanged?: (userId: string) => Promise<void>;
+  /** The web console's directory. Default billing/console. */
+  consoleDir?: string;
+}
+
+/** Largest request body: an adjustment is well under 1 KiB. */
+const BODY_LIMIT = 16 * 1024;
+
+export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
+  const app = Fastify({ bodyLimit: BODY_LIMIT });
+  const { logger } = options;
+  closeUnusedConnections(app);
+
+  app.setErrorHandler((error, request, reply) => {
+    const answer = toHttpError(error);
+    if (answer.status >= 500) {
+      logger.error({ err: error, method: request.method, route: request.routeOptions.url }, 'billing http request failed');
+    }
+    if (answer.status === 401) reply.header('www-authenticate', 'Bearer');
+    return reply.code(answer.status).send(answer.body);
+  });
+  app.setNotFoundHandler((_request, reply) =>
+    reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } }),
+  );
+
+  registerOpsRoutes(app, { registry: options.registry, checks: options.checks });
+  app.register(consoleFiles, { dir: options.consoleDir });
+  app.register(ledgerApi, {
+    prefix: '/api',
+    db: options.db,
+    jwtSecret: options.config.JWT_SECRET,
+    jwtAudience: options.config.JWT_AUDIENCE,
+    platformFeeRate: options.config.platformFeeRate,
+    logger,
+    onBalanceChanged: options.onBalanceChanged,
+  });
+  return app;
+}

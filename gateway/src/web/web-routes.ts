@@ -1,0 +1,144 @@
+/**
+ * The gateway's web surface for people: `GET /` (the demo page), `GET /widget.js` (the embeddable chat widget),
+ * `GET /web/*` (their static assets, from gateway/web/, read once at registration) and `GET /api/clones` (the
+ * published, active clones a user can chat with; public). The widget loads socket.io's browser client from
+ * `/socket.io/socket.io.esm.min.js`, which Socket.IO itself serves (`serveClient`, on by default).
+ */
+import { createHash } from 'node:crypto';
+import { readFileSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
+import type { Kysely } from 'kysely';
+import { z } from 'zod';
+import type { Config } from '#shared/config/config.ts';
+import type { Database } from '#shared/db/schema.ts';
+
+export interface WebRoutesOptions {
+  config: Config;
+  db: Kysely<Database>;
+  /** Folder of the static assets; default gateway/web/. */
+  webDir?: string;
+}
+
+/** A clone as `GET /api/clones` lists it. */
+export interface PublicClone {
+  id: string;
+  name: string;
+  avatarUrl: string | null;
+  bio: string | null;
+  description: string | null;
+  expertiseAreas: string[];
+  /** Decimal string with four places, credits per minute. */
+  ratePerMinute: string;
+}
+
+/** Most clones one `GET /api/clones` lists. */
+const MAX_CLONES = 100;
+
+const DEFAULT_WEB_DIR = path.resolve(import.meta.dirname, '../../web');
+
+const CONTENT_TYPES: Record<string, string> = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.svg': 'image/svg+xml',
+  '.png': 'image/png',
+  '.ico': 'image/x-icon',
+};
+
+// The demo page runs only its own scripts; avatars may live anywhere on https.
+const PAGE_CSP = [
+  "default-src 'self'",
+  "script-src 'self'",
+  "style-src 'self'",
+  "img-src 'self' https: data:",
+  "connect-src 'self'",
+  "base-uri 'none'",
+  "form-action 'none'",
+  "frame-ancestors 'none'",
+].join('; ');
+
+interface Asset {
+  body: Buffer;
+  type: string;
+  etag: string;
+}
+
+const clonesQuery = z.object({ id: z.string().uuid().optional() }).strict();
+
+export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOptions): void {
+  const { config, db } = options;
+  const assets = loadAssets(options.webDir ?? DEFAULT_WEB_DIR);
+
+  // The widget runs on other sites: its assets and the clone list answer any allowed origin.
+  const allowOrigin = (request: FastifyRequest, reply: FastifyReply) => {
+    const origin = request.headers.origin;
+    reply.header('vary', 'Origin');
+    if (origin === undefined) return;
+    if (config.allowedOrigins === true || config.allowedOrigins.includes(origin)) {
+      reply.header('access-control-allow-origin', origin);
+    }
+  };
+
+  const sendAsset = (name: string, request: FastifyRequest, reply: FastifyReply) => {
+    const asset = assets.get(name);
+    if (!asset) return reply.code(404).type('text/plain; charset=utf-8').send('not found');
+    reply.header('etag', asset.etag).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
+    if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
+    return reply.type(asset.type).send(asset.body);
+  };
+
+  app.get('/', (request, reply) => {
+    reply.header('content-security-policy', PAGE_CSP).header('referrer-policy', 'no-referrer');
+    return sendAsset('index.html', request, reply);
+  });
+
+  app.get('/widget.js', (request, reply) => {
+    reply.header('cross-origin-resource-policy', 'cross-origin');
+    return sendAsset('widget.js', request, reply);
+  });
+
+  app.get('/web/*', (request, reply) => {
+    allowOrigin(request, reply);
+    reply.header('cross-origin-resource-policy', 'cross-origin');
+    const name = (request.params as { '*': string })['*'];
+    return sendAsset(name, request, reply);
+  });
+
+  app.get('/api/clones', async (request, reply) => {
+    allowOrigin(request, reply);
+    const query = clonesQuery.safeParse(request.query);
+    if (!query.success) {
+      return reply.code(400).send({ error: { code: 'invalid_payload', message: 'id must be a clone id (uuid)' } });
+    }
+    let select = db
+      .selectFrom('clones')
+      .select(['id', 'name', 'avatar_url', 'bio', 'description', 'expertise_areas', 'base_price'])
+      .where('is_published', '=', true)
+      .where('is_active', '=', true);
+    if (query.data.id !== undefined) select = select.where('id', '=', query.data.id);
+    const rows = await select.orderBy('name').orderBy('id').limit(MAX_CLONES).execute();
+    const clones: PublicClone[] = rows.map((row) => ({
+      id: row.id,
+      name: row.name,
+      avatarUrl: row.avatar_url,
+      bio: row.bio,
+      description: row.description,
+      expertiseAreas: row.expertise_areas,
+      ratePerMinute: row.base_price,
+    }));
+    return reply.header('cache-control', 'no-cache').send({ clones });
+  });
+}
+
+/** Every file directly in `dir` whose type is known, by file name. */
+function loadAssets(dir: string): Map<string, Asset> {
+  const assets = new Map<string, Asset>();
+  for (const name of readdirSync(dir)) {
+    const type = CONTENT_TYPES[path.extname(name)];
+    if (type === undefined) continue;
+    const body = readFileSync(path.join(dir, name));
+    assets.set(name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` });
+  }
+  return assets;
+}

@@ -1,0 +1,159 @@
+/**
+ * `npm run bench`: Tollgate's benchmark. Creates a throwaway migrated database and a unique Redis prefix, starts
+ * the real gateway and billing processes (offline responder) and a separate load process (socket.io-client), runs
+ * the chosen scenarios with their baselines, prints one table and writes bench-results.json (every figure and the
+ * machine). Targets are shown with ✓/✗ and never fail the run; the run fails only when a scenario could not run.
+ * Everything it started is stopped and removed at the end, on Ctrl-C and on failure.
+ *
+ *   npm run bench -- [--quick] [--scenario idle,chat,meter,settle,fanout] [--json file] [--profile] [sizes…]
+ *
+ * See docs/performance.md for what each figure means and the results on this project's machine.
+ */
+import { writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { BenchEnvironment } from './bench-environment.ts';
+import { parseBenchOptions, type BenchOptions, type ScenarioName } from './bench-options.ts';
+import { ROOT, stopAllBenchProcesses } from './bench-process.ts';
+import { LoadClient } from './load-client.ts';
+import { machineInfo } from './machine-info.ts';
+import { Progress } from './progress.ts';
+import { judge, renderTable, type TableRow } from './report-table.ts';
+import { ScenarioContext, WANTED_FD_LIMIT, type ScenarioResult } from './scenario-context.ts';
+import { runChatRoundTrip } from './scenarios/chat-round-trip.ts';
+import { runGatewayFanOut } from './scenarios/gateway-fan-out.ts';
+import { runIdleConnections } from './scenarios/idle-connections.ts';
+import { runMeterAtScale } from './scenarios/meter-at-scale.ts';
+import { runSettlement } from './scenarios/settlement.ts';
+
+const RUNNERS: Record<ScenarioName, { title: string; run: (ctx: ScenarioContext) => Promise<ScenarioResult> }> = {
+  idle: { title: 'idle connections', run: runIdleConnections },
+  chat: { title: 'chat round trip', run: runChatRoundTrip },
+  meter: { title: 'meter at scale', run: runMeterAtScale },
+  settle: { title: 'settlement', run: runSettlement },
+  fanout: { title: 'fan-out across gateways', run: runGatewayFanOut },
+};
+
+let options: BenchOptions;
+try {
+  options = parseBenchOptions(process.argv.slice(2));
+} catch (error) {
+  console.error((error as Error).message);
+  process.exit(2);
+}
+
+const progress = new Progress();
+// A bench entry point: its two connection settings are read here (as scripts/run-tests.ts reads its own).
+const environment = new BenchEnvironment({
+  databaseUrl: process.env['BENCH_DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/postgres',
+  redisUrl: process.env['BENCH_REDIS_URL'] || 'redis://127.0.0.1:6379',
+  ...(options.profile ? { cpuProfileDir: path.resolve(ROOT, options.profileDir) } : {}),
+});
+let load: LoadClient | undefined;
+
+let cleaning: Promise<void> | undefined;
+let interrupted = false;
+function cleanUp(): Promise<void> {
+  cleaning ??= (async () => {
+    await load?.close().catch(() => undefined);
+    await environment.close().catch((error: unknown) => console.error(`bench: cleanup failed: ${(error as Error).message}`));
+    await stopAllBenchProcesses();
+  })();
+  return cleaning;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.on(signal, () => {
+    if (interrupted) return;
+    interrupted = true;
+    progress.note(`\nbench: ${signal}, stopping everything it started`);
+    void cleanUp().finally(() => process.exit(130));
+  });
+}
+process.on('uncaughtException', (error) => {
+  console.error('bench: unexpected error', error);
+  void cleanUp().finally(() => process.exit(1));
+});
+
+const startedAt = new Date();
+const machine = machineInfo();
+progress.note(
+  `tollgate bench${options.quick ? ' (quick)' : ''}: ${options.scenarios.join(', ')} on ${machine.cpuModel}, ${machine.cores} cores, ` +
+    `${(machine.memoryBytes / 2 ** 30).toFixed(1)} GiB, node ${machine.node}, ${machine.gitCommit.slice(0, 10)}${machine.gitDirty ? '+dirty' : ''}, ` +
+    `load average ${machine.loadAverage.join(' ')}`,
+);
+
+const results: Partial<Record<ScenarioName, unknown>> = {};
+const failures: Partial<Record<ScenarioName, string>> = {};
+const rows: TableRow[] = [];
+const cpuWindows: ScenarioResult['cpu'] = [];
+try {
+  await environment.open();
+  progress.note(`database ${environment.databaseName}, Redis prefix ${environment.prefix}`);
+  load = LoadClient.start(WANTED_FD_LIMIT, (text) => progress.update(text), options.profile ? path.resolve(ROOT, options.profileDir) : undefined);
+  const ctx = new ScenarioContext(environment, load, options, progress);
+  for (const name of options.scenarios) {
+    if (interrupted) break;
+    const runner = RUNNERS[name];
+    const began = performance.now();
+    progress.note(`\n▶ ${runner.title}`);
+    try {
+      const result = await runner.run(ctx);
+      results[name] = { ...result.figures, seconds: (performance.now() - began) / 1000 };
+      rows.push(...result.rows.map(judge));
+      cpuWindows.push(...result.cpu);
+      progress.note(`  done in ${((performance.now() - began) / 1000).toFixed(1)} s`);
+    } catch (error) {
+      if (interrupted) break;
+      failures[name] = error instanceof Error ? (error.stack ?? error.message) : String(error);
+      progress.note(`  ${runner.title} failed: ${error instanceof Error ? error.message : String(error)}`);
+    }
+  }
+} catch (error) {
+  failures[options.scenarios[0]!] ??= error instanceof Error ? (error.stack ?? error.message) : String(error);
+  progress.note(`bench: ${error instanceof Error ? error.message : String(error)}`);
+} finally {
+  await cleanUp();
+}
+
+const finishedAt = new Date();
+const report = {
+  startedAt: startedAt.toISOString(),
+  finishedAt: finishedAt.toISOString(),
+  seconds: (finishedAt.getTime() - startedAt.getTime()) / 1000,
+  command: ['npm', 'run', 'bench', '--', ...process.argv.slice(2)].join(' '),
+  machine,
+  database: environment.databaseName,
+  redisPrefix: environment.prefix,
+  loadAverageAtEnd: os.loadavg().map((v) => Math.round(v * 100) / 100),
+  options,
+  scenarios: results,
+  failures,
+  table: rows,
+};
+const jsonPath = path.resolve(process.cwd(), options.jsonPath);
+writeFileSync(jsonPath, `${JSON.stringify(report, (_key, value) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`);
+
+console.log(`\nTollgate bench, ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC — ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}`);
+console.log(renderTable(rows));
+if (cpuWindows.length > 0) {
+  console.log('\nCPU during the measured windows (cores; "other" = processes that are not this bench\'s):');
+  for (const { window, breakdown, redis } of cpuWindows) {
+    const parts = Object.entries(breakdown.cores)
+      .filter(([, cores]) => Number.isFinite(cores))
+      .sort(([, a], [, b]) => b - a)
+      .map(([name, cores]) => `${name} ${cores.toFixed(2)}`);
+    console.log(`  ${window} (${breakdown.seconds.toFixed(1)} s, machine ${(breakdown.machineBusy * 100).toFixed(0)} % busy): ${parts.join(', ')}`);
+    if (redis) {
+      const commands = redis.commands.slice(0, 4).map((c) => `${c.command} ${c.calls} × ${c.usecPerCall} µs`);
+      console.log(`    redis: ${(redis.scriptBusy * 100).toFixed(0)} % of the window in Lua scripts; ${commands.join(', ')}`);
+    }
+  }
+}
+console.log(`\nresults: ${jsonPath}${options.profile ? `; CPU profiles: ${path.resolve(ROOT, options.profileDir)}` : ''}`);
+const failed = Object.keys(failures);
+if (failed.length > 0) {
+  console.error(`bench: ${failed.length} scenario(s) failed: ${failed.join(', ')}`);
+  for (const [name, why] of Object.entries(failures)) console.error(`--- ${name}\n${why}`);
+  process.exit(1);
+}
+process.exit(0);
