@@ -19,6 +19,7 @@ import type { SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { BillingWorker } from './billing-worker.ts';
 import { IngestWorker } from './ingest/ingest-worker.ts';
+import { enqueueDocument } from '#shared/documents/ingest-queue.ts';
 import { buildBillingApp } from './http/billing-app.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
 
@@ -79,6 +80,11 @@ const app = buildBillingApp({
   },
   // an adjustment moved the user's credits: the live state takes the new balance, as after a settlement
   onBalanceChanged: (userId) => refreshBalance(db, liveState, userId),
+  documents: {
+    uploadDir: config.UPLOAD_DIR,
+    maxUploadBytes: config.MAX_UPLOAD_BYTES,
+    enqueue: (documentId) => enqueueDocument(ingestWorker.queue, documentId),
+  },
 });
 
 let stopping = false;

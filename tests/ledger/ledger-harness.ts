@@ -36,7 +36,7 @@ export interface LedgerHarness {
   close(): Promise<void>;
 }
 
-export async function startLedgerApp(options: Partial<Pick<BillingAppOptions, 'consoleDir' | 'onBalanceChanged'>> = {}): Promise<LedgerHarness> {
+export async function startLedgerApp(options: Partial<Pick<BillingAppOptions, 'consoleDir' | 'onBalanceChanged' | 'documents'>> = {}): Promise<LedgerHarness> {
   const database = await createTestDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',

@@ -13,6 +13,7 @@ import { closeUnusedConnections } from './close-unused-connections.ts';
 import { consoleFiles } from './console-files.ts';
 import { toHttpError } from './http-error.ts';
 import { ledgerApi, type ApiLogger } from './ledger-api.ts';
+import { documentsApi, type DocumentsApiOptions } from './documents-api.ts';
 
 export interface BillingAppOptions {
   db: Kysely<Database>;
@@ -26,6 +27,8 @@ export interface BillingAppOptions {
   onBalanceChanged?: (userId: string) => Promise<void>;
   /** The web console's directory. Default billing/console. */
   consoleDir?: string;
+  /** The creators' knowledge-base upload API; absent: not served. */
+  documents?: Omit<DocumentsApiOptions, 'db' | 'jwtSecret' | 'jwtAudience'>;
 }
 
 /** Largest request body: an adjustment is well under 1 KiB. */
@@ -50,6 +53,15 @@ export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
 
   registerOpsRoutes(app, { registry: options.registry, checks: options.checks });
   app.register(consoleFiles, { dir: options.consoleDir });
+  if (options.documents) {
+    app.register(documentsApi, {
+      prefix: '/api',
+      db: options.db,
+      jwtSecret: options.config.JWT_SECRET,
+      jwtAudience: options.config.JWT_AUDIENCE,
+      ...options.documents,
+    });
+  }
   app.register(ledgerApi, {
     prefix: '/api',
     db: options.db,
