@@ -6,10 +6,8 @@ import { loadConfigOrExit } from '#shared/config/config.ts';
 import { createDatabase, ensureDatabaseExists } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
 import { DEMO_IDS, seedDemoData } from '#shared/db/seed.ts';
-import type { Kysely } from 'kysely';
-import type { Database } from '#shared/db/schema.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
-import { embeddingColumnType, embeddingLiteral } from '#shared/documents/embedding-column.ts';
+import { embedMissingChunks } from '#shared/documents/embed-missing-chunks.ts';
 
 const config = loadConfigOrExit();
 await ensureDatabaseExists(config.DATABASE_URL);
@@ -17,7 +15,8 @@ const db = createDatabase(config.DATABASE_URL, { max: 1, applicationName: 'tollg
 try {
   await migrateToLatest(db);
   await seedDemoData(db);
-  await embedSeededChunks(db);
+  // the demo chunks come as text: embedded with the configured embedder so retrieval finds them
+  await embedMissingChunks(db, createEmbedder(config));
   console.log('seeded demo data:', JSON.stringify(DEMO_IDS, null, 2));
 } catch (error) {
   console.error(error instanceof Error ? error.message : error);
@@ -26,20 +25,3 @@ try {
   await db.destroy();
 }
 
-/** The demo chunks come as text: embed them with the configured embedder so retrieval finds them. */
-async function embedSeededChunks(db: Kysely<Database>): Promise<void> {
-  const embedder = createEmbedder(config);
-  const chunks = await db.selectFrom('document_chunks').select(['id', 'document_id', 'content']).where('embedding', 'is', null).execute();
-  if (chunks.length === 0) return;
-  const vectors = await embedder.embed(chunks.map((c) => c.content));
-  const column = await embeddingColumnType(db);
-  for (const [i, chunk] of chunks.entries()) {
-    await db.updateTable('document_chunks').set({ embedding: embeddingLiteral(column, vectors[i]!) }).where('id', '=', chunk.id).execute();
-  }
-  const documentIds = [...new Set(chunks.map((c) => c.document_id))];
-  await db
-    .updateTable('documents')
-    .set({ embedding_model: embedder.model, embedding_dimensions: vectors[0]!.length })
-    .where('id', 'in', documentIds)
-    .execute();
-}

@@ -50,7 +50,7 @@ const handlers: Handlers = {
   },
   chatRun: async (params) => chatRun(pool(params.pool), params),
   meterWindow: async (params) => meterWindow(pool(params.pool), params),
-  endedSessions: async ({ pool: name }) => ({ ended: pool(name).ended }),
+  endedSessions: async ({ pool: name }) => ({ ended: pool(name).ended, paused: [...pool(name).paused] }),
   sendMessages: async (params) => sendMessages(pool(params.pool), params),
   endSessions: async ({ pool: name }) => endSessions(pool(name)),
   fanoutRun: async (params) => fanoutRun(pool(params.acting), pool(params.observer), params),

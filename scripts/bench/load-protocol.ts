@@ -171,7 +171,8 @@ export interface LoadCommands {
   fakeSessions: { params: { pool: string; perClient: number }; result: { sessions: number } };
   chatRun: { params: ChatRunParams; result: ChatRunResult };
   meterWindow: { params: MeterWindowParams; result: MeterWindowResult };
-  endedSessions: { params: { pool: string }; result: { ended: EndedSession[] } };
+  /** session:ended events the pool's clients got, and the sessions the server paused on its own. */
+  endedSessions: { params: { pool: string }; result: { ended: EndedSession[]; paused: string[] } };
   sendMessages: { params: SendMessagesParams; result: SendMessagesResult };
   endSessions: { params: { pool: string }; result: EndSessionsResult };
   fanoutRun: { params: FanoutRunParams; result: FanoutRunResult };

@@ -45,6 +45,8 @@ export class ClientPool {
   /** Tick arrivals (performance.now()) by session while `recordTicks` is set. */
   readonly ticks = new Map<string, number[]>();
   recordTicks = false;
+  /** Sessions the server paused (session:updated with status paused) — the clients never ask for a pause here. */
+  readonly paused = new Set<string>();
   /** Fan-out: how far each session is in its message → pause → resume cycle. */
   readonly actionSteps = new Map<string, number>();
   disconnects = 0;
@@ -105,6 +107,9 @@ export class ClientPool {
       const list = this.ticks.get(tick.sessionId);
       if (list) list.push(at);
       else this.ticks.set(tick.sessionId, [at]);
+    });
+    socket.on('session:updated', (session) => {
+      if (session.status === 'paused') this.paused.add(session.id);
     });
     socket.on('session:ended', (ended) => {
       this.ended.push({

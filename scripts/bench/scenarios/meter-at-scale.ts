@@ -99,8 +99,10 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
       const { ended } = await ctx.load.call('endedSessions', { pool: 'meter-exhausting' });
       return ended.filter((e) => exhaustingIds.has(e.sessionId)).length >= exhaustingIds.size;
     }, 5000, 250);
-    const { ended } = await ctx.load.call('endedSessions', { pool: 'meter-exhausting' });
-    const { ended: steadyEnded } = await ctx.load.call('endedSessions', { pool: 'meter-steady' });
+    const { ended, paused: exhaustingPaused } = await ctx.load.call('endedSessions', { pool: 'meter-exhausting' });
+    const { ended: steadyEnded, paused: steadyPaused } = await ctx.load.call('endedSessions', { pool: 'meter-steady' });
+    // the clients never pause: a pause here is the gateway deciding the (connected) user is gone
+    const pausedWhileConnected = steadyPaused.length + exhaustingPaused.length;
 
     const byUser = new Map<string, StartedSession[]>();
     for (const s of exhaustingStart.sessions) byUser.set(s.userId, [...(byUser.get(s.userId) ?? []), s]);
@@ -155,6 +157,7 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
         endedEventDelayMs: delaySummary,
       },
       steadySessionsEnded: steadyEnded.length,
+      pausedWhileConnected,
       billingBacklogAfter: backlog,
     };
     const rows: TableRow[] = [
@@ -164,6 +167,8 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
       { scenario: 'meter', metric: 'tick gap − interval p99', unit: 'ms', value: Math.max(steadyWindow.gapExcess.p99, exhaustingWindow.gapExcess.p99) },
       { scenario: 'meter', metric: '|end − exact exhaustion| p99', unit: 'ms', value: errorSummary.p99, target: { op: '<=', value: 50 } },
       { scenario: 'meter', metric: 'session:ended after exhaustion p99', unit: 'ms', value: delaySummary.p99 },
+      { scenario: 'meter', metric: 'exhausting sessions not ended in time', unit: 'sessions', value: notEnded },
+      { scenario: 'meter', metric: 'sessions paused while connected', unit: 'sessions', value: pausedWhileConnected },
     ];
     return { figures, rows, cpu: [{ window: `meter: ${started} sessions ticking`, breakdown: cpu, redis }] };
   } finally {

@@ -24,6 +24,13 @@ export const configSchema = z.object({
   BILLING_PORT: integer(3001),
   /** Interface both processes listen on. */
   HOST: z.string().default('0.0.0.0'),
+  /**
+   * `npm start` only: `auto` embeds Postgres (PGlite) and/or Redis (redis-server from PATH) when DATABASE_URL /
+   * REDIS_URL are unset and nothing answers on the defaults; `always` embeds both; `never` never does.
+   */
+  EMBEDDED_SERVICES: z.enum(['auto', 'always', 'never']).default('auto'),
+  /** Where `npm start` keeps embedded services' data. */
+  DATA_DIR: z.string().default('.tollgate'),
   /** Postgres connection; the database is created if missing. */
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tollgate'),
   /** Redis connection for live session state and the billing queue. */
@@ -144,6 +151,11 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     allowedOrigins: origins.includes('*') ? true : origins,
     explicitlySet: new Set(Object.keys(cleaned).filter((name) => name in configSchema.shape)),
   });
+}
+
+/** The environment's config with some variables replaced (`npm start` pointing at services it started). */
+export function loadConfigWith(overrides: Record<string, string>): Readonly<Config> {
+  return loadConfig({ ...process.env, ...overrides });
 }
 
 /** For process entry points: load the config or print the problem and exit 1. */

@@ -1,0 +1,36 @@
+/**
+ * The gateway process's parts, started and stopped together: its Redis connections, the billing queue it feeds
+ * and the Gateway. Used by gateway/src/main.ts, and by `npm start`'s embedded mode (everything in one process).
+ */
+import { Redis } from 'ioredis';
+import type { Kysely } from 'kysely';
+import type { Logger } from 'pino';
+import type { Config } from '#shared/config/config.ts';
+import type { Database } from '#shared/db/schema.ts';
+import { queuePrefix } from '#shared/redis/keys.ts';
+import { createBillingQueue } from '#billing/billing-worker.ts';
+import { Gateway } from './gateway.ts';
+import { createReplyGenerator } from './replies/reply-generator.ts';
+
+export interface GatewayRuntime {
+  port: number;
+  /** Graceful stop (clients reconnect elsewhere, replies drain); the database is the caller's. */
+  close(): Promise<void>;
+}
+
+export async function startGateway(config: Config, db: Kysely<Database>, logger: Logger): Promise<GatewayRuntime> {
+  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const queueConnection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const queue = createBillingQueue(queueConnection, queuePrefix(config.REDIS_PREFIX));
+  const gateway = new Gateway({ config, db, redis, queue, replies: createReplyGenerator(config), logger });
+  const port = await gateway.start();
+  logger.info({ port, replies: config.OPENAI_API_KEY ? 'openai' : 'offline' }, 'gateway listening');
+  return {
+    port,
+    async close() {
+      await gateway.close({ replyDrainMs: 10_000 });
+      await queue.close();
+      await Promise.all([redis.quit(), queueConnection.quit()]);
+    },
+  };
+}

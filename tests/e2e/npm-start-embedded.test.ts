@@ -1,0 +1,62 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { io } from 'socket.io-client';
+import { DEMO_CLONE_ID } from '#shared/db/seed.ts';
+import { freePort } from '../support/processes.ts';
+import { waitFor } from '../support/system.ts';
+
+// `npm start` on a machine with no Postgres or Redis configured: embedded PGlite and a redis-server from PATH,
+// everything in one process, a banner with demo tokens, a whole session settled, Ctrl-C stops it all.
+let child: ChildProcess;
+let output = '';
+let dataDir: string;
+test.before(() => {
+  dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-embedded-'));
+});
+test.after(() => {
+  if (child && child.exitCode === null) child.kill('SIGKILL');
+  rmSync(dataDir, { recursive: true, force: true });
+});
+
+test('embedded Postgres and Redis: migrated, seeded, a chat session settles, SIGINT stops everything', async () => {
+  const [gatewayPort, billingPort] = [await freePort(), await freePort()];
+  const env = { ...process.env, EMBEDDED_SERVICES: 'always', DATA_DIR: dataDir, PORT: String(gatewayPort), BILLING_PORT: String(billingPort), HOST: '127.0.0.1', OPENAI_API_KEY: '', LOG_LEVEL: 'warn', MIN_START_SECONDS: '0' };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'NODE_ENV', 'JWT_SECRET']) delete (env as Record<string, string | undefined>)[name];
+  child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  child.stdout!.on('data', (chunk) => (output += chunk));
+  child.stderr!.on('data', (chunk) => (output += chunk));
+  await waitFor(() => output.includes('Ctrl-C stops everything'), 90_000, 'the banner');
+  assert.match(output, /embedded PGlite \(with pgvector\)/);
+  assert.match(output, /redis-server from PATH/);
+  const userToken = /user\s+(\S+)/.exec(output)![1]!;
+  const adminToken = /admin\s+(\S+)/.exec(output)![1]!;
+
+  const client = io(`http://127.0.0.1:${gatewayPort}`, { auth: { token: userToken }, transports: ['websocket'], reconnection: false });
+  const started = await client.timeout(10_000).emitWithAck('session:start', { cloneId: DEMO_CLONE_ID, type: 'chat' });
+  assert.ok(started.ok, JSON.stringify(started));
+  const completed = new Promise<{ message: { citations?: unknown[] } }>((resolve) => client.once('message:completed', resolve));
+  const sent = await client.timeout(10_000).emitWithAck('message:send', { sessionId: started.session.id, clientMessageId: '1', content: 'Tell me about the Analytical Engine' });
+  assert.ok(sent.ok, JSON.stringify(sent));
+  const reply = await completed;
+  assert.ok((reply.message.citations ?? []).length > 0, 'the seeded documents are retrieved (pgvector) and cited');
+  const ended = await client.timeout(10_000).emitWithAck('session:end', { sessionId: started.session.id });
+  assert.ok(ended.ok);
+  client.disconnect();
+
+  const listed = await waitFor(async () => {
+    const response = await fetch(`http://127.0.0.1:${billingPort}/api/ledger/sessions`, { headers: { authorization: `Bearer ${adminToken}` } });
+    const body = (await response.json()) as { sessions: Array<{ id: string; totalCost: string }> };
+    return body.sessions.find((s) => s.id === started.session.id);
+  }, 30_000, 'the settled session in the billing API');
+  assert.is(listed.totalCost, ended.session.cost);
+
+  const exited = new Promise<number | null>((resolve) => child.once('exit', (code) => resolve(code)));
+  child.kill('SIGINT');
+  assert.is(await exited, 0, output.slice(-2000));
+});
+
+test.run();
