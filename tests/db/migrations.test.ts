@@ -106,6 +106,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0008-embedding-hnsw', 'Down', 'Success'],
       ['0007-document-ingestion', 'Down', 'Success'],
       ['0006-ledger-queries', 'Down', 'Success'],
       ['0005-audit-trail', 'Down', 'Success'],
@@ -125,6 +126,8 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const hnswDown = await migrateDown(t.db, 1);
+  assert.equal(hnswDown.map((r) => r.migrationName), ['0008-embedding-hnsw']);
   const ingestionDown = await migrateDown(t.db, 1);
   assert.equal(ingestionDown.map((r) => r.migrationName), ['0007-document-ingestion']);
   assert.not.ok((await columns()).documents?.includes('failure_reason'));

@@ -83,4 +83,23 @@ test('with pgvector, chunks are stored as vectors and retrieval ranks them by co
   assert.equal(await retrievePassages(db, { cloneId: clone, embedding: short!, model: embedder.model, dimensions: 64, k: 10 }), []);
 });
 
+test('with pgvector, an HNSW cosine index covers the local embedder\'s vectors and the retrieval query can use it', async () => {
+  const { rows } = await sql<{ indexname: string; indexdef: string }>`SELECT indexname, indexdef FROM pg_indexes WHERE tablename = 'document_chunks'`.execute(db);
+  const hnsw = rows.find((r) => r.indexname === 'document_chunks_embedding_hnsw_256');
+  assert.ok(hnsw, JSON.stringify(rows.map((r) => r.indexname)));
+  assert.match(hnsw!.indexdef, /hnsw/);
+  assert.match(hnsw!.indexdef, /vector_cosine_ops/);
+  // with sequential scans off, the planner answers the nearest-neighbour order from the index
+  const query = `[${Array.from({ length: 256 }, (_, i) => (i === 0 ? 1 : 0)).join(',')}]`;
+  const plan = await db.connection().execute(async (conn) => {
+    await sql`SET enable_seqscan = off`.execute(conn);
+    const explained = await sql<{ 'QUERY PLAN': string }>`
+      EXPLAIN SELECT id FROM document_chunks WHERE vector_dims(embedding) = 256
+      ORDER BY (embedding::vector(256)) <=> ${query}::vector(256) LIMIT 5`.execute(conn);
+    await sql`RESET enable_seqscan`.execute(conn);
+    return explained.rows.map((r) => r['QUERY PLAN']).join('\n');
+  });
+  assert.match(plan, /document_chunks_embedding_hnsw_256/);
+});
+
 test.run();

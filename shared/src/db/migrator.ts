@@ -12,6 +12,7 @@ import * as sessionCheckpoints from './migrations/0004-session-checkpoints.ts';
 import * as auditTrail from './migrations/0005-audit-trail.ts';
 import * as ledgerQueries from './migrations/0006-ledger-queries.ts';
 import * as documentIngestion from './migrations/0007-document-ingestion.ts';
+import * as embeddingHnsw from './migrations/0008-embedding-hnsw.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -23,6 +24,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0005-audit-trail': auditTrail,
   '0006-ledger-queries': ledgerQueries,
   '0007-document-ingestion': documentIngestion,
+  '0008-embedding-hnsw': embeddingHnsw,
 });
 
 export class MigrationError extends Error {

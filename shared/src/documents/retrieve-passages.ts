@@ -53,12 +53,16 @@ export async function retrievePassages(db: Kysely<Database>, query: PassageQuery
 
   // Both forms order by the score alone (ties by position, for stable answers); the WHERE keeps every compared
   // vector the query's length, which pgvector's operator requires.
+  // pgvector: the distance is written as the HNSW indexes of migration 0008 are (over embedding::vector(N)), so the
+  // planner can use one for the lengths they cover
+  const typed = sql`vector(${sql.lit(dimensions)})`;
+  const distance = sql`(c.embedding::${typed}) <=> ${literal}::${typed}`;
   const score =
     columnType === 'vector'
-      ? sql<number>`(1 - (c.embedding <=> ${literal}::vector))::float8`
+      ? sql<number>`(1 - (${distance}))::float8`
       : sql<number>`(SELECT sum(a::float8 * b::float8) FROM unnest(c.embedding, ${literal}::real[]) AS t(a, b))`;
-  const order =
-    columnType === 'vector' ? sql`c.embedding <=> ${literal}::vector` : sql`score DESC NULLS LAST`;
+  const order = columnType === 'vector' ? distance : sql`score DESC NULLS LAST`;
+  const sameLength = columnType === 'vector' ? sql`AND vector_dims(c.embedding) = ${sql.lit(dimensions)}` : sql``;
 
   const { rows } = await sql<PassageRow>`
     SELECT c.document_id, d.title, c.chunk_index, c.content, (c.doc_metadata ->> 'page')::int AS page, ${score} AS score
@@ -69,6 +73,7 @@ export async function retrievePassages(db: Kysely<Database>, query: PassageQuery
       AND d.embedding_model = ${model}
       AND d.embedding_dimensions = ${dimensions}
       AND c.embedding IS NOT NULL
+      ${sameLength}
     ORDER BY ${order}, c.document_id, c.chunk_index
     LIMIT ${k}
   `.execute(db);
