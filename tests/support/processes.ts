@@ -6,13 +6,13 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import path from 'node:path';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type { Kysely } from 'kysely';
 import { io } from 'socket.io-client';
 import { configSchema } from '#shared/config/config.ts';
+import { freePort } from '#shared/net/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { TEST_JWT_SECRET, type TestClient } from './system.ts';
@@ -86,17 +86,7 @@ process.on('exit', () => {
   }
 });
 
-/** A port nothing listens on right now (listen on 0, close). */
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 /** Deletes every key matching `pattern` (SCAN + UNLINK). */
 export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
