@@ -5,7 +5,6 @@
  * and drops the database; it is safe to call twice (the signal handler and the normal end may both call it).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { createServer } from 'node:net';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
 import { Redis } from 'ioredis';
@@ -14,6 +13,7 @@ import type { Kysely } from 'kysely';
 import { configSchema } from '#shared/config/config.ts';
 import { createDatabase, quoteIdentifier, withDatabase } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
+import { freePort } from '#shared/net/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { ROOT, spawnBenchProcess, stopAllBenchProcesses, type BenchProcess } from './bench-process.ts';
 
@@ -37,18 +37,6 @@ export interface StartOptions {
   fdLimit?: number;
   /** Write a CPU profile (only when the environment has a profile directory). */
   profile?: boolean;
-}
-
-/** A port nothing listens on right now. */
-export function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const { port } = server.address() as { port: number };
-      server.close(() => resolve(port));
-    });
-  });
 }
 
 /** The parent's environment without any Tollgate setting, so only the bench's settings reach a child. */

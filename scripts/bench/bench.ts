@@ -8,6 +8,9 @@
  *   npm run bench -- [--quick] [--scenario idle,chat,meter,settle,fanout] [--json file] [--profile] [sizes…]
  *
  * See docs/performance.md for what each figure means and the results on this project's machine.
+ *
+ * package.json runs it as `node --import tsx …`, not through the `tsx` command: tsx's wrapper SIGKILLs its child
+ * when the child does not confirm a relayed Ctrl-C within 30 ms, which on a busy machine cut the cleanup short.
  */
 import { writeFileSync } from 'node:fs';
 import os from 'node:os';

@@ -62,11 +62,15 @@ export class LoadClient {
   }
 
   call<C extends LoadCommandName>(command: C, params: LoadCommands[C]['params']): Promise<LoadCommands[C]['result']> {
-    if (this.exited) return Promise.reject(new Error(`load process has exited: ${this.stderr.slice(-2000)}`));
+    if (this.exited || !this.child.connected) return Promise.reject(new Error(`load process is gone: ${this.stderr.slice(-2000)}`));
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve: resolve as (value: unknown) => void, reject, command });
-      this.child.send({ id, command, params });
+      this.child.send({ id, command, params }, (error) => {
+        if (!error) return;
+        this.pending.delete(id);
+        reject(new Error(`load process: sending ${command} failed: ${error.message}`));
+      });
     });
   }
 

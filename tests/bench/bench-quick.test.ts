@@ -53,7 +53,7 @@ function runBench(args: string[]): Promise<{ code: number | null; output: string
 
 test('npm run bench -- --quick gives every scenario its figures and removes what it created', async () => {
   const packageJson = JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> };
-  assert.is(packageJson.scripts['bench'], 'tsx scripts/bench/bench.ts');
+  assert.is(packageJson.scripts['bench'], 'node --import tsx scripts/bench/bench.ts');
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-bench-'));
   try {
     const json = path.join(dir, 'bench.json');
