@@ -22,20 +22,9 @@ import { loadConfig } from '#shared/config/config.ts';
 import type { SessionHeader } from '#shared/contract/billing-jobs.ts';
 import { createLogger } from '#shared/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
 import { createParties, messageJob, sessionHeader, settleJob, stateJob, type Parties } from '../billing/fixtures.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
 const SECRET = 'console-browser-test-secret-0123456789abcdef';
 /** Long enough for a cold page load on a slow CI machine, short enough to fail fast. */
 const WAIT_MS = 15_000;

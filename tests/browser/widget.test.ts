@@ -13,20 +13,9 @@ import path from 'node:path';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
 import type { WireMessage } from '#shared/contract/socket-events.ts';
 import { deleteKeys } from '../support/processes.ts';
+import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
 import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
-const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium';
-const CHROMIUM_ARGS = [
-  '--headless',
-  '--no-sandbox',
-  '--disable-gpu',
-  '--disable-quic',
-  '--no-first-run',
-  '--disable-background-networking',
-  '--disable-component-update',
-  '--disable-sync',
-];
-const ARTIFACTS = path.resolve(import.meta.dirname, '../../test-artifacts');
 /** Long enough for a cold page load on a slow CI machine, short enough to fail fast. */
 const WAIT_MS = 15_000;
 const REPLY = 'A ledger records every movement of money twice, so its entries always sum to zero.';
