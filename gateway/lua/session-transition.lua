@@ -1,5 +1,7 @@
 --[[
   pause, resume or end one session on the user's request, after applying everything already due.
+  A voice/video session follows its room: `pause` holds it (paused even while the user is in the room), `resume`
+  lifts the hold and makes it active only if the user is in the room.
   KEYS: common five, 6 the session's hash.
   ARGV: common three, 4 sessionId, 5 action (pause|resume|end), 6 end reason.
   Returns the common JSON; code 1 unknown session, 2 illegal transition, 3 no credits left to resume.
@@ -10,6 +12,23 @@ local now = begin()
 local s = loadSession(id)
 if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
 touched[id] = true
+if s.type ~= 'chat' and s.status ~= 'ended' and action ~= 'end' then
+  if action == 'pause' then
+    save(s, { held = '1' })
+    if s.status == 'active' then transition(s, 'paused', now, reason) end
+    return reply(CODE_OK, now, advance(now))
+  end
+  if s.status ~= 'paused' or s.held ~= '1' then
+    return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status })
+  end
+  local inRoom = #cjson.decode(s.roomIn or '[]') > 0
+  if inRoom and budget() - totalAt(openSessions(), now) <= 0 then
+    return reply(CODE_INSUFFICIENT, now, advance(now))
+  end
+  save(s, { held = '0' })
+  if inRoom then transition(s, 'active', now, reason) end
+  return reply(CODE_OK, now, advance(now))
+end
 local legal = (action == 'pause' and s.status == 'active')
   or (action == 'resume' and s.status == 'paused')
   or (action == 'end' and s.status ~= 'ended')

@@ -34,6 +34,11 @@ import { SessionService, type UserNotifier } from './sessions/session-service.ts
 import { SessionStore, storeOptions } from './sessions/session-store.ts';
 import { bindClientEvents } from './transport/client-events.ts';
 import { registerWebRoutes } from './web/web-routes.ts';
+import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
+import { AgentClaims } from './livekit/agent-claims.ts';
+import { roomWebhooks } from './livekit/room-webhooks.ts';
+import { VoiceRooms } from './livekit/voice-rooms.ts';
+import { agentRoom, bindAgentNamespace, dispatchAgent, type AgentNamespace } from './transport/agent-events.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -54,6 +59,9 @@ export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, R
 
 const userRoom = (userId: string) => `user:${userId}`;
 
+/** A voice agent's claim on a session lasts this long unless renewed (agents renew at a third of it). */
+const AGENT_CLAIM_MS = 30_000;
+
 /** Socket frames larger than this are refused (OWASP: cap frame size). */
 const MAX_FRAME_BYTES = 64 * 1024;
 
@@ -65,6 +73,7 @@ export class Gateway {
   readonly registry = new Registry();
   readonly gatewayId: string;
   readonly relay: OutboxRelay;
+  readonly rooms: VoiceRooms;
   private readonly scheduler: DueScheduler;
   private readonly ticker: MeterTicker;
   /** The Socket.IO adapter's own connection (Redis Streams: blocking reads). */
@@ -95,6 +104,7 @@ export class Gateway {
         callback(null, allowed);
       },
     });
+    const agents = this.io.of(AGENT_NAMESPACE) as unknown as AgentNamespace;
     const notifier: UserNotifier = {
       emit: (userId, event, ...args) => {
         this.io.to(userRoom(userId)).emit(event, ...args);
@@ -102,7 +112,12 @@ export class Gateway {
       emitLocal: (userId, event, ...args) => {
         this.io.local.to(userRoom(userId)).emit(event, ...args);
       },
+      emitAgent: (sessionId, event, ...args) => {
+        agents.to(agentRoom(sessionId)).emit(event, ...args);
+      },
     };
+    this.rooms = new VoiceRooms({ config, redis, logger });
+    const claims = new AgentClaims(redis, config.REDIS_PREFIX, AGENT_CLAIM_MS);
     this.store = new SessionStore(redis, storeOptions(config));
     this.relay = new OutboxRelay({ store: this.store, jobs: options.jobs ?? new QueueJobSink(queue), logger, graceMs: config.OUTBOX_GRACE_MS });
     this.service = new SessionService({
@@ -112,6 +127,7 @@ export class Gateway {
       relay: this.relay,
       gatewayId: this.gatewayId,
       notifier,
+      rooms: { rooms: this.rooms, needsAgent: (dispatch) => dispatchAgent(agents, claims, dispatch) },
       replies: options.replies,
       retrieve: knowledgeRetriever(db, createEmbedder(config), config.RAG_TOP_K),
       logger,
@@ -123,7 +139,12 @@ export class Gateway {
       pollMs: config.DUE_POLL_MS,
       leaseMs: config.LEASE_MS,
     });
-    this.ticker = new MeterTicker({ service: this.service, logger, tickMs: config.METER_TICK_MS });
+    this.ticker = new MeterTicker({
+      service: this.service,
+      logger,
+      tickMs: config.METER_TICK_MS,
+      heartbeatMs: Math.max(50, Math.floor(config.PRESENCE_TIMEOUT_MS / 5)),
+    });
 
     const metrics = this.createMetrics();
     const verifier = new TokenVerifier({ secret: config.JWT_SECRET, audience: config.JWT_AUDIENCE });
@@ -179,6 +200,22 @@ export class Gateway {
       });
     });
 
+    bindAgentNamespace(agents, {
+      service: this.service,
+      store: this.store,
+      rooms: this.rooms,
+      claims,
+      verifier,
+      maxMessageChars: config.MAX_MESSAGE_CHARS,
+      logger,
+      eventsHandled: metrics.eventsHandled,
+    });
+    void this.app.register(roomWebhooks, {
+      apiKey: config.LIVEKIT_API_KEY,
+      apiSecret: config.LIVEKIT_API_SECRET,
+      logger,
+      apply: (webhook) => this.service.roomEvent(webhook),
+    });
     registerWebRoutes(this.app, { config, db });
     registerOpsRoutes(this.app, {
       registry: this.registry,

@@ -17,6 +17,7 @@ import {
   type ProcessHandle,
   type TestClient,
 } from '../support/processes.ts';
+import { startInRoom } from '../support/system.ts';
 
 // SIGKILL the billing worker while it settles — once provably inside a settlement transaction (blocked on a user's
 // row lock), then at seeded random instants — and check that every session is settled exactly once afterwards.
@@ -107,7 +108,7 @@ async function openSessions(userCount: number, perUser: () => number): Promise<M
       client.on('message:completed', ({ sessionId, message }) => mine.find((s) => s.id === sessionId)?.messageIds.add(message.id));
       const count = perUser();
       for (let i = 0; i < count; i++) {
-        const started = await request(client, 'session:start', {
+        const started = await startInRoom(gateway, client, {
           cloneId: clones[between(0, clones.length - 1)]!,
           type: random() < 0.5 ? 'chat' : 'voice',
         });

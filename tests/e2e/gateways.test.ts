@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { createClone, createUser, nextEvent, request, startCluster, waitFor, type Cluster, type ProcessHandle } from '../support/processes.ts';
+import { startInRoom } from '../support/system.ts';
 
 // Several gateway processes on one Redis, one billing worker; gateways are SIGKILLed and SIGTERMed for real.
 let cluster: Cluster;
@@ -38,7 +39,7 @@ test('a client on gateway A sees its session ended through gateway B', async () 
   // meter ticks come from the gateway holding the socket, once each
   const ticks: string[] = [];
   onA.on('meter:tick', (t) => ticks.push(t.sessionId));
-  const second = ok(await request(onB, 'session:start', { cloneId, type: 'voice' })).session;
+  const second = ok(await startInRoom(b, onB, { cloneId, type: 'voice' })).session;
   await waitFor(() => ticks.filter((id) => id === second.id).length >= 2, 5000, 'ticks on A');
   ok(await request(onA, 'session:end', { sessionId: second.id }));
   assert.is((await settled(session.id)).total_cost, ended.cost);
@@ -87,7 +88,7 @@ test('credits run out while the only gateway that saw the session is dead: anoth
   const userId = await createUser(db(), '0.5001');
   const { cloneId } = await createClone(db(), '6.0000'); // 0.1 credit a second: about 5 s
   const client = await cluster.connect(a, userId);
-  const { session } = ok(await request(client, 'session:start', { cloneId, type: 'voice' }));
+  const { session } = ok(await startInRoom(a, client, { cloneId, type: 'voice' }));
   await new Promise((resolve) => setTimeout(resolve, 500));
   await a.kill('SIGKILL');
   const row = await settled(session.id);

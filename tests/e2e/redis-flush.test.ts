@@ -4,6 +4,7 @@ import { sql } from 'kysely';
 import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { createClone, createUser, request, startCluster, waitFor, type Cluster } from '../support/processes.ts';
+import { startInRoom } from '../support/system.ts';
 import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
 
 // A private redis-server, so FLUSHALL is real and harms nobody else.
@@ -26,7 +27,7 @@ test('FLUSHALL mid-session: the reconciler settles the session at its last check
   const { cloneId } = await createClone(db, '6.0000');
   const client = await cluster.connect(gateway, userId);
   const startedAt = Date.now();
-  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
+  const started = await startInRoom(gateway, client, { cloneId, type: 'voice' });
   if (!started.ok) throw new Error(JSON.stringify(started));
   const sessionId = started.session.id;
   await waitFor(async () => {

@@ -4,7 +4,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { parseMoney } from '#shared/money/money.ts';
 import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Due events are found here only by the actions themselves: the scheduler and the ticks are slowed right down.
 let system: TestSystem;
@@ -43,12 +43,12 @@ test('credits run out while another session is paused: the active one ends, the 
   const userId = await createUser(system, '0.3001');
   const { cloneId } = await createClone(system, '60.0000');
   const client = await system.connect(userId);
-  const paused = await request(client, 'session:start', { cloneId, type: 'voice' });
+  const paused = await startInRoom(system, client, { cloneId, type: 'voice' });
   if (!paused.ok) throw new Error(JSON.stringify(paused));
   await new Promise((resolve) => setTimeout(resolve, 50));
   const p = await request(client, 'session:pause', { sessionId: paused.session.id });
   assert.is(code(p), 'ok');
-  const active = await request(client, 'session:start', { cloneId, type: 'voice' });
+  const active = await startInRoom(system, client, { cloneId, type: 'voice' });
   if (!active.ok) throw new Error(JSON.stringify(active));
   await new Promise((resolve) => setTimeout(resolve, 400)); // well past exhaustion
   // the next action finds the exhaustion, ends the active session at its instant, and still answers
@@ -69,7 +69,7 @@ test('a refused action at the moment credits run out still queues the ending it 
   const userId = await createUser(system, '0.1000');
   const { cloneId } = await createClone(system, '60.0000');
   const client = await system.connect(userId);
-  const started = await request(client, 'session:start', { cloneId, type: 'video' });
+  const started = await startInRoom(system, client, { cloneId, type: 'video' });
   if (!started.ok) throw new Error(JSON.stringify(started));
   await new Promise((resolve) => setTimeout(resolve, 250));
   // the first thing to touch the user is a request that fails
@@ -86,10 +86,10 @@ test('an insufficient_credits start also commits the exhaustion it found', async
   const userId = await createUser(system, '0.1000');
   const { cloneId } = await createClone(system, '60.0000');
   const client = await system.connect(userId);
-  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
+  const started = await startInRoom(system, client, { cloneId, type: 'voice' });
   if (!started.ok) throw new Error(JSON.stringify(started));
   await new Promise((resolve) => setTimeout(resolve, 250));
-  assert.is(code(await request(client, 'session:start', { cloneId, type: 'voice' })), 'insufficient_credits');
+  assert.is(code(await startInRoom(system, client, { cloneId, type: 'voice' })), 'insufficient_credits');
   const row = await settledRow(started.session.id);
   assert.is(row.total_cost, '0.1000');
   client.disconnect();
@@ -117,9 +117,9 @@ test('the open-session cap answers rate_limited', async () => {
   const { cloneId } = await createClone(system, '0.0100');
   const client = await system.connect(userId);
   for (let i = 0; i < system.config.MAX_OPEN_SESSIONS; i++) {
-    assert.is(code(await request(client, 'session:start', { cloneId, type: 'video' })), 'ok');
+    assert.is(code(await startInRoom(system, client, { cloneId, type: 'video' })), 'ok');
   }
-  assert.is(code(await request(client, 'session:start', { cloneId, type: 'video' })), 'rate_limited');
+  assert.is(code(await startInRoom(system, client, { cloneId, type: 'video' })), 'rate_limited');
   client.disconnect();
 });
 

@@ -6,7 +6,7 @@ import { dueKey } from '#shared/redis/keys.ts';
 import { billingJobId, type SettleSessionJob } from '#shared/contract/billing-jobs.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
-import { createClone, createUser, request, startSystem, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, request, startSystem, type TestSystem, startInRoom } from '../support/system.ts';
 
 // No billing worker here: the tests settle by hand, in the order they choose.
 let system: TestSystem;
@@ -22,7 +22,7 @@ async function endedSessions(userId: string, count: number): Promise<SettleSessi
   const client = await system.connect(userId);
   const jobs: SettleSessionJob[] = [];
   for (let i = 0; i < count; i++) {
-    const started = await request(client, 'session:start', { cloneId, type: 'voice' });
+    const started = await startInRoom(system, client, { cloneId, type: 'voice' });
     if (!started.ok) throw new Error(JSON.stringify(started));
     await new Promise((resolve) => setTimeout(resolve, 30));
     await request(client, 'session:end', { sessionId: started.session.id });
@@ -63,7 +63,7 @@ test('a session start after a settlement committed but before its ack does not c
   await settleSession(system.database.db, a!, system.config.platformFeeRate);
   const client = await system.connect(userId);
   const { cloneId } = await createClone(system, '1.0000');
-  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
+  const started = await startInRoom(system, client, { cloneId, type: 'voice' });
   assert.ok(started.ok);
   const outcome = await system.gateway.store.advance(userId);
   assert.is(outcome.budget, parseMoney('5.0000') - parseMoney(a!.totalCost));

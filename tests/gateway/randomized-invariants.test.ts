@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from 'kysely';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem, startInRoom } from '../support/system.ts';
 
 // A seeded, replayable run (TEST_SEED=… to replay): several users act at random, each request sent one to three
 // times at once, then RELIABILITY.md's invariants are checked in Postgres.
@@ -51,7 +51,7 @@ test(`random sessions keep every invariant (seed ${seed})`, async () => {
         const roll = random();
         const sessionId = user.sessions.length > 0 ? pick(user.sessions) : undefined;
         if (roll < 0.25 || !sessionId) {
-          const answers = await request(user.client, 'session:start', { cloneId: pick(clones).cloneId, type: pick(['chat', 'voice', 'video'] as const) });
+          const answers = await startInRoom(system, user.client, { cloneId: pick(clones).cloneId, type: pick(['chat', 'voice', 'video'] as const) });
           if (answers.ok) user.sessions.push(answers.session.id);
         } else if (roll < 0.6) {
           const clientMessageId = `m-${Math.floor(random() * 6)}`;

@@ -4,7 +4,7 @@ import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { userKeys } from '#shared/redis/keys.ts';
 import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Recovery without extra processes: a client that drops mid-reply, an outbox left behind by a crash, and live
 // state lost from Redis. Checkpoints every 200 ms; the sweep and reconciler are run by hand.
@@ -68,7 +68,7 @@ test('facts a crashed relay left in the outbox are relayed by the sweep, once', 
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '1.0000');
   const client = await system.connect(userId);
-  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
+  const started = await startInRoom(system, client, { cloneId, type: 'voice' });
   if (!started.ok) throw new Error(JSON.stringify(started));
   const sessionId = started.session.id;
   queueDown = true;
@@ -92,7 +92,7 @@ test('live state lost from Redis: the reconciler settles at the last checkpoint 
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '60.0000');
   const client = await system.connect(userId);
-  const started = await request(client, 'session:start', { cloneId, type: 'video' });
+  const started = await startInRoom(system, client, { cloneId, type: 'video' });
   if (!started.ok) throw new Error(JSON.stringify(started));
   const sessionId = started.session.id;
   const checkpoint = await waitFor(async () => {

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import { parseMoney, formatMoney } from '#shared/money/money.ts';
 import { userKeys } from '#shared/redis/keys.ts';
 import type { WireSession } from '#shared/contract/socket-events.ts';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 let system: TestSystem;
 
@@ -154,7 +154,7 @@ test('two sessions of one user run out of credits together and never go below ze
   client.on('session:ended', (e) => endings.push(e));
   const [first, second] = await Promise.all([
     request(client, 'session:start', { cloneId: a.cloneId, type: 'chat' }),
-    request(client, 'session:start', { cloneId: b.cloneId, type: 'voice' }),
+    startInRoom(system, client, { cloneId: b.cloneId, type: 'voice' }),
   ]);
   const ids = [ok(first).session.id, ok(second).session.id];
   await waitFor(() => endings.length === 2, 5000, 'both sessions to end');
@@ -182,7 +182,7 @@ test('session:get returns own sessions, live and after settlement', async () => 
   const userId = await createUser(system);
   const { cloneId } = await createClone(system, '1.0000');
   const client = await system.connect(userId);
-  const { session } = ok(await request(client, 'session:start', { cloneId, type: 'video' }));
+  const { session } = ok(await startInRoom(system, client, { cloneId, type: 'video' }));
   const got = ok(await request(client, 'session:get', { sessionId: session.id })).session;
   assert.is(got.id, session.id);
   assert.is(got.type, 'video');

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 let system: TestSystem;
 test.before(async () => {
@@ -36,7 +36,7 @@ test('a user message keeps the chat active; voice sessions do not idle-pause', a
   const { cloneId } = await createClone(system, '1.0000');
   const client = await system.connect(userId);
   const chat = await request(client, 'session:start', { cloneId, type: 'chat' });
-  const voice = await request(client, 'session:start', { cloneId, type: 'voice' });
+  const voice = await startInRoom(system, client, { cloneId, type: 'voice' });
   if (!chat.ok || !voice.ok) throw new Error('start failed');
   for (let i = 0; i < 3; i++) {
     await new Promise((resolve) => setTimeout(resolve, 150));
@@ -85,7 +85,7 @@ test('credits:low is sent once, meter ticks carry the live figures', async () =>
   assert.is(lows.length, 0, '180 s left at 1/min is above the threshold');
   // a second session triples the burn: 3 credits at 3/min is 60 s
   const lowWarning = nextEvent(client, 'credits:low', () => true, 2000);
-  const b = await request(client, 'session:start', { cloneId: pricier, type: 'voice' });
+  const b = await startInRoom(system, client, { cloneId: pricier, type: 'voice' });
   if (!b.ok) throw new Error('start failed');
   const low = await lowWarning;
   assert.ok(low.secondsLeft <= 60 && low.secondsLeft > 50);

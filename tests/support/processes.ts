@@ -16,6 +16,7 @@ import { freePort } from '#shared/net/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { TEST_JWT_SECRET, type TestClient } from './system.ts';
+import { startFakeRoomService, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type FakeRoomService } from './livekit.ts';
 
 export { nextEvent, request, waitFor, type TestClient } from './system.ts';
 
@@ -57,6 +58,8 @@ export interface Cluster {
   prefix: string;
   /** A Redis connection for assertions. */
   redis: Redis;
+  /** The LiveKit RoomService the gateways call. */
+  roomService: FakeRoomService;
   /** Spawns gateway/src/main.ts on a free PORT and resolves once GET /healthz answers 200. */
   startGateway(name: string, env?: Record<string, string>): Promise<ProcessHandle>;
   /** Spawns billing/src/main.ts on a free BILLING_PORT and resolves once GET /healthz answers 200. */
@@ -179,6 +182,7 @@ async function waitUntilHealthy(handle: ProcessHandle): Promise<void> {
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
   const database = await createTestDatabase();
   const prefix = `tgproc_${process.pid}_${randomBytes(4).toString('hex')}`;
+  const roomService = await startFakeRoomService();
   const env: Record<string, string> = {
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
@@ -188,6 +192,9 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     JWT_SECRET: TEST_JWT_SECRET,
     LOG_LEVEL: 'info',
     OPENAI_API_KEY: '',
+    LIVEKIT_API_URL: roomService.url,
+    LIVEKIT_API_KEY: TEST_LIVEKIT_KEY,
+    LIVEKIT_API_SECRET: TEST_LIVEKIT_SECRET,
     ...options.env,
   };
   const redis = new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null });
@@ -223,6 +230,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   return {
     database,
     env,
+    roomService,
     prefix,
     redis,
     startGateway: (name, overrides = {}) => start(name, 'gateway/src/main.ts', 'PORT', overrides),
@@ -261,6 +269,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
         await deleteKeys(redis, `${prefix}:*`);
       } finally {
         redis.disconnect();
+        await roomService.close();
         await database.drop();
       }
     },

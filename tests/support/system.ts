@@ -21,6 +21,7 @@ import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
 import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from './fake-openai.ts';
+import { postWebhook, startFakeRoomService, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type FakeRoomService } from './livekit.ts';
 // One implementation of the row helpers, shared with the multi-process harness (which takes a Kysely db).
 import { createClone as createCloneRow, createUser as createUserRow, deleteKeys } from './processes.ts';
 
@@ -38,6 +39,8 @@ export interface TestSystem {
   /** The billing process's reconciler (not started: tests run it with runOnce()). */
   reconciler: Reconciler;
   openai: FakeOpenAi;
+  /** The LiveKit RoomService the gateway calls (records removals and deletions). */
+  roomService: FakeRoomService;
   url: string;
   /** A valid access token for the user (claims overridable). */
   token(userId: string, options?: { expiresIn?: string; audience?: string; secret?: string }): Promise<string>;
@@ -59,6 +62,7 @@ export interface SystemOptions {
 export async function startSystem(options: SystemOptions = {}): Promise<TestSystem> {
   const database = await createTestDatabase();
   const openai = await startFakeOpenAi(options.openai);
+  const roomService = await startFakeRoomService();
   const prefix = `tgtest_${process.pid}_${randomBytes(4).toString('hex')}`;
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -74,6 +78,10 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     METER_TICK_MS: '100',
     DUE_POLL_MS: '20',
     MIN_START_SECONDS: '0',
+    LIVEKIT_URL: 'ws://127.0.0.1:7880',
+    LIVEKIT_API_URL: roomService.url,
+    LIVEKIT_API_KEY: TEST_LIVEKIT_KEY,
+    LIVEKIT_API_SECRET: TEST_LIVEKIT_SECRET,
     ...options.env,
   });
   const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
@@ -139,6 +147,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     worker,
     reconciler,
     openai,
+    roomService,
     url,
     token,
     connect,
@@ -151,6 +160,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
       await deleteKeys(redis, `${prefix}:*`);
       await Promise.all([redis.quit(), queueRedis.quit(), workerRedis.quit()]);
       await openai.close();
+      await roomService.close();
       await database.drop();
     },
   };
@@ -211,4 +221,23 @@ export function createClone(
   flags: { published?: boolean; active?: boolean } = {},
 ): Promise<{ cloneId: string; creatorId: string }> {
   return createCloneRow(system.database.db, rate, flags);
+}
+
+/**
+ * `session:start`, and for a voice/video session the user's participant joining its room (a signed
+ * `participant_joined` webhook), so it answers like a chat start: the session active from now.
+ */
+export async function startInRoom(
+  system: Pick<TestSystem, 'url'>,
+  client: TestClient,
+  payload: Parameters<ClientToServerEvents['session:start']>[0],
+): Promise<Parameters<Parameters<ClientToServerEvents['session:start']>[1]>[0]> {
+  const started = await request(client, 'session:start', payload);
+  if (!started.ok || payload.type === 'chat') return started;
+  const { id: sessionId, userId } = started.session;
+  const status = await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: userId, joinedAtMs: Date.now() });
+  if (status !== 200) throw new Error(`the join webhook was answered ${status}`);
+  const got = await request(client, 'session:get', { sessionId });
+  if (!got.ok) throw new Error(JSON.stringify(got));
+  return { ...started, session: got.session };
 }

@@ -37,7 +37,8 @@ test('a bad value names the variable', () => {
 
 test('production refuses the development JWT secret', () => {
   assert.throws(() => loadConfig({ NODE_ENV: 'production' }), /JWT_SECRET/);
-  assert.is(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }).NODE_ENV, 'production');
+  assert.throws(() => loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40) }), /LIVEKIT_API_SECRET/);
+  assert.is(loadConfig({ NODE_ENV: 'production', JWT_SECRET: 'x'.repeat(40), LIVEKIT_API_SECRET: 'y'.repeat(40) }).NODE_ENV, 'production');
 });
 
 test.run();

@@ -27,6 +27,7 @@ local PRESENCE_TIMEOUT_MS = tonumber(settings.presenceTimeoutMs)
 local PRESENCE_STALE_MS = tonumber(settings.presenceStaleMs)
 local CHECKPOINT_MS = tonumber(settings.checkpointMs)
 local MESSAGE_RATE_PER_MIN = tonumber(settings.messageRatePerMin)
+local JOIN_TIMEOUT_MS = tonumber(settings.joinTimeoutMs)
 local gatewayId = ARGV[3]
 
 local function sessionKey(id) return keyBase .. 's:' .. id end
@@ -141,7 +142,7 @@ local function transition(s, status, at, reason)
     redis.call('SREM', openKey, s.id)
     redis.call('HSET', unsettledKey, s.id, n2s(total))
     local key = sessionKey(s.id)
-    for _, k in ipairs({ key, key .. ':log', key .. ':cmid', key .. ':mid' }) do
+    for _, k in ipairs({ key, key .. ':log', key .. ':cmid', key .. ':mid', key .. ':hooks' }) do
       redis.call('PEXPIRE', k, ENDED_TTL_MS)
     end
   end
@@ -267,6 +268,8 @@ local function advance(now)
         consider(math.max(tonumber(s.lastUserAt), tonumber(s.resumedAt)) + IDLE_MS, 'idle', s)
       elseif s.status == 'paused' then
         consider(tonumber(s.pausedAt) + PAUSED_END_MS, 'paused_timeout', s)
+        -- a voice/video session whose user never came into the room
+        if s.joinBy ~= nil and s.joinBy ~= '' then consider(tonumber(s.joinBy), 'join_timeout', s) end
       end
     end
     local seen = lastSeen()
@@ -293,6 +296,8 @@ local function advance(now)
       transition(target, 'paused', dueAt, 'idle')
     elseif action == 'paused_timeout' then
       transition(target, 'ended', dueAt, 'idle_timeout')
+    elseif action == 'join_timeout' then
+      transition(target, 'ended', dueAt, 'join_timeout')
     elseif action == 'absent' then
       -- no gateway has seen the user since `seen`: the time after it is not charged
       pauseChats(list, seen)

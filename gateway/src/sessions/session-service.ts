@@ -24,6 +24,10 @@ import type {
   WireMessage,
   WireSession,
 } from '#shared/contract/socket-events.ts';
+import type { AgentDispatch, ServerToAgentEvents } from '#shared/contract/agent-events.ts';
+import type { ClientResults } from '#shared/contract/socket-events.ts';
+import type { VoiceRooms } from '../livekit/voice-rooms.ts';
+import type { RoomWebhook } from '../livekit/room-webhooks.ts';
 import type { Passage, ReplyGenerator, ReplyRequest } from '../replies/reply-generator.ts';
 import { countPromptTokens, countTokens } from '../replies/count-tokens.ts';
 import { buildChatMessages } from '../replies/system-prompt.ts';
@@ -45,6 +49,15 @@ import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore, typ
 export interface UserNotifier {
   emit<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: Parameters<ServerToClientEvents[E]>): void;
   emitLocal<E extends keyof ServerToClientEvents>(userId: string, event: E, ...args: Parameters<ServerToClientEvents[E]>): void;
+  /** To the voice agent serving a voice/video session (its transcript and state), on any gateway process. */
+  emitAgent<E extends keyof ServerToAgentEvents>(sessionId: string, event: E, ...args: Parameters<ServerToAgentEvents[E]>): void;
+}
+
+/** Voice/video rooms (gateway/src/livekit/voice-rooms.ts) and the agents that speak in them. */
+export interface RoomHooks {
+  rooms: VoiceRooms;
+  /** A user is in the room of a session that may need an agent. */
+  needsAgent(dispatch: AgentDispatch): Promise<void>;
 }
 
 export interface SessionServiceOptions {
@@ -57,6 +70,8 @@ export interface SessionServiceOptions {
   gatewayId: string;
   notifier: UserNotifier;
   replies: ReplyGenerator;
+  /** Voice/video rooms; without them such sessions cannot start (`clone_unavailable`). */
+  rooms?: RoomHooks;
   /** Finds the passages of the clone's documents that match a question (none when absent). */
   retrieve?: (cloneId: string, question: string, signal: AbortSignal) => Promise<Passage[]>;
   logger: Logger;
@@ -81,6 +96,7 @@ export class SessionService {
   private readonly inFlight = new Map<string, Set<{ controller: AbortController; task: Promise<void> }>>();
   private readonly replyTasks = new Set<Promise<void>>();
   private readonly retrieve: SessionServiceOptions['retrieve'];
+  private readonly rooms: RoomHooks | undefined;
 
   constructor(options: SessionServiceOptions) {
     this.config = options.config;
@@ -92,9 +108,10 @@ export class SessionService {
     this.replies = options.replies;
     this.logger = options.logger;
     this.retrieve = options.retrieve;
+    this.rooms = options.rooms;
   }
 
-  async start(userId: string, payload: ClientPayload<'session:start'>): Promise<WireSession> {
+  async start(userId: string, payload: ClientPayload<'session:start'>): Promise<ClientResults['session:start']> {
     const clone = await this.db
       .selectFrom('clones')
       .select(['id', 'base_price', 'is_published', 'is_active'])
@@ -108,8 +125,11 @@ export class SessionService {
     if (rate > MAX_RATE_PER_MINUTE) {
       throw new AppError('clone_unavailable', 'this clone\'s rate is above what the meter accepts', { cloneId: payload.cloneId });
     }
+    const inRoom = payload.type !== 'chat';
+    if (inRoom && !this.rooms) throw new AppError('clone_unavailable', 'voice and video are not available here');
     await refreshBalance(this.db, this.store, userId);
     const sessionId = randomUUID();
+    if (inRoom) await this.rooms!.rooms.register(sessionId, userId);
     const outcome = await this.store.start({
       userId,
       sessionId,
@@ -122,7 +142,47 @@ export class SessionService {
     // What became due before the start is committed even when the start itself is refused.
     await this.commit(userId, outcome);
     assertScriptOk(outcome.code, { cloneId: clone.id, available: outcome.result.available });
-    return this.wireSession(outcome, sessionId);
+    const session = this.wireSession(outcome, sessionId);
+    if (!inRoom) return { session };
+    return { session, livekit: await this.rooms!.rooms.userJoin(sessionId, userId, payload.type) };
+  }
+
+  /** A fresh room token for a voice/video session that is not over (a rejoin after the first token expired). */
+  async roomToken(userId: string, sessionId: string): Promise<ClientResults['session:token']> {
+    const live = await this.store.peek(userId, sessionId);
+    if (!live) {
+      await this.explainMissing(userId, sessionId, true);
+      throw new AppError('not_found', 'no such session', { sessionId });
+    }
+    if (live.type === 'chat' || !this.rooms) throw new AppError('invalid_state', 'a chat session has no room', { sessionId });
+    if (live.status === 'ended') throw new AppError('invalid_state', 'the session has ended', { sessionId, status: live.status });
+    return { livekit: await this.rooms.rooms.userJoin(sessionId, userId, live.type) };
+  }
+
+  /**
+   * A verified LiveKit webhook. Only the session owner's own participant moves the meter (the agent's does not);
+   * a room whose session is over is closed again (someone joined it after the end).
+   */
+  async roomEvent(webhook: RoomWebhook): Promise<void> {
+    if (!this.rooms) return;
+    const sessionId = this.rooms.rooms.sessionIdOf(webhook.room);
+    const userId = sessionId && (await this.rooms.rooms.ownerOf(sessionId));
+    if (!sessionId || !userId) {
+      this.logger.info({ room: webhook.room, event: webhook.event.kind }, 'webhook about a room that is not a live session');
+      return;
+    }
+    if (webhook.event.kind !== 'finished' && webhook.identity !== userId) return;
+    const outcome = await this.store.roomEvent(userId, sessionId, webhook.event);
+    await this.commit(userId, outcome);
+    const session = outcome.sessions.get(sessionId);
+    if (webhook.event.kind !== 'joined' || !session) return;
+    if (outcome.result.ended === true) {
+      if (outcome.code === ScriptCode.ok) await this.rooms.rooms.close(sessionId, userId);
+      return;
+    }
+    if (session.type !== 'chat') {
+      await this.rooms.needsAgent({ sessionId, userId, cloneId: session.cloneId, type: session.type });
+    }
   }
 
   async act(userId: string, sessionId: string, action: 'pause' | 'resume' | 'end'): Promise<WireSession> {
@@ -143,9 +203,11 @@ export class SessionService {
     return this.explainMissing(userId, sessionId, false);
   }
 
-  async sendMessage(userId: string, payload: ClientPayload<'message:send'>): Promise<WireMessage> {
+  /** A user message: from the user's socket (a sighting of the user), or an utterance from the room's voice agent. */
+  async sendMessage(userId: string, payload: ClientPayload<'message:send'>, from: 'socket' | 'agent' = 'socket'): Promise<WireMessage> {
     const messageId = randomUUID();
-    const outcome = await this.store.addMessage(userId, payload.sessionId, payload.clientMessageId, messageId, payload.content, this.gatewayId);
+    const sighting = from === 'socket' ? this.gatewayId : '';
+    const outcome = await this.store.addMessage(userId, payload.sessionId, payload.clientMessageId, messageId, payload.content, sighting);
     const session = outcome.sessions.get(payload.sessionId);
     const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
     // The message is in the outbox (Redis) with the change itself; relayed before the ack.
@@ -259,6 +321,11 @@ export class SessionService {
   }
 
   /** The user's last socket on this gateway went away: their active chats pause unless another gateway sees them. */
+  /** Keeps this gateway's sighting of a connected user fresh, apart from the (slower, heavier) meter tick. */
+  heartbeat(userId: string): Promise<boolean> {
+    return this.store.refreshPresence(userId, this.gatewayId);
+  }
+
   async leave(userId: string): Promise<void> {
     await this.commit(userId, await this.store.presenceLeave(userId, this.gatewayId));
   }
@@ -286,8 +353,14 @@ export class SessionService {
       if (!session || notified.has(session.id)) continue;
       notified.add(session.id);
       const wire = toWireSession(session, outcome.now);
-      this.notifier.emit(userId, 'session:updated', wire);
-      if (session.status === 'ended') this.notifier.emit(userId, 'session:ended', { sessionId: session.id, reason: session.reason, session: wire });
+      this.tell(session, 'session:updated', wire);
+      if (session.status === 'ended') {
+        this.tell(session, 'session:ended', { sessionId: session.id, reason: session.reason, session: wire });
+        // ended from our side (user, credits, idle): the user leaves the room now, not when their token expires
+        if (session.type !== 'chat' && session.reason !== 'room_finished' && this.rooms) {
+          void this.rooms.rooms.close(session.id, userId);
+        }
+      }
     }
     await this.warnLowBalance(userId, outcome);
   }
@@ -307,6 +380,21 @@ export class SessionService {
         });
       }
     }
+  }
+
+  /** Tells the user's sockets, and the voice agent of a voice/video session, about their session. */
+  private tell<E extends keyof ServerToAgentEvents & keyof ServerToClientEvents>(
+    session: Pick<LiveSession, 'id' | 'userId' | 'type'>,
+    event: E,
+    ...args: Parameters<ServerToClientEvents[E]>
+  ): void {
+    this.notifier.emit(session.userId, event, ...args);
+    if (session.type !== 'chat') this.notifier.emitAgent(session.id, event, ...(args as Parameters<ServerToAgentEvents[E]>));
+  }
+
+  /** Cuts a session's reply short on the agent's word (the user spoke over the clone); billed as produced. */
+  async interrupt(sessionId: string): Promise<void> {
+    await this.stopReplies(sessionId);
   }
 
   private wireSession(outcome: Outcome, sessionId: string): WireSession {
@@ -390,7 +478,7 @@ export class SessionService {
       };
       const reply = await this.replies.generate(request, (delta) => {
         produced += delta;
-        this.notifier.emit(userId, 'message:delta', { sessionId, messageId, delta });
+        this.tell(session, 'message:delta', { sessionId, messageId, delta });
       });
       await this.storeReply(session, messageId, reply.content, reply.tokensUsed, passages);
     } catch (error) {
@@ -401,7 +489,7 @@ export class SessionService {
         return;
       }
       if (signal.aborted) return;
-      this.notifier.emit(userId, 'message:failed', { sessionId, messageId, error: toWireError(error) });
+      this.tell(session, 'message:failed', { sessionId, messageId, error: toWireError(error) });
       throw error;
     }
   }
@@ -414,6 +502,6 @@ export class SessionService {
     const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
     if (!stored) throw new Error('reply-add returned no message');
     await this.commit(userId, outcome);
-    this.notifier.emit(userId, 'message:completed', { sessionId, message: toWireMessage(stored) });
+    this.tell(session, 'message:completed', { sessionId, message: toWireMessage(stored) });
   }
 }

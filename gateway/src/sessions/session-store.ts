@@ -29,6 +29,8 @@ export interface SessionStoreOptions {
   checkpointMs: number;
   /** New messages one user may send per minute, across gateways. */
   messageRatePerMin: number;
+  /** A voice/video session whose user has not joined its room by this long after the start ends. */
+  joinTimeoutMs: number;
 }
 
 /** The store settings a config implies. */
@@ -42,7 +44,19 @@ export function storeOptions(config: Config): SessionStoreOptions {
     presenceStaleMs: config.METER_TICK_MS + 250,
     checkpointMs: config.CHECKPOINT_MS,
     messageRatePerMin: config.MESSAGE_RATE_PER_MIN,
+    joinTimeoutMs: config.JOIN_TIMEOUT_MS,
   };
+}
+
+/** What a LiveKit webhook says about the user's participant (or the whole room, `finished`). */
+export interface RoomEvent {
+  /** The webhook event's id (duplicates are dropped by it). */
+  id: string;
+  kind: 'joined' | 'left' | 'finished';
+  /** The participant's sid ('' for `finished`): each joins once and leaves once. */
+  participantSid: string;
+  /** When it happened (ms); applied no later than now. */
+  at: number;
 }
 
 /** A billing fact a script recorded in the user's outbox stream, with the stream entry id. */
@@ -162,6 +176,7 @@ export class SessionStore {
       presenceStaleMs: options.presenceStaleMs,
       checkpointMs: options.checkpointMs,
       messageRatePerMin: options.messageRatePerMin,
+      joinTimeoutMs: options.joinTimeoutMs,
     });
   }
 
@@ -203,6 +218,20 @@ export class SessionStore {
   /** The user's last socket on `gatewayId` closed; their chats pause if no other gateway sees them. */
   presenceLeave(userId: string, gatewayId: string): Promise<Outcome> {
     return this.run('presence-leave', userId, [], [], gatewayId);
+  }
+
+  /** A heartbeat of `gatewayId`, which still holds a socket of the user; false when the meter must judge the gap. */
+  async refreshPresence(userId: string, gatewayId: string): Promise<boolean> {
+    const refreshed = await runScript(this.redis, 'presence-refresh', [this.keys(userId).presence], [gatewayId, this.options.presenceTimeoutMs]);
+    return refreshed === 1;
+  }
+
+  /** Applies a verified LiveKit webhook about the user's participant in the session's room (room-event.lua). */
+  roomEvent(userId: string, sessionId: string, event: RoomEvent): Promise<Outcome> {
+    const k = this.keys(userId);
+    return this.run('room-event', userId, [k.session(sessionId), k.webhookIds(sessionId)], [
+      sessionId, event.id, event.kind, event.participantSid, event.at,
+    ]);
   }
 
   start(s: StartSession, gatewayId = ''): Promise<Outcome> {

@@ -6,6 +6,7 @@
 import { jwtVerify } from 'jose';
 import { z } from 'zod';
 import { AppError } from '../errors/app-error.ts';
+import { AGENT_ROLE } from './agent-token.ts';
 
 export interface TokenVerifierOptions {
   /** HS256 secret (config JWT_SECRET). */
@@ -15,6 +16,7 @@ export interface TokenVerifierOptions {
 }
 
 const subject = z.string().uuid();
+const agentClaims = z.object({ role: z.literal(AGENT_ROLE), sub: z.string().regex(/^agent:[\w-]{1,64}$/) });
 
 export class TokenVerifier {
   private readonly key: Uint8Array;
@@ -25,6 +27,21 @@ export class TokenVerifier {
 
   /** The user id the token speaks for; throws AppError('unauthorized') for any bad token. */
   async verify(token: unknown): Promise<string> {
+    const payload = await this.payload(token);
+    const user = subject.safeParse(payload.sub);
+    // an agent is never a user
+    if (!user.success || payload.role === AGENT_ROLE) throw new AppError('unauthorized', 'invalid token');
+    return user.data;
+  }
+
+  /** The agent name an agent token speaks for (shared/src/auth/agent-token.ts); anything else is unauthorized. */
+  async verifyAgent(token: unknown): Promise<string> {
+    const parsed = agentClaims.safeParse(await this.payload(token));
+    if (!parsed.success) throw new AppError('unauthorized', 'not an agent token');
+    return parsed.data.sub.slice('agent:'.length);
+  }
+
+  private async payload(token: unknown): Promise<Record<string, unknown>> {
     if (typeof token !== 'string' || token.length === 0 || token.length > 8192) {
       throw new AppError('unauthorized', 'missing token');
     }
@@ -34,7 +51,7 @@ export class TokenVerifier {
         audience: this.options.audience,
         requiredClaims: ['exp', 'sub'],
       });
-      return subject.parse(payload.sub);
+      return payload;
     } catch {
       throw new AppError('unauthorized', 'invalid token');
     }

@@ -107,6 +107,28 @@ export const configSchema = z.object({
   MAX_UPLOAD_BYTES: integer(20_971_520, 1),
   /** Documents one billing process ingests at once. */
   INGEST_CONCURRENCY: integer(2, 1),
+  /** LiveKit server URL handed to voice/video clients and used by the agent (`livekit-server --dev` default). */
+  LIVEKIT_URL: z.string().url().default('ws://127.0.0.1:7880'),
+  /** LiveKit HTTP API (RoomService); default: LIVEKIT_URL with http(s). */
+  LIVEKIT_API_URL: z.string().url().optional(),
+  /** LiveKit API key: signs room tokens, verifies webhooks (`livekit-server --dev`: devkey). */
+  LIVEKIT_API_KEY: z.string().min(1).default('devkey'),
+  /** LiveKit API secret (`livekit-server --dev`: secret; production refuses the dev one). */
+  LIVEKIT_API_SECRET: z.string().min(1).default('secret'),
+  /** Lifetime of a room token, in seconds (a rejoin asks `session:token` for a new one). */
+  LIVEKIT_TOKEN_TTL: integer(600, 10),
+  /** A voice/video session whose user never joins its room within this ends with nothing charged. */
+  JOIN_TIMEOUT_MS: integer(120_000, 100),
+  /** Deepgram key of the voice agent (speech-to-text and text-to-speech). */
+  DEEPGRAM_API_KEY: z.string().optional(),
+  /** Deepgram API base URL (tests point it at a local server speaking Deepgram's format). */
+  DEEPGRAM_BASE_URL: z.string().url().default('https://api.deepgram.com'),
+  /** Deepgram live speech-to-text model. */
+  DEEPGRAM_STT_MODEL: z.string().min(1).default('nova-3'),
+  /** Deepgram text-to-speech voice. */
+  DEEPGRAM_TTS_MODEL: z.string().min(1).default('aura-2-thalia-en'),
+  /** Gateway the voice agent connects to (Socket.IO, with an agent token). */
+  AGENT_GATEWAY_URL: z.string().url().default('http://127.0.0.1:3000'),
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
@@ -139,6 +161,9 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
   const raw = parsed.data;
   if (raw.NODE_ENV === 'production' && raw.JWT_SECRET === DEV_JWT_SECRET) {
     throw new ConfigError('invalid configuration:\n  JWT_SECRET: must be set in production');
+  }
+  if (raw.NODE_ENV === 'production' && raw.LIVEKIT_API_SECRET === 'secret') {
+    throw new ConfigError('invalid configuration:\n  LIVEKIT_API_SECRET: must be set in production');
   }
   if (raw.CHUNK_OVERLAP_TOKENS >= raw.CHUNK_TOKENS) {
     throw new ConfigError('invalid configuration:\n  CHUNK_OVERLAP_TOKENS: must be less than CHUNK_TOKENS');

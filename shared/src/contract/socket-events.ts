@@ -45,7 +45,21 @@ export interface WireMessage {
   citations?: Citation[];
 }
 
-export type EndReason = 'user' | 'credits_exhausted' | 'idle_timeout' | (string & {});
+export type EndReason =
+  | 'user'
+  | 'credits_exhausted'
+  | 'idle_timeout'
+  | 'join_timeout'
+  | 'room_finished'
+  | (string & {});
+
+/** Where a voice/video client joins its session's LiveKit room: server URL, room name, a join token. */
+export interface LiveKitJoin {
+  url: string;
+  room: string;
+  /** Short-lived (LIVEKIT_TOKEN_TTL); `session:token` issues a fresh one for a rejoin. */
+  token: string;
+}
 
 /** Limits the payload schemas are built with (from the config). */
 export interface ContractLimits {
@@ -62,6 +76,7 @@ export function clientPayloadSchemas(limits: ContractLimits) {
     'session:resume': sessionRef,
     'session:end': sessionRef,
     'session:get': sessionRef,
+    'session:token': sessionRef,
     'message:send': z
       .object({
         sessionId: uuid,
@@ -92,11 +107,13 @@ export type Ack<T extends object> = ({ ok: true } & T) | ErrorAck;
 
 /** What each client event answers with when it succeeds. */
 export interface ClientResults {
-  'session:start': { session: WireSession };
+  /** Voice and video sessions also get their room (they start paused, until the user is in it). */
+  'session:start': { session: WireSession; livekit?: LiveKitJoin };
   'session:pause': { session: WireSession };
   'session:resume': { session: WireSession };
   'session:end': { session: WireSession };
   'session:get': { session: WireSession };
+  'session:token': { livekit: LiveKitJoin };
   'message:send': { message: WireMessage };
   /** Every message of the session after `afterMessageId` (all of them without it, or when it is unknown). */
   'session:history': { messages: WireMessage[] };

@@ -25,6 +25,8 @@ export interface UserKeys {
   clientMessageIds(sessionId: string): string;
   /** Hash: messageId → message JSON (idempotent replies). */
   messageIds(sessionId: string): string;
+  /** Set: ids of the LiveKit webhook events applied to the session (duplicates change nothing). */
+  webhookIds(sessionId: string): string;
 }
 
 export function userKeys(prefix: string, userId: string): UserKeys {
@@ -41,6 +43,7 @@ export function userKeys(prefix: string, userId: string): UserKeys {
     messageLog: (sessionId) => `${session(sessionId)}:log`,
     clientMessageIds: (sessionId) => `${session(sessionId)}:cmid`,
     messageIds: (sessionId) => `${session(sessionId)}:mid`,
+    webhookIds: (sessionId) => `${session(sessionId)}:hooks`,
   };
 }
 
@@ -62,6 +65,19 @@ export function outboxPattern(prefix: string): string {
 /** The user id inside a user key (the `{userId}` hash tag). */
 export function userIdOfKey(key: string): string | undefined {
   return /:u:\{([^}]+)\}:/.exec(key)?.[1];
+}
+
+/**
+ * String: the user id owning a voice/video session's room, so a webhook about the room (which names only the room)
+ * finds the user's live state. Tagged by session: it is written apart from the user's scripts.
+ */
+export function roomOwnerKey(prefix: string, sessionId: string): string {
+  return `${prefix}:room:{${sessionId}}`;
+}
+
+/** String: the voice agent serving a session's room (its claim, renewed while it serves). */
+export function agentClaimKey(prefix: string, sessionId: string): string {
+  return `${prefix}:room:{${sessionId}}:agent`;
 }
 
 /** BullMQ's own prefix, under ours. */

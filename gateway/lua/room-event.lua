@@ -1,0 +1,67 @@
+--[[
+  A LiveKit webhook about the user's own participant in a voice/video session's room, verified by the gateway.
+  Webhooks can come late, twice or out of order, so: a repeated event id changes nothing; each participant sid
+  joins once and leaves once, and a join that arrives after its own leave is ignored; a pause or end applies at
+  the event's own instant (never before the session's last change), a join never before the instant it happened.
+  That way no time the user was outside the room is charged.
+  KEYS: common five, 6 the session's hash, 7 set of webhook event ids seen for it.
+  ARGV: common three (gateway id ''), 4 sessionId, 5 event id, 6 kind (joined | left | finished),
+        7 participant sid ('' for finished), 8 the event's instant (ms).
+  Returns the common JSON; code 1 unknown session, 4 duplicate event; result.ended = true when the session is over
+  (the gateway then removes the user from the room).
+]]
+--@include live-state
+local id, eventId, kind, participant = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local now = begin()
+local at = math.min(tonumber(ARGV[8]), now)
+local s = loadSession(id)
+if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
+touched[id] = true
+if redis.call('SADD', KEYS[7], eventId) == 0 then
+  return reply(CODE_DUPLICATE, now, advance(now), { ended = s.status == 'ended' })
+end
+if s.status == 'ended' then
+  redis.call('PEXPIRE', KEYS[7], ENDED_TTL_MS)
+  return reply(CODE_OK, now, advance(now), { ended = true })
+end
+
+local function without(list, value)
+  local out = {}
+  for _, v in ipairs(list) do if v ~= value then out[#out + 1] = v end end
+  return out
+end
+local function contains(list, value)
+  for _, v in ipairs(list) do if v == value then return true end end
+  return false
+end
+
+local inRoom, gone = cjson.decode(s.roomIn or '[]'), cjson.decode(s.roomGone or '[]')
+if kind == 'joined' then
+  if not contains(gone, participant) then
+    if not contains(inRoom, participant) then inRoom[#inRoom + 1] = participant end
+    save(s, { roomIn = cjson.encode(inRoom), joinBy = '' })
+    if s.status == 'paused' and s.held ~= '1' then
+      local from = math.max(at, tonumber(s.pausedAt))
+      if budget() - totalAt(openSessions(), from) <= 0 then
+        transition(s, 'ended', now, 'credits_exhausted')
+      else
+        transition(s, 'active', from, 'joined')
+      end
+    end
+  end
+elseif kind == 'left' then
+  inRoom = without(inRoom, participant)
+  gone = without(gone, participant)
+  gone[#gone + 1] = participant
+  -- a participant sid never comes back; the last few are enough to recognise a late join
+  while #gone > 32 do table.remove(gone, 1) end
+  save(s, { roomIn = cjson.encode(inRoom), roomGone = cjson.encode(gone) })
+  if #inRoom == 0 and s.status == 'active' then
+    transition(s, 'paused', math.max(at, tonumber(s.resumedAt)), 'left_room')
+  end
+else
+  local endAt = now
+  if s.status == 'active' then endAt = math.max(at, tonumber(s.resumedAt)) end
+  transition(s, 'ended', endAt, 'room_finished')
+end
+return reply(CODE_OK, now, advance(now), { ended = s.status == 'ended' })

@@ -1,0 +1,33 @@
+/**
+ * Which voice agent serves which session's room: one claim per session in Redis, taken by the first agent that
+ * answers a dispatch and renewed while it serves; an agent that dies loses it after the claim lifetime, and the
+ * next time the user is in the room another agent is dispatched.
+ */
+import type { Redis } from 'ioredis';
+import { agentClaimKey } from '#shared/redis/keys.ts';
+import { registerScripts, runScript } from '../sessions/lua-scripts.ts';
+
+export class AgentClaims {
+  constructor(
+    private readonly redis: Redis,
+    private readonly prefix: string,
+    /** How long a claim lasts without renewal (the agent renews at a third of it). */
+    readonly ttlMs: number,
+  ) {
+    registerScripts(redis);
+  }
+
+  /** Takes or renews the claim; false when another agent holds it. */
+  async claim(sessionId: string, agentId: string): Promise<boolean> {
+    return (await runScript(this.redis, 'agent-claim', [agentClaimKey(this.prefix, sessionId)], [agentId, this.ttlMs])) === 1;
+  }
+
+  async release(sessionId: string, agentId: string): Promise<void> {
+    await runScript(this.redis, 'agent-release', [agentClaimKey(this.prefix, sessionId)], [agentId]);
+  }
+
+  /** The agent holding the session's claim, or null. */
+  holder(sessionId: string): Promise<string | null> {
+    return this.redis.get(agentClaimKey(this.prefix, sessionId));
+  }
+}
