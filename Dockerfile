@@ -1,4 +1,4 @@
-# One image for the gateway, the billing worker and migrations; the command picks which (see docker-compose.yml).
+# One image for the gateway, the billing worker, the voice agent and migrations; the command picks which (see docker-compose.yml).
 # TypeScript runs through tsx, so the image carries the sources and the full dependency tree.
 FROM node:24-slim
 

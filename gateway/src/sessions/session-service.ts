@@ -205,6 +205,11 @@ export class SessionService {
 
   /** A user message: from the user's socket (a sighting of the user), or an utterance from the room's voice agent. */
   async sendMessage(userId: string, payload: ClientPayload<'message:send'>, from: 'socket' | 'agent' = 'socket'): Promise<WireMessage> {
+    return (await this.sendMessageWithReply(userId, payload, from)).message;
+  }
+
+  /** `sendMessage`, also telling the id the clone's reply streams under (none for a repeated message). */
+  async sendMessageWithReply(userId: string, payload: ClientPayload<'message:send'>, from: 'socket' | 'agent'): Promise<{ message: WireMessage; replyId: string | null }> {
     const messageId = randomUUID();
     const sighting = from === 'socket' ? this.gatewayId : '';
     const outcome = await this.store.addMessage(userId, payload.sessionId, payload.clientMessageId, messageId, payload.content, sighting);
@@ -215,8 +220,9 @@ export class SessionService {
     if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, payload.sessionId, true);
     assertScriptOk(outcome.code, { sessionId: payload.sessionId, status: session?.status });
     if (!stored || !session) throw new Error('message-add returned no message');
-    if (outcome.code === ScriptCode.ok) this.startReply(session);
-    return toWireMessage(stored);
+    const replyId = outcome.code === ScriptCode.ok ? randomUUID() : null;
+    if (replyId) this.startReply(session, replyId);
+    return { message: toWireMessage(stored), replyId };
   }
 
   /** What a client that was away missed: the session's messages after `afterMessageId`, replies included. */
@@ -428,9 +434,9 @@ export class SessionService {
     };
   }
 
-  private startReply(session: LiveSession): void {
+  private startReply(session: LiveSession, messageId: string): void {
     const controller = new AbortController();
-    const task = this.writeReply(session, controller.signal)
+    const task = this.writeReply(session, messageId, controller.signal)
       .catch((error: unknown) => this.logger.error({ err: error, sessionId: session.id }, 'reply failed'))
       .finally(() => {
         this.inFlight.get(session.id)?.delete(entry);
@@ -450,9 +456,8 @@ export class SessionService {
     await Promise.allSettled(entries.map((entry) => entry.task));
   }
 
-  private async writeReply(session: LiveSession, signal: AbortSignal): Promise<void> {
+  private async writeReply(session: LiveSession, messageId: string, signal: AbortSignal): Promise<void> {
     const { userId, id: sessionId } = session;
-    const messageId = randomUUID();
     let produced = '';
     let request: ReplyRequest | undefined;
     try {

@@ -85,7 +85,7 @@ export function bindAgentNamespace(nsp: AgentNamespace, options: AgentEventsOpti
     });
     on('agent:utterance', schemas['agent:utterance'], async (payload) => {
       const userId = await holding(payload.sessionId);
-      return { message: await service.sendMessage(userId, payload, 'agent') };
+      return service.sendMessageWithReply(userId, payload, 'agent');
     });
     on('agent:interrupt', schemas['agent:interrupt'], async ({ sessionId }) => {
       await holding(sessionId);

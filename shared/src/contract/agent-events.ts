@@ -46,7 +46,8 @@ export interface AgentResults {
   /** `claimed: false`: another agent serves it (or it is over). Claimed: the agent's room join and the session. */
   'agent:claim': { claimed: false } | { claimed: true; livekit: LiveKitJoin; dispatch: AgentDispatch; claimTtlMs: number };
   'agent:release': Record<never, never>;
-  'agent:utterance': { message: WireMessage };
+  /** The stored user message, and the id the clone's reply streams under (null when the utterance was a repeat). */
+  'agent:utterance': { message: WireMessage; replyId: string | null };
   'agent:interrupt': Record<never, never>;
 }
 
