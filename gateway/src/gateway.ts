@@ -38,7 +38,8 @@ import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
 import { AgentClaims } from './livekit/agent-claims.ts';
 import { roomWebhooks } from './livekit/room-webhooks.ts';
 import { VoiceRooms } from './livekit/voice-rooms.ts';
-import { agentRoom, bindAgentNamespace, dispatchAgent, type AgentNamespace } from './transport/agent-events.ts';
+import { agentRoom, bindAgentNamespace, type AgentNamespace } from './transport/agent-events.ts';
+import { AgentDispatcher } from './livekit/agent-dispatcher.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -74,6 +75,7 @@ export class Gateway {
   readonly gatewayId: string;
   readonly relay: OutboxRelay;
   readonly rooms: VoiceRooms;
+  readonly dispatcher: AgentDispatcher;
   private readonly scheduler: DueScheduler;
   private readonly ticker: MeterTicker;
   /** The Socket.IO adapter's own connection (Redis Streams: blocking reads). */
@@ -127,11 +129,12 @@ export class Gateway {
       relay: this.relay,
       gatewayId: this.gatewayId,
       notifier,
-      rooms: { rooms: this.rooms, needsAgent: (dispatch) => dispatchAgent(agents, claims, dispatch) },
+      rooms: { rooms: this.rooms, roomChanged: (session) => this.dispatcher.roomChanged(session) },
       replies: options.replies,
       retrieve: knowledgeRetriever(db, createEmbedder(config), config.RAG_TOP_K),
       logger,
     });
+    this.dispatcher = new AgentDispatcher({ redis, prefix: config.REDIS_PREFIX, agents, claims, rooms: this.rooms, store: this.store, logger });
     this.scheduler = new DueScheduler({
       store: this.store,
       service: this.service,
@@ -233,9 +236,10 @@ export class Gateway {
     this.ticker.start();
     // what a process that died before relaying left in the outboxes
     const sweep = () => {
-      this.sweeping ??= this.relay
-        .sweep()
-        .catch((error: unknown) => this.options.logger.error({ err: error }, 'outbox sweep failed'))
+      this.sweeping ??= Promise.all([
+        this.relay.sweep().catch((error: unknown) => this.options.logger.error({ err: error }, 'outbox sweep failed')),
+        this.dispatcher.sweep().catch((error: unknown) => this.options.logger.error({ err: error }, 'agent dispatch sweep failed')),
+      ])
         .finally(() => (this.sweeping = undefined));
     };
     sweep();

@@ -59,4 +59,22 @@ test('embedded Postgres and Redis: migrated, seeded, a chat session settles, SIG
   assert.is(await exited, 0, output.slice(-2000));
 });
 
+test('no Redis anywhere and no redis-server installed: one line says how to get it, and the process exits 1', async () => {
+  const env: Record<string, string | undefined> = { ...process.env, EMBEDDED_SERVICES: 'always', DATA_DIR: dataDir, PORT: '0', BILLING_PORT: '0', LOG_LEVEL: 'warn' };
+  for (const name of ['DATABASE_URL', 'REDIS_URL', 'NODE_ENV', 'JWT_SECRET']) delete env[name];
+  env.PATH = path.join(dataDir, 'empty-path'); // no redis-server on it (node is started by its absolute path)
+  const lone = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  let said = '';
+  lone.stdout!.on('data', (chunk) => (said += chunk));
+  lone.stderr!.on('data', (chunk) => (said += chunk));
+  const code = await new Promise<number | null>((resolve) => lone.once('exit', (c) => resolve(c)));
+  assert.is(code, 1, said.slice(-2000));
+  const line = said.split('\n').find((l) => l.includes('redis-server is not installed'));
+  assert.ok(line, said.slice(-2000));
+  assert.match(line!, /apt install redis-server/);
+  assert.match(line!, /brew install redis/);
+  assert.match(line!, /docker run/);
+  assert.not.match(said, /\n\s+at /, 'no stack trace');
+});
+
 test.run();

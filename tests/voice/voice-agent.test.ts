@@ -153,4 +153,31 @@ test('a second agent does not serve a session another agent holds; a user token 
   client.disconnect();
 });
 
+test('a session whose agent died is offered again by the sweep once the claim lapses', async () => {
+  const { io } = await import('socket.io-client');
+  const { signAgentToken } = await import('#shared/auth/agent-token.ts');
+  const { agentClaimKey } = await import('#shared/redis/keys.ts');
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '1.0000');
+  const client = await system.connect(userId);
+  const sessionId = await voiceSession(client, userId, cloneId, quiet(200));
+  const standby = io(`${system.url}/agent`, {
+    auth: { token: await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId: 'standby' }) },
+    transports: ['websocket'],
+    forceNew: true,
+  });
+  await new Promise((resolve) => standby.once('connect', () => resolve(undefined)));
+  const offers: string[] = [];
+  standby.on('agent:dispatch', (d: { sessionId: string }) => offers.push(d.sessionId));
+  assert.is(await system.gateway.dispatcher.sweep(), 0, 'held by the running agent: not offered');
+  await system.redis.del(agentClaimKey(system.config.REDIS_PREFIX, sessionId)); // as if its agent died 30 s ago
+  assert.ok((await system.gateway.dispatcher.sweep()) >= 1);
+  await waitFor(() => offers.includes(sessionId), 5000, 'the offer');
+  const claim = (await standby.timeout(5000).emitWithAck('agent:claim', { sessionId })) as { ok: boolean; claimed?: boolean };
+  assert.is(claim.claimed, true);
+  standby.disconnect();
+  await request(client, 'session:end', { sessionId });
+  client.disconnect();
+});
+
 test.run();

@@ -29,6 +29,8 @@ export interface LiveSession {
   cap: Units | null;
   reason: string;
   lowSent: boolean;
+  /** Voice/video: how many of the user's participants are in the room now. */
+  roomParticipants: number;
   /** Final figures, once ended. */
   total: Units | null;
   timeCost: Units | null;
@@ -59,6 +61,7 @@ export function parseLiveSession(hash: Record<string, string>): LiveSession {
     cap: optionalUnits(hash.cap),
     reason: hash.reason ?? '',
     lowSent: hash.lowSent === '1',
+    roomParticipants: (JSON.parse(hash.roomIn ?? '[]') as unknown[]).length,
     total: optionalUnits(hash.total),
     timeCost: optionalUnits(hash.timeCost),
   };

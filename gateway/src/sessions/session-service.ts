@@ -24,7 +24,7 @@ import type {
   WireMessage,
   WireSession,
 } from '#shared/contract/socket-events.ts';
-import type { AgentDispatch, ServerToAgentEvents } from '#shared/contract/agent-events.ts';
+import type { ServerToAgentEvents } from '#shared/contract/agent-events.ts';
 import type { ClientResults } from '#shared/contract/socket-events.ts';
 import type { VoiceRooms } from '../livekit/voice-rooms.ts';
 import type { RoomWebhook } from '../livekit/room-webhooks.ts';
@@ -56,8 +56,8 @@ export interface UserNotifier {
 /** Voice/video rooms (gateway/src/livekit/voice-rooms.ts) and the agents that speak in them. */
 export interface RoomHooks {
   rooms: VoiceRooms;
-  /** A user is in the room of a session that may need an agent. */
-  needsAgent(dispatch: AgentDispatch): Promise<void>;
+  /** A room event or an end changed a voice/video session (it may need a voice agent, or no longer). */
+  roomChanged(session: LiveSession): Promise<void>;
 }
 
 export interface SessionServiceOptions {
@@ -175,14 +175,11 @@ export class SessionService {
     const outcome = await this.store.roomEvent(userId, sessionId, webhook.event);
     await this.commit(userId, outcome);
     const session = outcome.sessions.get(sessionId);
-    if (webhook.event.kind !== 'joined' || !session) return;
-    if (outcome.result.ended === true) {
-      if (outcome.code === ScriptCode.ok) await this.rooms.rooms.close(sessionId, userId);
-      return;
+    if (!session) return;
+    if (webhook.event.kind === 'joined' && outcome.result.ended === true && outcome.code === ScriptCode.ok) {
+      await this.rooms.rooms.close(sessionId, userId);
     }
-    if (session.type !== 'chat') {
-      await this.rooms.needsAgent({ sessionId, userId, cloneId: session.cloneId, type: session.type });
-    }
+    await this.rooms.roomChanged(session);
   }
 
   async act(userId: string, sessionId: string, action: 'pause' | 'resume' | 'end'): Promise<WireSession> {
@@ -363,8 +360,9 @@ export class SessionService {
       if (session.status === 'ended') {
         this.tell(session, 'session:ended', { sessionId: session.id, reason: session.reason, session: wire });
         // ended from our side (user, credits, idle): the user leaves the room now, not when their token expires
-        if (session.type !== 'chat' && session.reason !== 'room_finished' && this.rooms) {
-          void this.rooms.rooms.close(session.id, userId);
+        if (session.type !== 'chat' && this.rooms) {
+          if (session.reason !== 'room_finished') void this.rooms.rooms.close(session.id, userId);
+          void this.rooms.roomChanged(session).catch((error: unknown) => this.logger.warn({ err: error, sessionId: session.id }, 'room bookkeeping failed'));
         }
       }
     }

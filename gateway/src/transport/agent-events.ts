@@ -94,9 +94,3 @@ export function bindAgentNamespace(nsp: AgentNamespace, options: AgentEventsOpti
     });
   });
 }
-
-/** Offers a session to every connected agent (on any gateway) unless one already serves it. */
-export async function dispatchAgent(nsp: AgentNamespace, claims: AgentClaims, dispatch: AgentDispatch): Promise<void> {
-  if ((await claims.holder(dispatch.sessionId)) !== null) return;
-  nsp.emit('agent:dispatch', dispatch);
-}

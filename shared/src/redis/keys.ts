@@ -80,6 +80,11 @@ export function agentClaimKey(prefix: string, sessionId: string): string {
   return `${prefix}:room:{${sessionId}}:agent`;
 }
 
+/** Set: voice/video sessions whose user is in the room (they need a voice agent). */
+export function occupiedRoomsKey(prefix: string): string {
+  return `${prefix}:rooms:occupied`;
+}
+
 /** BullMQ's own prefix, under ours. */
 export function queuePrefix(prefix: string): string {
   return `${prefix}:bull`;
