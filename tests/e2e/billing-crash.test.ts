@@ -18,6 +18,7 @@ import {
   type TestClient,
 } from '../support/processes.ts';
 import { startInRoom } from '../support/system.ts';
+import { seededRandom } from '../../scripts/lib/seeded-random.ts';
 
 // SIGKILL the billing worker while it settles — once provably inside a settlement transaction (blocked on a user's
 // row lock), then at seeded random instants — and check that every session is settled exactly once afterwards.
@@ -28,19 +29,9 @@ const CONCURRENCY = 8;
 /** A killed worker's jobs come back after their lock expires (30 s) and a stalled check (every 30 s) sees it. */
 const SETTLE_TIMEOUT_MS = 150_000;
 
-/** mulberry32: a small seeded generator, so a failing run replays with SEED=<printed seed>. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = seeded(SEED);
-const between = (min: number, max: number) => min + Math.floor(random() * (max - min + 1));
+const draws = seededRandom(SEED);
+const random = draws.next;
+const between = draws.between;
 
 interface TrackedSession {
   id: string;

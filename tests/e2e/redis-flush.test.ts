@@ -5,7 +5,7 @@ import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { createClone, createUser, request, startCluster, waitFor, type Cluster } from '../support/processes.ts';
 import { startInRoom } from '../support/system.ts';
-import { startRedisServer, type RedisServer } from '../support/redis-server.ts';
+import { startRedisServer, type RedisServer } from '../../scripts/lib/private-redis.ts';
 
 // A private redis-server, so FLUSHALL is real and harms nobody else.
 let redisServer: RedisServer;

@@ -2,6 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from 'kysely';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
+import { seededRandom } from '../../scripts/lib/seeded-random.ts';
 import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem, startInRoom } from '../support/system.ts';
 
 // A seeded, replayable run (TEST_SEED=… to replay): several users act at random, each request sent one to three
@@ -9,17 +10,9 @@ import { createClone, createUser, request, startSystem, waitFor, type TestClient
 const seed = Number(process.env.TEST_SEED ?? Date.now() % 2 ** 31);
 console.log(`randomized-invariants: TEST_SEED=${seed}`);
 
-function mulberry32(a: number) {
-  return () => {
-    a |= 0;
-    a = (a + 0x6d2b79f5) | 0;
-    let t = Math.imul(a ^ (a >>> 15), 1 | a);
-    t = (t + Math.imul(t ^ (t >>> 7), 61 | t)) ^ t;
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-const random = mulberry32(seed);
-const pick = <T>(items: readonly T[]): T => items[Math.floor(random() * items.length)]!;
+const draws = seededRandom(seed);
+const random = draws.next;
+const pick = draws.pick;
 
 let system: TestSystem;
 test.before(async () => {

@@ -4,9 +4,7 @@
  * `node --import tsx <main.ts>` on a free port, its stdout and stderr captured. `close()` (and, as a last resort,
  * the test process's exit) kills whatever is still running and removes what the cluster created.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes, randomUUID } from 'node:crypto';
-import path from 'node:path';
 import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type { Kysely } from 'kysely';
@@ -14,34 +12,20 @@ import { io } from 'socket.io-client';
 import { configSchema } from '#shared/config/config.ts';
 import { freePort } from '#shared/net/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
+import { spawnService, waitHealthy, type ServiceProcess } from '../../scripts/lib/service-process.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { TEST_JWT_SECRET, type TestClient } from './system.ts';
 import { startFakeRoomService, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type FakeRoomService } from './livekit.ts';
 
 export { nextEvent, request, waitFor, type TestClient } from './system.ts';
 
-const ROOT = path.resolve(import.meta.dirname, '../..');
 /** How long a process may take to answer GET /healthz 200 after it is spawned. */
 const READY_TIMEOUT_MS = 30_000;
 /** How long `close()` lets a process stop on SIGTERM before SIGKILL. */
 const TERM_GRACE_MS = 5_000;
-/** How much of a process's output a harness error quotes. */
-const OUTPUT_TAIL = 3000;
-/** Output kept per process (the oldest is dropped beyond it). */
-const OUTPUT_LIMIT = 4_000_000;
 
-export interface ProcessHandle {
-  name: string;
-  pid: number;
-  port: number;
-  /** `http://127.0.0.1:<port>` */
-  url: string;
-  /** Everything the process wrote to stdout and stderr so far. */
-  output(): string;
-  /** Sends `signal` (default SIGTERM); resolves with the exit code (null when a signal ended it) once it exited. */
-  kill(signal?: NodeJS.Signals): Promise<number | null>;
-  readonly exited: boolean;
-}
+/** A spawned gateway or billing worker (scripts/lib/service-process.ts). */
+export type ProcessHandle = ServiceProcess;
 
 export interface ConnectOptions {
   /** Handshake auth instead of a valid token of the user. */
@@ -77,17 +61,6 @@ export interface ClusterOptions {
   env?: Record<string, string>;
 }
 
-/** Every child still running, killed synchronously if the test process exits without closing its cluster. */
-const running = new Set<ChildProcess>();
-process.on('exit', () => {
-  for (const child of running) {
-    try {
-      child.kill('SIGKILL');
-    } catch {
-      // Already gone.
-    }
-  }
-});
 
 export { freePort };
 
@@ -101,15 +74,6 @@ export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
   } while (cursor !== '0');
 }
 
-async function healthy(url: string): Promise<boolean> {
-  try {
-    const response = await fetch(`${url}/healthz`, { signal: AbortSignal.timeout(2000) });
-    await response.arrayBuffer();
-    return response.status === 200;
-  } catch {
-    return false;
-  }
-}
 
 /** The parent's environment without any Tollgate setting, so only the cluster's settings reach a child. */
 function baseEnvironment(): Record<string, string> {
@@ -119,64 +83,6 @@ function baseEnvironment(): Record<string, string> {
     if (value !== undefined && !settings.has(key)) env[key] = value;
   }
   return env;
-}
-
-function spawnProcess(name: string, script: string, port: number, env: Record<string, string>): ProcessHandle {
-  const child = spawn(process.execPath, ['--import', 'tsx', script], {
-    cwd: ROOT,
-    env,
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
-  running.add(child);
-  let output = '';
-  const append = (chunk: Buffer) => {
-    output += chunk.toString('utf8');
-    if (output.length > OUTPUT_LIMIT) output = output.slice(-OUTPUT_LIMIT / 2);
-  };
-  child.stdout!.on('data', append);
-  child.stderr!.on('data', append);
-  let exited = false;
-  const exit = new Promise<number | null>((resolve) => {
-    child.once('exit', (code) => {
-      exited = true;
-      running.delete(child);
-      resolve(code);
-    });
-    child.once('error', (error) => {
-      append(Buffer.from(`\n[harness] spawn failed: ${error.message}\n`));
-      exited = true;
-      running.delete(child);
-      resolve(null);
-    });
-  });
-  return {
-    name,
-    pid: child.pid ?? -1,
-    port,
-    url: `http://127.0.0.1:${port}`,
-    output: () => output,
-    get exited() {
-      return exited;
-    },
-    kill(signal: NodeJS.Signals = 'SIGTERM') {
-      if (!exited) child.kill(signal);
-      return exit;
-    },
-  };
-}
-
-/** Fails with the process's last output unless it answers GET /healthz 200 within READY_TIMEOUT_MS. */
-async function waitUntilHealthy(handle: ProcessHandle): Promise<void> {
-  const deadline = Date.now() + READY_TIMEOUT_MS;
-  for (;;) {
-    if (handle.exited) break;
-    if (await healthy(handle.url)) return;
-    if (Date.now() > deadline) break;
-    await new Promise((resolve) => setTimeout(resolve, 50));
-  }
-  const why = handle.exited ? 'exited before it was healthy' : `was not healthy within ${READY_TIMEOUT_MS} ms`;
-  await handle.kill('SIGKILL');
-  throw new Error(`${handle.name} (pid ${handle.pid}, ${handle.url}) ${why}; output:\n${handle.output().slice(-OUTPUT_TAIL)}`);
 }
 
 export async function startCluster(options: ClusterOptions = {}): Promise<Cluster> {
@@ -206,15 +112,14 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     const port = await freePort();
     // A gateway also gets a BILLING_PORT (and the worker a PORT) of its own, so no two processes share a default.
     const other = portVariable === 'PORT' ? 'BILLING_PORT' : 'PORT';
-    const handle = spawnProcess(name, script, port, {
-      ...base,
-      ...env,
-      [other]: String(await freePort()),
-      ...overrides,
-      [portVariable]: String(port),
+    const handle = spawnService({
+      name,
+      script,
+      port,
+      env: { ...base, ...env, [other]: String(await freePort()), ...overrides, [portVariable]: String(port) },
     });
     handles.push(handle);
-    await waitUntilHealthy(handle);
+    await waitHealthy(handle, READY_TIMEOUT_MS);
     return handle;
   };
 

@@ -39,6 +39,10 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
     types,
   });
   pool.on('error', (error) => options.onIdleError?.(error));
+  // A connection that dies while checked out (between a transaction's statements, when Postgres restarts) makes
+  // its Client emit 'error' with no pool listener attached, which would crash the process; the statement that
+  // uses it fails on its own and the pool discards the client.
+  pool.on('connect', (client) => client.on('error', (error) => options.onIdleError?.(error)));
   return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
 }
 

@@ -1,14 +1,15 @@
 /**
- * A private redis-server for tests that do to Redis what no shared server should suffer (FLUSHALL, SIGKILL,
- * restarts): its own port and data directory, AOF `everysec` as production runs it, removed by `close()`.
+ * A private redis-server for tests and the chaos run, which do to Redis what no shared server should suffer
+ * (FLUSHALL, SIGKILL, restarts): its own port and data directory, AOF `everysec` as production runs it, removed by
+ * `close()`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from './processes.ts';
-import { waitFor } from './system.ts';
+import { freePort } from '#shared/net/free-port.ts';
+import { waitUntil } from './wait-until.ts';
 
 export interface RedisServer {
   url: string;
@@ -34,7 +35,7 @@ export async function startRedisServer(): Promise<RedisServer> {
     const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
     probe.on('error', () => undefined); // refused until the server listens
     try {
-      await waitFor(async () => {
+      await waitUntil(async () => {
         try {
           if (probe.status !== 'ready') await probe.connect();
           return (await probe.ping()) === 'PONG';

@@ -1,0 +1,158 @@
+/**
+ * The system under the chaos run, all of it its own: a redis-server (AOF everysec) and a PostgreSQL cluster on
+ * spare ports in temporary directories, the database migrated, two gateways and two billing workers as real
+ * processes. Each process keeps its ports across restarts, so clients reconnect to the same addresses.
+ */
+import { randomBytes } from 'node:crypto';
+import { configSchema } from '#shared/config/config.ts';
+import { createDatabase, ensureDatabaseExists, withDatabase } from '#shared/db/database.ts';
+import { migrateToLatest } from '#shared/db/migrator.ts';
+import { freePort } from '#shared/net/free-port.ts';
+import { startPostgresServer, type PostgresServer } from '../lib/private-postgres.ts';
+import { startRedisServer, type RedisServer } from '../lib/private-redis.ts';
+import { spawnService, waitHealthy, type ServiceProcess } from '../lib/service-process.ts';
+
+export interface Slot {
+  name: string;
+  kind: 'gateway' | 'billing';
+  port: number;
+  url: string;
+  process: ServiceProcess;
+  /** Set while the run itself killed it on purpose. */
+  killed: boolean;
+}
+
+export interface ChaosCluster {
+  redis: RedisServer;
+  postgres: PostgresServer;
+  databaseUrl: string;
+  /** The settings every process runs with. */
+  env: Record<string, string>;
+  slots: Slot[];
+  gateways(): Slot[];
+  /** Processes that exited without being killed (a bug: logged with their output, then restarted). */
+  crashes: string[];
+  /** SIGKILLs the slot's process (it stays down until `restart`). */
+  kill(slot: Slot): Promise<void>;
+  /** Starts the slot's process again on its ports; resolves once healthy. */
+  restart(slot: Slot): Promise<void>;
+  close(): Promise<void>;
+}
+
+export interface ChaosClusterOptions {
+  /** Settings on top of the chaos defaults. */
+  env?: Record<string, string>;
+  log(line: string): void;
+}
+
+/** Tight recovery timings, so a few minutes hold many crashes and recoveries. */
+const CHAOS_SETTINGS: Record<string, string> = {
+  NODE_ENV: 'test',
+  HOST: '127.0.0.1',
+  LOG_LEVEL: 'warn',
+  OPENAI_API_KEY: '',
+  AI_PRICE_PER_1K_TOKENS: '0.0200',
+  METER_TICK_MS: '1000',
+  DUE_POLL_MS: '50',
+  CHECKPOINT_MS: '2000',
+  LEASE_MS: '2000',
+  OUTBOX_GRACE_MS: '1000',
+  RECONCILE_MS: '2000',
+  PRESENCE_TIMEOUT_MS: '3000',
+  MIN_START_SECONDS: '5',
+  MAX_OPEN_SESSIONS: '3',
+  MESSAGE_RATE_PER_MIN: '600',
+  EVENTS_PER_SECOND: '200',
+  EVENT_BURST: '400',
+  IDLE_PAUSE_MS: '60000',
+  PAUSED_END_MS: '120000',
+};
+
+export async function startChaosCluster(options: ChaosClusterOptions): Promise<ChaosCluster> {
+  const [redis, postgres] = await Promise.all([startRedisServer(), startPostgresServer()]);
+  options.log(`redis-server (AOF everysec) on ${redis.port}, postgres on ${postgres.port}`);
+  const databaseUrl = withDatabase(postgres.url, 'tollgate');
+  await ensureDatabaseExists(databaseUrl);
+  const db = createDatabase(databaseUrl, { max: 1, applicationName: 'tollgate-chaos-migrate' });
+  try {
+    await migrateToLatest(db);
+  } finally {
+    await db.destroy();
+  }
+  // only the chaos settings reach the processes, never the caller's Tollgate variables
+  const base: Record<string, string> = {};
+  for (const [key, value] of Object.entries(process.env)) if (value !== undefined && !(key in configSchema.shape)) base[key] = value;
+  const env: Record<string, string> = {
+    ...CHAOS_SETTINGS,
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redis.url,
+    REDIS_PREFIX: 'chaos',
+    JWT_SECRET: randomBytes(32).toString('hex'),
+    ...options.env,
+  };
+
+  const slots: Slot[] = [];
+  const crashes: string[] = [];
+  const spawnSlot = async (slot: Omit<Slot, 'process' | 'killed'> & { otherPort: number }) => {
+    const script = slot.kind === 'gateway' ? 'gateway/src/main.ts' : 'billing/src/main.ts';
+    const ports = slot.kind === 'gateway' ? { PORT: slot.port, BILLING_PORT: slot.otherPort } : { BILLING_PORT: slot.port, PORT: slot.otherPort };
+    const proc = spawnService({
+      name: slot.name,
+      script,
+      port: slot.port,
+      env: { ...base, ...env, PORT: String(ports.PORT), BILLING_PORT: String(ports.BILLING_PORT) },
+    });
+    await waitHealthy(proc);
+    void watch(slot.name, proc);
+    return proc;
+  };
+  // a process that dies on its own is a finding: say so with its last words, and bring it back as a supervisor would
+  const watch = async (name: string, proc: ServiceProcess) => {
+    const code = await proc.wait();
+    const slot = slots.find((s) => s.name === name);
+    if (!slot || slot.process !== proc || slot.killed || closing) return;
+    crashes.push(name);
+    options.log(`${name} (pid ${proc.pid}) EXITED ON ITS OWN (code ${code}); last output:\n${proc.output().slice(-3000)}`);
+    slot.killed = true;
+    try {
+      slot.process = await spawnSlot({ ...slot, otherPort: otherPorts.get(slot.name)! });
+    } finally {
+      slot.killed = false;
+    }
+  };
+  let closing = false;
+  const otherPorts = new Map<string, number>();
+  for (const [name, kind] of [['gateway-1', 'gateway'], ['gateway-2', 'gateway'], ['billing-1', 'billing'], ['billing-2', 'billing']] as const) {
+    const port = await freePort();
+    const otherPort = await freePort();
+    otherPorts.set(name, otherPort);
+    const proc = await spawnSlot({ name, kind, port, url: `http://127.0.0.1:${port}`, otherPort });
+    slots.push({ name, kind, port, url: `http://127.0.0.1:${port}`, process: proc, killed: false });
+  }
+  options.log(`processes: ${slots.map((s) => `${s.name} :${s.port}`).join(', ')}`);
+
+  return {
+    redis,
+    postgres,
+    databaseUrl,
+    env,
+    slots,
+    crashes,
+    gateways: () => slots.filter((s) => s.kind === 'gateway'),
+    async kill(slot) {
+      slot.killed = true;
+      await slot.process.kill('SIGKILL');
+    },
+    async restart(slot) {
+      slot.killed = true;
+      if (!slot.process.exited) await slot.process.kill('SIGKILL');
+      slot.process = await spawnSlot({ ...slot, otherPort: otherPorts.get(slot.name)! });
+      slot.killed = false;
+    },
+    async close() {
+      closing = true;
+      await Promise.all(slots.map((s) => s.process.stop()));
+      await Promise.all([redis.close(), postgres.close()]);
+    },
+  };
+}

@@ -1,0 +1,122 @@
+/**
+ * `npm run chaos`: Tollgate under crashes and restarts, then proof that no credit was lost, created or stolen.
+ * Starts its own Redis (AOF everysec) and Postgres, two gateways and two billing workers, and simulated users who
+ * chat, retry, drop and come back, and run out of credits, while a seeded fault loop SIGKILLs processes and
+ * restarts Redis and Postgres. Then it lets the system drain and checks the invariants in Postgres, one line each.
+ * Exit 0 only if all hold.
+ *
+ *   npm run chaos                       500 users, 3 minutes
+ *   npm run chaos -- --short            40 users, 20 s (what `npm test` runs)
+ *   npm run chaos -- --seed 1234        replay a run
+ *   npm run chaos -- --users 200 --duration 60
+ */
+import { parseArgs } from 'node:util';
+import { randomUUID } from 'node:crypto';
+import { sql } from 'kysely';
+import { createDatabase } from '#shared/db/database.ts';
+import { formatMoney, type Units } from '#shared/money/money.ts';
+import { seededRandom } from '../lib/seeded-random.ts';
+import { startChaosCluster } from './chaos-cluster.ts';
+import { runFaults } from './fault-loop.ts';
+import { checkInvariants } from './invariants.ts';
+import { emptyRecord, runLoad } from './simulated-users.ts';
+
+const { values } = parseArgs({
+  options: {
+    short: { type: 'boolean', default: false },
+    users: { type: 'string' },
+    duration: { type: 'string' },
+    seed: { type: 'string' },
+  },
+});
+const short = values.short ?? false;
+const users = Number(values.users ?? (short ? 40 : 500));
+const durationS = Number(values.duration ?? (short ? 20 : 180));
+const seed = values.seed !== undefined ? Number(values.seed) >>> 0 : Date.now() % 2 ** 31;
+const random = seededRandom(seed);
+const began = Date.now();
+const log = (line: string) => console.log(`chaos: ${line}`);
+
+log(`seed=${seed} users=${users} duration=${durationS}s (replay: npm run chaos -- --seed ${seed} --users ${users} --duration ${durationS})`);
+const cluster = await startChaosCluster({ log, env: { PAUSED_END_MS: short ? '6000' : '20000', IDLE_PAUSE_MS: short ? '15000' : '60000' } });
+let exitCode = 1;
+try {
+  const db = createDatabase(cluster.databaseUrl, { max: 4, applicationName: 'tollgate-chaos' });
+  try {
+    // creators and their clones at a few rates; users with plenty of credits, a fifth with so few they run out
+    const rates = ['0.5000', '1.0000', '2.5000', '6.0000', '12.0000', '30.0000'];
+    const creators = rates.map(() => ({ id: randomUUID(), email: `${randomUUID()}@chaos.local`, full_name: 'Chaos Creator', role: 'creator' as const, credits_remaining: '0.0000' }));
+    await db.insertInto('user_profiles').values(creators).execute();
+    const clones = rates.map((rate, i) => ({
+      id: randomUUID(), creator_id: creators[i]!.id, name: `Clone ${i}`, description: 'chaos', bio: 'chaos', expertise_areas: ['chaos'],
+      base_price: rate, personality_traits: JSON.stringify({}), is_published: true, is_active: true,
+    }));
+    await db.insertInto('clones').values(clones).execute();
+    const initialCredits = new Map<string, Units>();
+    const people = Array.from({ length: users }, () => {
+      const credits = random.chance(0.2) ? BigInt(random.between(2_000, 30_000)) : BigInt(random.between(200_000, 2_000_000));
+      const id = randomUUID();
+      initialCredits.set(id, credits);
+      return { id, email: `${id}@chaos.local`, full_name: 'Chaos User', role: 'user' as const, credits_remaining: formatMoney(credits) };
+    });
+    for (let i = 0; i < people.length; i += 500) await db.insertInto('user_profiles').values(people.slice(i, i + 500)).execute();
+
+    const startedAt = Date.now();
+    const until = startedAt + durationS * 1000;
+    const record = emptyRecord();
+    log(`load: ${users} users on ${cluster.gateways().length} gateways for ${durationS}s; faults until ${Math.max(1, durationS - (short ? 3 : 10))}s`);
+    const [, faults] = await Promise.all([
+      runLoad({
+        users: people.map((p) => ({ id: p.id })),
+        cloneIds: clones.map((c) => c.id),
+        gateways: () => cluster.gateways().map((g) => g.url),
+        jwtSecret: cluster.env.JWT_SECRET!,
+        audience: 'authenticated',
+        random: seededRandom(seed ^ 0x5bd1e995),
+        until,
+      }, record),
+      runFaults({ cluster, random, startedAt, until: until - (short ? 3000 : 10_000), killEverySeconds: short ? [2, 4] : [3, 6], log }),
+    ]);
+    log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ${record.timeouts} unanswered, errors ${JSON.stringify(Object.fromEntries(record.errors))}`);
+
+    // drain: every process up, every session ended and settled
+    for (const slot of cluster.slots) if (slot.process.exited) await cluster.restart(slot);
+    const drainStart = Date.now();
+    const drainLimit = short ? 45_000 : 180_000;
+    for (;;) {
+      const { rows } = await sql<{ open: string; total: string }>`
+        select count(*) filter (where status <> 'ended' or settled_at is null)::text as open, count(*)::text as total from sessions`.execute(db);
+      const known = Number(rows[0]!.total) >= record.sessions.size;
+      if (rows[0]!.open === '0' && known) break;
+      if (Date.now() - drainStart > drainLimit) {
+        log(`drain: still ${rows[0]!.open} sessions open or unsettled after ${drainLimit / 1000}s`);
+        break;
+      }
+      await new Promise((resolve) => setTimeout(resolve, 500));
+    }
+    log(`drained in ${((Date.now() - drainStart) / 1000).toFixed(1)}s`);
+
+    const report = await checkInvariants(db, record, initialCredits);
+    const restarts = faults.redisRestarts + faults.postgresRestarts;
+    report.checks.push({
+      name: 'no process died on its own',
+      ok: cluster.crashes.length === 0,
+      detail: cluster.crashes.length === 0 ? 'every exit was a kill of the run' : `crashed: ${cluster.crashes.join(', ')}`,
+    });
+    for (const c of report.checks) console.log(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
+    const allHold = report.checks.every((c) => c.ok) && report.lost === 0 && report.created === 0;
+    console.log(
+      `chaos: ${allHold ? 'PASS' : 'FAIL'} seed=${seed} sessions=${report.sessions} messages=${report.messages} kills=${faults.kills} ` +
+        `restarts=${restarts} (redis ${faults.redisRestarts}, postgres ${faults.postgresRestarts}) duplicates absorbed=${record.duplicatesAbsorbed} ` +
+        `lost=${report.lost} created=${report.created} in ${((Date.now() - began) / 1000).toFixed(0)}s`,
+    );
+    exitCode = allHold ? 0 : 1;
+  } finally {
+    await db.destroy();
+  }
+} catch (error) {
+  console.error('chaos: the run could not complete:', error);
+} finally {
+  await cluster.close();
+}
+process.exit(exitCode);

@@ -1,0 +1,219 @@
+/**
+ * The chaos run's load: simulated users, each with its own socket to one of the gateways, acting at random
+ * (seeded): start chat sessions, send messages — each sent one to three times with the same `clientMessageId`,
+ * sometimes at once, and sent again after a timeout or a dropped connection — pause, resume, end, drop the
+ * connection and come back (to either gateway), and run out of credits. It records what the system acknowledged,
+ * so the invariants can check that every acknowledged message is stored exactly once.
+ */
+import { io, type Socket } from 'socket.io-client';
+import { SignJWT } from 'jose';
+import type { ClientToServerEvents, ServerToClientEvents, WireSession } from '#shared/contract/socket-events.ts';
+import type { SeededRandom } from '../lib/seeded-random.ts';
+
+type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
+
+export interface SimulatedUser {
+  id: string;
+}
+
+/** What the users saw, for the invariants and the report. */
+export interface LoadRecord {
+  /** Every user message acknowledged ok: message id → where. */
+  acked: Map<string, { sessionId: string; clientMessageId: string }>;
+  /** Every AI reply a user saw completed (`message:completed`): it was stored in the live state. */
+  completedReplies: Set<string>;
+  /** Sessions whose start was acknowledged. */
+  sessions: Set<string>;
+  /** A repeat of an acknowledged clientMessageId answered with the same message: a duplicate the system absorbed. */
+  duplicatesAbsorbed: number;
+  /** A repeat answered with a different message id: the same message stored twice (must stay 0). */
+  duplicatesCreated: number;
+  sends: number;
+  /** Requests that got no answer (the gateway died, the connection dropped). */
+  timeouts: number;
+  /** Error answers by code. */
+  errors: Map<string, number>;
+  reconnects: number;
+}
+
+export interface LoadOptions {
+  users: SimulatedUser[];
+  cloneIds: string[];
+  /** Gateway URLs; a user (re)connects to one at random. */
+  gateways: () => string[];
+  jwtSecret: string;
+  audience: string;
+  random: SeededRandom;
+  /** When the users stop acting and end their sessions. */
+  until: number;
+}
+
+const ACK_TIMEOUT_MS = 4000;
+const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
+
+export function emptyRecord(): LoadRecord {
+  return {
+    acked: new Map(),
+    completedReplies: new Set(),
+    sessions: new Set(),
+    duplicatesAbsorbed: 0,
+    duplicatesCreated: 0,
+    sends: 0,
+    timeouts: 0,
+    errors: new Map(),
+    reconnects: 0,
+  };
+}
+
+type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string } };
+
+/** Runs every user until `until`, then has each end what it has open; resolves when all are done. */
+export async function runLoad(options: LoadOptions, record: LoadRecord): Promise<void> {
+  const key = new TextEncoder().encode(options.jwtSecret);
+  const token = (userId: string) =>
+    new SignJWT({ role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setAudience(options.audience).setIssuedAt().setExpirationTime('2h').sign(key);
+  await Promise.all(options.users.map((user) => runUser(user, options, record, token)));
+}
+
+async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRecord, token: (id: string) => Promise<string>): Promise<void> {
+  const { random } = options;
+  const open = new Map<string, WireSession['status']>();
+  /** clientMessageId → the message id its first acknowledgement named. */
+  const firstAck = new Map<string, string>();
+  /** Sends whose outcome is unknown (no answer): sent again later with the same clientMessageId. */
+  const unsure: Array<{ sessionId: string; clientMessageId: string }> = [];
+  let socket: ClientSocket | undefined;
+  let counter = 0;
+
+  const track = (session: WireSession) => {
+    if (session.status === 'ended') open.delete(session.id);
+    else open.set(session.id, session.status);
+  };
+  const connect = async (): Promise<ClientSocket | undefined> => {
+    if (socket?.connected) return socket;
+    socket?.disconnect();
+    const url = random.pick(options.gateways());
+    const s: ClientSocket = io(url, { auth: { token: await token(user.id) }, transports: ['websocket'], reconnection: false, forceNew: true, timeout: 3000 });
+    s.on('session:updated', track);
+    s.on('session:ended', ({ session }) => track(session));
+    s.on('message:completed', ({ message }) => {
+      if (message.senderType === 'ai') record.completedReplies.add(message.id);
+    });
+    const connected = await new Promise<boolean>((resolve) => {
+      s.once('connect', () => resolve(true));
+      s.once('connect_error', () => resolve(false));
+    });
+    if (!connected) {
+      s.disconnect();
+      return undefined;
+    }
+    record.reconnects += 1;
+    socket = s;
+    // as a real client does after a reconnect: what became of its sessions while it was away
+    for (const sessionId of [...open.keys()]) {
+      try {
+        const got = (await (s.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<Answer> }).emitWithAck('session:get', { sessionId }));
+        if (got.ok) track(got.session as WireSession);
+      } catch {
+        record.timeouts += 1;
+      }
+    }
+    return s;
+  };
+  const ask = async (event: keyof ClientToServerEvents, payload: unknown): Promise<Answer | undefined> => {
+    const s = await connect();
+    if (!s) return undefined;
+    try {
+      const answer = (await (s.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<Answer> }).emitWithAck(event, payload));
+      if (!answer.ok) record.errors.set(answer.error.code, (record.errors.get(answer.error.code) ?? 0) + 1);
+      return answer;
+    } catch {
+      record.timeouts += 1;
+      return undefined;
+    }
+  };
+  const send = async (sessionId: string, clientMessageId: string) => {
+    record.sends += 1;
+    const answer = await ask('message:send', { sessionId, clientMessageId, content: `question ${clientMessageId} of ${user.id.slice(0, 8)}` });
+    if (!answer) {
+      unsure.push({ sessionId, clientMessageId });
+      return;
+    }
+    if (!answer.ok) return;
+    const messageId = (answer.message as { id: string }).id;
+    const first = firstAck.get(clientMessageId);
+    if (first === undefined) {
+      firstAck.set(clientMessageId, messageId);
+      record.acked.set(messageId, { sessionId, clientMessageId });
+    } else if (first === messageId) {
+      record.duplicatesAbsorbed += 1;
+    } else {
+      record.duplicatesCreated += 1;
+      record.acked.set(messageId, { sessionId, clientMessageId });
+    }
+  };
+  const anyOpen = (status?: WireSession['status']) => {
+    const ids = [...open].filter(([, s]) => status === undefined || s === status).map(([id]) => id);
+    return ids.length > 0 ? random.pick(ids) : undefined;
+  };
+
+  while (Date.now() < options.until) {
+    await sleep(random.between(50, 600));
+    const roll = random.next();
+    if (unsure.length > 0 && roll < 0.3) {
+      const retry = unsure.shift()!;
+      await send(retry.sessionId, retry.clientMessageId);
+    } else if (roll < 0.15 || open.size === 0) {
+      if (open.size >= 2) continue;
+      const answer = await ask('session:start', { cloneId: random.pick(options.cloneIds), type: 'chat' });
+      if (answer?.ok) {
+        const session = answer.session as WireSession;
+        record.sessions.add(session.id);
+        track(session);
+      }
+    } else if (roll < 0.6) {
+      const sessionId = anyOpen('active');
+      if (!sessionId) continue;
+      const clientMessageId = `m${++counter}`;
+      const copies = random.between(1, 3);
+      if (random.chance(0.3)) {
+        await Promise.all(Array.from({ length: copies }, () => send(sessionId, clientMessageId))); // at once
+      } else {
+        for (let i = 0; i < copies; i++) await send(sessionId, clientMessageId);
+      }
+    } else if (roll < 0.68) {
+      const sessionId = anyOpen('active');
+      if (sessionId) {
+        const answer = await ask('session:pause', { sessionId });
+        if (answer?.ok) track(answer.session as WireSession);
+      }
+    } else if (roll < 0.78) {
+      const sessionId = anyOpen('paused');
+      if (sessionId) {
+        const answer = await ask('session:resume', { sessionId });
+        if (answer?.ok) track(answer.session as WireSession);
+      }
+    } else if (roll < 0.84) {
+      const sessionId = anyOpen();
+      if (sessionId) {
+        const answer = await ask('session:end', { sessionId });
+        if (answer?.ok) track(answer.session as WireSession);
+      }
+    } else if (roll < 0.9) {
+      socket?.disconnect(); // the user leaves; the next action comes back through either gateway
+      await sleep(random.between(100, 1500));
+    }
+  }
+
+  // the user finishes: whatever it is unsure of is sent again, then every session it knows of is ended
+  for (const retry of unsure.splice(0)) await send(retry.sessionId, retry.clientMessageId);
+  for (let attempt = 0; attempt < 20 && open.size > 0; attempt++) {
+    for (const sessionId of [...open.keys()]) {
+      const answer = await ask('session:end', { sessionId });
+      if (answer?.ok) track(answer.session as WireSession);
+      else if (answer && !answer.ok && ['invalid_state', 'not_found', 'forbidden'].includes(answer.error.code)) open.delete(sessionId);
+    }
+    if (open.size > 0) await sleep(500);
+  }
+  socket?.disconnect();
+}
