@@ -13,7 +13,11 @@
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { createDatabase } from '#shared/db/database.ts';
+import { outboxPattern, queuePrefix } from '#shared/redis/keys.ts';
 import { formatMoney, type Units } from '#shared/money/money.ts';
 import { seededRandom } from '../lib/seeded-random.ts';
 import { startChaosCluster } from './chaos-cluster.ts';
@@ -79,25 +83,44 @@ try {
     ]);
     log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ${record.timeouts} unanswered, errors ${JSON.stringify(Object.fromEntries(record.errors))}`);
 
-    // drain: every process up, every session ended and settled
+    // drain: every process up, every session ended and settled, every outbox relayed, every billing job done
+    // (a job that failed while Postgres was down waits out its backoff before it runs again)
     for (const slot of cluster.slots) if (slot.process.exited) await cluster.restart(slot);
+    const redis = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
+    const queue = new Queue(BILLING_QUEUE, { connection: redis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
     const drainStart = Date.now();
-    const drainLimit = short ? 45_000 : 180_000;
-    for (;;) {
-      const { rows } = await sql<{ open: string; total: string }>`
-        select count(*) filter (where status <> 'ended' or settled_at is null)::text as open, count(*)::text as total from sessions`.execute(db);
-      const known = Number(rows[0]!.total) >= record.sessions.size;
-      if (rows[0]!.open === '0' && known) break;
-      if (Date.now() - drainStart > drainLimit) {
-        log(`drain: still ${rows[0]!.open} sessions open or unsettled after ${drainLimit / 1000}s`);
-        break;
+    const drainLimit = short ? 60_000 : 240_000;
+    let failedJobs = 0;
+    try {
+      for (;;) {
+        const { rows } = await sql<{ open: string; total: string }>`
+          select count(*) filter (where status <> 'ended' or settled_at is null)::text as open, count(*)::text as total from sessions`.execute(db);
+        const counts = await queue.getJobCounts('waiting', 'delayed', 'active', 'prioritized', 'failed');
+        failedJobs = counts.failed ?? 0;
+        const pendingJobs = (counts.waiting ?? 0) + (counts.delayed ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0);
+        let outboxes = 0;
+        for (const key of await redis.keys(outboxPattern(cluster.env.REDIS_PREFIX!))) outboxes += await redis.xlen(key);
+        const known = Number(rows[0]!.total) >= record.sessions.size;
+        if (rows[0]!.open === '0' && known && pendingJobs === 0 && outboxes === 0) break;
+        if (Date.now() - drainStart > drainLimit) {
+          log(`drain: after ${drainLimit / 1000}s still ${rows[0]!.open} sessions open or unsettled, ${pendingJobs} jobs pending, ${outboxes} outbox entries`);
+          break;
+        }
+        await new Promise((resolve) => setTimeout(resolve, 500));
       }
-      await new Promise((resolve) => setTimeout(resolve, 500));
+    } finally {
+      await queue.close();
+      redis.disconnect();
     }
     log(`drained in ${((Date.now() - drainStart) / 1000).toFixed(1)}s`);
 
     const report = await checkInvariants(db, record, initialCredits);
     const restarts = faults.redisRestarts + faults.postgresRestarts;
+    report.checks.push({
+      name: 'no billing job failed for good',
+      ok: failedJobs === 0,
+      detail: `${failedJobs} in the failed set`,
+    });
     report.checks.push({
       name: 'no process died on its own',
       ok: cluster.crashes.length === 0,
