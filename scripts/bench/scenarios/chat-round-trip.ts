@@ -40,6 +40,10 @@ const ACK_TIMEOUT_MS = 10_000;
 /** The sweep does not go below this rate (messages/s). */
 const MIN_SWEEP_RATE = 5;
 
+/** A figure for the progress line; a missing one (no samples) as 'n/a'. */
+const fixed = (value: number | null | undefined, digits: number) =>
+  value === null || value === undefined || !Number.isFinite(value) ? 'n/a' : value.toFixed(digits);
+
 function summarizeRun(run: ChatRunResult) {
   return { ...run, ack: rounded(run.ack), reply: rounded(run.reply) };
 }
@@ -74,11 +78,12 @@ export async function runChatRoundTrip(ctx: ScenarioContext): Promise<ScenarioRe
         label: `${label}@${rate}`,
       });
       const gateway = await metrics?.stop();
+      // no ack at all gives no percentile (NaN, null once it crossed the process boundary): a miss, not a pass
       const pass =
-        run.ack.p99 <= chat.p99LimitMs && run.achievedRate >= 0.95 * rate && run.failed === 0 && run.timedOut === 0 && run.shed === 0;
+        Number.isFinite(run.ack.p99 ?? Number.NaN) && run.ack.p99 <= chat.p99LimitMs && run.achievedRate >= 0.95 * rate && run.failed === 0 && run.timedOut === 0 && run.shed === 0;
       steps.push({ rate, pass, ...(gateway ? { gateway } : {}), achievedRate: run.achievedRate, ackP50: run.ack.p50, ackP99: run.ack.p99, failed: run.failed, timedOut: run.timedOut, shed: run.shed });
-      const loop = gateway ? `, gateway event-loop delay p99 ${gateway.eventLoopDelayMs.p99.toFixed(0)} ms max ${gateway.eventLoopDelayMs.max.toFixed(0)} ms` : '';
-      ctx.progress.note(`  ${label} sweep ${rate}/s: ack p50 ${run.ack.p50.toFixed(1)} p99 ${run.ack.p99.toFixed(1)} ms, achieved ${run.achievedRate.toFixed(0)}/s${loop} ${pass ? '✓' : '✗'}`);
+      const loop = gateway ? `, gateway event-loop delay p99 ${fixed(gateway.eventLoopDelayMs.p99, 0)} ms max ${fixed(gateway.eventLoopDelayMs.max, 0)} ms` : '';
+      ctx.progress.note(`  ${label} sweep ${rate}/s: ack p50 ${fixed(run.ack.p50, 1)} p99 ${fixed(run.ack.p99, 1)} ms, achieved ${fixed(run.achievedRate, 0)}/s${loop} ${pass ? '✓' : '✗'}`);
       await sleep(500);
       return pass;
     };
