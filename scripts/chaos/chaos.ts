@@ -40,6 +40,19 @@ const seed = values.seed !== undefined ? Number(values.seed) >>> 0 : Date.now() 
 const random = seededRandom(seed);
 const began = Date.now();
 const log = (line: string) => console.log(`chaos: ${line}`);
+/** Teardown that must not hang the run (a pool waiting for a connection Postgres's crash left behind). */
+const bounded = (what: string, work: Promise<unknown>, ms = 10_000) =>
+  Promise.race([
+    work,
+    new Promise((resolve) => setTimeout(resolve, ms).unref()).then(() => log(`${what} did not finish within ${ms / 1000}s; going on`)),
+  ]);
+// a run that cannot finish says so instead of hanging whoever waits for it
+let phase = 'starting';
+const watchdog = setTimeout(() => {
+  log(`FAIL: still ${phase} after ${((Date.now() - began) / 1000).toFixed(0)}s; giving up`);
+  process.exit(1);
+}, (durationS + (short ? 240 : 600)) * 1000);
+watchdog.unref();
 
 log(`seed=${seed} users=${users} duration=${durationS}s (replay: npm run chaos -- --seed ${seed} --users ${users} --duration ${durationS})`);
 const cluster = await startChaosCluster({ log, env: { PAUSED_END_MS: short ? '6000' : '20000', IDLE_PAUSE_MS: short ? '15000' : '60000' } });
@@ -68,6 +81,7 @@ try {
     const startedAt = Date.now();
     const until = startedAt + durationS * 1000;
     const record = emptyRecord();
+    phase = 'running the load and the faults';
     log(`load: ${users} users on ${cluster.gateways().length} gateways for ${durationS}s; faults until ${Math.max(1, durationS - (short ? 3 : 10))}s`);
     const [, faults] = await Promise.all([
       runLoad({
@@ -83,6 +97,7 @@ try {
     ]);
     log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ${record.timeouts} unanswered, errors ${JSON.stringify(Object.fromEntries(record.errors))}`);
 
+    phase = 'draining';
     // drain: every process up, every session ended and settled, every outbox relayed, every billing job done
     // (a job that failed while Postgres was down waits out its backoff before it runs again)
     for (const slot of cluster.slots) if (slot.process.exited) await cluster.restart(slot);
@@ -109,11 +124,12 @@ try {
         await new Promise((resolve) => setTimeout(resolve, 500));
       }
     } finally {
-      await queue.close();
+      await bounded('closing the queue', queue.close());
       redis.disconnect();
     }
     log(`drained in ${((Date.now() - drainStart) / 1000).toFixed(1)}s`);
 
+    phase = 'checking the invariants';
     const report = await checkInvariants(db, record, initialCredits);
     const restarts = faults.redisRestarts + faults.postgresRestarts;
     report.checks.push({
@@ -135,11 +151,12 @@ try {
     );
     exitCode = allHold ? 0 : 1;
   } finally {
-    await db.destroy();
+    phase = 'closing';
+    await bounded('closing the database pool', db.destroy());
   }
 } catch (error) {
   console.error('chaos: the run could not complete:', error);
 } finally {
-  await cluster.close();
+  await bounded('stopping the cluster', cluster.close(), 60_000);
 }
 process.exit(exitCode);

@@ -18,7 +18,10 @@ test(`the short chaos run keeps every invariant (seed ${seed})`, async () => {
   let output = '';
   child.stdout.on('data', (chunk) => (output += chunk));
   child.stderr.on('data', (chunk) => (output += chunk));
+  // the run has its own watchdog; this one only keeps `npm test` from waiting forever if that one failed too
+  const timer = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000);
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
+  clearTimeout(timer);
   const summary = output.split('\n').find((line) => line.startsWith('chaos: PASS') || line.startsWith('chaos: FAIL')) ?? '';
   assert.is(code, 0, output.slice(-6000));
   const figure = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(summary)?.[1] ?? NaN);
