@@ -32,6 +32,8 @@ export interface ChaosCluster {
   gateways(): Slot[];
   /** Processes that exited without being killed (a bug: logged with their output, then restarted). */
   crashes: string[];
+  /** Starts that never became healthy and were retried. */
+  slowStarts: string[];
   /** SIGKILLs the slot's process (it stays down until `restart`). */
   kill(slot: Slot): Promise<void>;
   /** Starts the slot's process again on its ports; resolves once healthy. */
@@ -93,18 +95,30 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
 
   const slots: Slot[] = [];
   const crashes: string[] = [];
+  const slowStarts: string[] = [];
   const spawnSlot = async (slot: Omit<Slot, 'process' | 'killed'> & { otherPort: number }) => {
     const script = slot.kind === 'gateway' ? 'gateway/src/main.ts' : 'billing/src/main.ts';
     const ports = slot.kind === 'gateway' ? { PORT: slot.port, BILLING_PORT: slot.otherPort } : { BILLING_PORT: slot.port, PORT: slot.otherPort };
-    const proc = spawnService({
-      name: slot.name,
-      script,
-      port: slot.port,
-      env: { ...base, ...env, PORT: String(ports.PORT), BILLING_PORT: String(ports.BILLING_PORT) },
-    });
-    await waitHealthy(proc);
-    void watch(slot.name, proc);
-    return proc;
+    // a start that overlapped a Redis or Postgres restart may never become healthy: start it again, as a supervisor
+    // would (said in the log; three failed starts end the run)
+    for (let attempt = 1; ; attempt++) {
+      const proc = spawnService({
+        name: slot.name,
+        script,
+        port: slot.port,
+        env: { ...base, ...env, PORT: String(ports.PORT), BILLING_PORT: String(ports.BILLING_PORT) },
+      });
+      try {
+        await waitHealthy(proc, 45_000);
+      } catch (error) {
+        if (attempt >= 3) throw error;
+        options.log(`${slot.name} (pid ${proc.pid}) not healthy after 45 s (attempt ${attempt}); starting it again. Last output:\n${proc.output().slice(-1500)}`);
+        slowStarts.push(slot.name);
+        continue;
+      }
+      void watch(slot.name, proc);
+      return proc;
+    }
   };
   // a process that dies on its own is a finding: say so with its last words, and bring it back as a supervisor would
   const watch = async (name: string, proc: ServiceProcess) => {
@@ -138,6 +152,7 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
     env,
     slots,
     crashes,
+    slowStarts,
     gateways: () => slots.filter((s) => s.kind === 'gateway'),
     async kill(slot) {
       slot.killed = true;

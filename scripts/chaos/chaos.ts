@@ -140,7 +140,9 @@ try {
     report.checks.push({
       name: 'no process died on its own',
       ok: cluster.crashes.length === 0,
-      detail: cluster.crashes.length === 0 ? 'every exit was a kill of the run' : `crashed: ${cluster.crashes.join(', ')}`,
+      detail:
+        (cluster.crashes.length === 0 ? 'every exit was a kill of the run' : `crashed: ${cluster.crashes.join(', ')}`) +
+        (cluster.slowStarts.length > 0 ? `; starts retried (not healthy in 45 s): ${cluster.slowStarts.join(', ')}` : ''),
     });
     for (const c of report.checks) console.log(`${c.ok ? '✓' : '✗'} ${c.name}: ${c.detail}`);
     const allHold = report.checks.every((c) => c.ok) && report.lost === 0 && report.created === 0;

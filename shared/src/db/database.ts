@@ -37,6 +37,8 @@ export function createDatabase(url: string, options: DatabaseOptions = {}): Kyse
     max: options.max ?? 10,
     application_name: options.applicationName ?? 'tollgate',
     types,
+    // a connection attempt Postgres never answers (it is restarting) fails instead of holding a pool slot forever
+    connectionTimeoutMillis: 10_000,
   });
   pool.on('error', (error) => options.onIdleError?.(error));
   // A connection that dies while checked out (between a transaction's statements, when Postgres restarts) makes
