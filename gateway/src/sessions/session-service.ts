@@ -183,8 +183,9 @@ export class SessionService {
   }
 
   async act(userId: string, sessionId: string, action: 'pause' | 'resume' | 'end'): Promise<WireSession> {
-    // a reply cut short by the user's end is billed before the session's total is fixed
-    if (action === 'end') await this.stopReplies(sessionId);
+    // a reply cut short by the user's end is billed before the session's total is fixed; only the owner's end
+    // (the session is in the caller's own live state) may cut it: another user's attempt is refused below
+    if (action === 'end' && (await this.store.peek(userId, sessionId))) await this.stopReplies(sessionId);
     const outcome = await this.store.transition(userId, sessionId, action, 'user', this.gatewayId);
     await this.commit(userId, outcome);
     if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, sessionId, true);
