@@ -99,9 +99,17 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
     s.on('message:completed', ({ message }) => {
       if (message.senderType === 'ai') record.completedReplies.add(message.id);
     });
+    // a gateway killed between the websocket opening and the namespace's answer leaves neither event: give up then
     const connected = await new Promise<boolean>((resolve) => {
-      s.once('connect', () => resolve(true));
-      s.once('connect_error', () => resolve(false));
+      const timer = setTimeout(() => resolve(false), 6000);
+      s.once('connect', () => {
+        clearTimeout(timer);
+        resolve(true);
+      });
+      s.once('connect_error', () => {
+        clearTimeout(timer);
+        resolve(false);
+      });
     });
     if (!connected) {
       s.disconnect();
