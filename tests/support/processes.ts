@@ -20,7 +20,7 @@ import { startFakeRoomService, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type FakeR
 export { nextEvent, request, waitFor, type TestClient } from './system.ts';
 
 /** How long a process may take to answer GET /healthz 200 after it is spawned. */
-const READY_TIMEOUT_MS = 30_000;
+const READY_TIMEOUT_MS = 90_000;
 /** How long `close()` lets a process stop on SIGTERM before SIGKILL. */
 const TERM_GRACE_MS = 5_000;
 
