@@ -22,7 +22,7 @@ export class BillingMetrics {
   ) {
     this.jobs = new Counter({
       name: 'billing_jobs_total',
-      help: 'Billing jobs processed, by job name and result',
+      help: 'Billing jobs processed, by job name and result (a fact-batch job counts as each fact it carries)',
       labelNames: ['name', 'result'] as const,
       registers: [registry],
     });

@@ -17,6 +17,7 @@ import { enqueueDocument } from '#shared/documents/ingest-queue.ts';
 import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import { BillingWorker } from './billing-worker.ts';
+import { coalesceByKey } from './coalesce-by-key.ts';
 import { IngestWorker } from './ingest/ingest-worker.ts';
 import { buildBillingApp } from './http/billing-app.ts';
 import { Reconciler } from './reconcile/reconciler.ts';
@@ -34,7 +35,9 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
   const registry = new Registry();
   collectDefaultMetrics({ register: registry });
 
-  const onSettled = (result: SettlementResult) => refreshBalance(db, liveState, result.userId);
+  // Settlements of one user often finish together (the worker settles them as a batch): one refresh serves them all.
+  const refreshUser = coalesceByKey((userId: string) => refreshBalance(db, liveState, userId));
+  const onSettled = (result: SettlementResult) => refreshUser(result.userId);
   const worker = new BillingWorker({ config, db, connection: redis, prefix: queuePrefix(config.REDIS_PREFIX), onSettled, registry, logger });
   const reconciler = new Reconciler({
     db,
@@ -56,7 +59,7 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
       redis: () => redis.ping(),
     },
     // an adjustment moved the user's credits: the live state takes the new balance, as after a settlement
-    onBalanceChanged: (userId) => refreshBalance(db, liveState, userId),
+    onBalanceChanged: (userId) => refreshUser(userId),
     documents: {
       uploadDir: config.UPLOAD_DIR,
       maxUploadBytes: config.MAX_UPLOAD_BYTES,

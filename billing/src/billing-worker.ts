@@ -2,6 +2,12 @@
  * The billing worker: consumes the billing queue (BullMQ, at-least-once delivery) and applies each job
  * idempotently to Postgres. A payload that fails its zod schema, an unknown job name, or a job that can
  * never succeed fails at once (UnrecoverableError); anything else is retried with backoff.
+ *
+ * The jobs it runs at once share their Postgres work (group commit): the messages, states and checkpoints they carry
+ * (a `fact-batch` job carries many) are written by one `writeFacts`, and their settlements by one `settleSessions`
+ * transaction. A job completes only when the transactions holding its work have committed, so a crash loses nothing;
+ * a group that fails is split up, so one bad fact or session never fails the others, and a settlement whose user is
+ * busy waits on its own.
  */
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
@@ -11,16 +17,39 @@ import type { Config } from '#shared/config/config.ts';
 import {
   BILLING_QUEUE,
   billingJobSchemas,
+  type BatchedFactName,
   type BillingJobData,
   type BillingJobName,
+  type SettleSessionJob,
   type SettlementResult,
 } from '#shared/contract/billing-jobs.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { BillingMetrics, QUEUE_DEPTH_STATES, type BillingJobResult } from './billing-metrics.ts';
-import { applySessionCheckpoint, applySessionState } from './settle/apply-session-state.ts';
+import { GroupCommit } from './group-commit.ts';
+import { Limiter } from './limiter.ts';
 import { BillingJobError } from './settle/billing-job-error.ts';
 import { settleSession } from './settle/settle-session.ts';
-import { storeMessage } from './settle/store-message.ts';
+import { settleSessions, waitForUser, type SettleOutcome } from './settle/settle-sessions.ts';
+import { writeFacts, type Fact, type FactOutcome } from './settle/write-facts.ts';
+
+/** A fact's outcome, or the error its write failed with (the database refused it, or is unreachable). */
+type FactResult = FactOutcome | { failure: unknown };
+
+/** A settlement's result, or the error that stopped it (a BillingJobError, a database error). */
+type SettleResult = { result: SettlementResult } | { failure: unknown };
+
+/**
+ * Jobs the worker holds at once, per unit of BILLING_CONCURRENCY. A held job waiting for its group's transaction costs
+ * no connection, so the worker holds more jobs than it runs transactions: BILLING_CONCURRENCY bounds its Postgres
+ * transactions (fact writes, the settlement batch, settlements waiting alone on a busy user), and BullMQ hands it this
+ * many times as many jobs to group into them.
+ */
+export const JOBS_PER_TRANSACTION = 16;
+
+/** Most facts one group commit writes. */
+const MAX_FACTS_PER_WRITE = 2_000;
+/** Most settlements one transaction makes. */
+const MAX_SETTLEMENTS_PER_TRANSACTION = 500;
 
 /** A queue for producers (the gateway): jobs retry 10 times with exponential backoff; failed jobs are kept. */
 export function createBillingQueue(connection: ConnectionOptions, prefix: string): Queue {
@@ -37,7 +66,10 @@ export function createBillingQueue(connection: ConnectionOptions, prefix: string
 }
 
 export interface BillingWorkerOptions {
-  /** BILLING_CONCURRENCY (jobs at once) and platformFeeRate (the platform's share of each charge). */
+  /**
+   * BILLING_CONCURRENCY (Postgres transactions at once; the worker holds JOBS_PER_TRANSACTION times as many jobs) and
+   * platformFeeRate (the platform's share of each charge).
+   */
   config: Pick<Config, 'BILLING_CONCURRENCY' | 'platformFeeRate'>;
   db: Kysely<Database>;
   /** BullMQ connection: ioredis options or an ioredis instance, with `maxRetriesPerRequest: null`. Not closed by `close()`. */
@@ -45,8 +77,9 @@ export interface BillingWorkerOptions {
   /** BullMQ key prefix, e.g. `${config.REDIS_PREFIX}:bull`; must match the producers'. */
   prefix: string;
   /**
-   * Called after every settle job, whether it settled now or found the settlement done before. If it throws,
-   * the job is retried: the settlement is not repeated, the hook is called again (at-least-once).
+   * Called after every settlement a job carries (a settle job, or each in a batch), whether it settled now or found
+   * the settlement done before. If it throws, the job is retried: the settlements are not repeated, the hook is
+   * called again (at-least-once).
    */
   onSettled?: (result: SettlementResult) => Promise<void>;
   /** Registry for the metrics. Default: a new one (see `registry`). */
@@ -62,14 +95,18 @@ function unrecoverable(message: string, cause?: unknown): UnrecoverableError {
   return error;
 }
 
+/** The payload checked against its job's schema, or what is wrong with it. */
+function parse<N extends BillingJobName>(name: N, data: unknown): { data: BillingJobData<N> } | { issues: string } {
+  const parsed = billingJobSchemas[name].safeParse(data);
+  if (parsed.success) return { data: parsed.data as BillingJobData<N> };
+  return { issues: parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ') };
+}
+
 /** The payload checked against its job's schema; a payload that fails can never succeed. */
 function validate<N extends BillingJobName>(name: N, data: unknown): BillingJobData<N> {
-  const parsed = billingJobSchemas[name].safeParse(data);
-  if (!parsed.success) {
-    const issues = parsed.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
-    throw unrecoverable(`invalid ${name} payload: ${issues}`);
-  }
-  return parsed.data as BillingJobData<N>;
+  const parsed = parse(name, data);
+  if ('issues' in parsed) throw unrecoverable(`invalid ${name} payload: ${parsed.issues}`);
+  return parsed.data;
 }
 
 /** Postgres error classes 22 (data exception: overflow, bad value) and 23 (integrity) do not heal on retry. */
@@ -84,6 +121,12 @@ export class BillingWorker {
   #worker: Worker | undefined;
   #queue: Queue | undefined;
   readonly #options: BillingWorkerOptions;
+  /** The facts of the running jobs, written together, a few writes at once. */
+  readonly #facts: GroupCommit<Fact[], FactResult[]>;
+  /** The settlements of the running jobs, one transaction at a time (they share user and clone rows). */
+  readonly #settlements: GroupCommit<SettleSessionJob, SettleOutcome>;
+  /** Settlements running alone (deferred by their group), each holding a connection while it waits for its user. */
+  readonly #alone: Limiter;
 
   constructor(options: BillingWorkerOptions) {
     this.#options = options;
@@ -91,6 +134,19 @@ export class BillingWorker {
     this.metrics = new BillingMetrics(this.registry, async () =>
       this.#queue ? this.#queue.getJobCounts(...QUEUE_DEPTH_STATES) : {},
     );
+    // BILLING_CONCURRENCY transactions at once: half of them fact writes (they only share session rows, locked in id
+    // order), one settlement batch (settlements share user and clone rows), the rest settlements alone.
+    const transactions = options.config.BILLING_CONCURRENCY;
+    this.#facts = new GroupCommit((groups) => this.#writeFactGroups(groups), {
+      maxInFlight: Math.max(1, Math.floor(transactions / 2)),
+      maxWeight: MAX_FACTS_PER_WRITE,
+      weight: (facts) => facts.length,
+    });
+    this.#settlements = new GroupCommit((jobs) => this.#settleGroup(jobs), {
+      maxInFlight: 1,
+      maxWeight: MAX_SETTLEMENTS_PER_TRANSACTION,
+    });
+    this.#alone = new Limiter(Math.max(1, transactions - Math.floor(transactions / 2) - 1));
   }
 
   /** Connects and starts taking jobs; resolves once the worker is connected. */
@@ -101,7 +157,7 @@ export class BillingWorker {
     const worker = new Worker(BILLING_QUEUE, (job) => this.#process(job), {
       connection,
       prefix,
-      concurrency: config.BILLING_CONCURRENCY,
+      concurrency: config.BILLING_CONCURRENCY * JOBS_PER_TRANSACTION,
       // Every job is idempotent, so a job whose lock was lost may safely run again; a job stalled by repeated worker
       // crashes must not be failed for good (a message job has no reconciler to rescue it).
       maxStalledCount: 1000,
@@ -132,7 +188,8 @@ export class BillingWorker {
     const label = known ? job.name : 'unknown';
     try {
       const [result, value] = await this.#dispatch(job);
-      this.metrics.jobs.inc({ name: label, result });
+      // a batch is counted by its facts (billing_jobs_total keeps counting messages, states, checkpoints)
+      if (job.name !== 'fact-batch') this.metrics.jobs.inc({ name: label, result });
       return value;
     } catch (error) {
       const invalid = error instanceof UnrecoverableError;
@@ -142,30 +199,29 @@ export class BillingWorker {
   }
 
   async #dispatch(job: Job): Promise<[BillingJobResult, unknown]> {
-    const { db, config, logger } = this.#options;
     try {
       switch (job.name) {
         case 'settle-session': {
-          const data = validate('settle-session', job.data);
-          const result = await settleSession(db, data, config.platformFeeRate, logger ? { log: logger } : {});
-          if (result.applied) {
-            this.metrics.settleLatency.observe(Math.max(0, (Date.now() - Date.parse(data.endTime)) / 1000));
-          }
-          await this.#options.onSettled?.(result);
-          return [result.applied ? 'ok' : 'duplicate', result];
+          const { results, hookFailure } = await this.#settleAll([validate('settle-session', job.data)]);
+          const [settled] = results;
+          if (!settled) throw new Error('no outcome for the settlement');
+          if ('failure' in settled) throw settled.failure;
+          if (hookFailure !== undefined) throw hookFailure;
+          return [settled.result.applied ? 'ok' : 'duplicate', settled.result];
         }
-        case 'session-state': {
-          const applied = await applySessionState(db, validate('session-state', job.data));
-          return [applied ? 'ok' : 'stale', { applied }];
-        }
-        case 'session-checkpoint': {
-          const applied = await applySessionCheckpoint(db, validate('session-checkpoint', job.data));
-          return [applied ? 'ok' : 'stale', { applied }];
-        }
+        case 'session-state':
+        case 'session-checkpoint':
         case 'message': {
-          const stored = await storeMessage(db, validate('message', job.data));
-          return [stored ? 'ok' : 'duplicate', { stored }];
+          const name = job.name as BatchedFactName;
+          const [result] = await this.#facts.submit([{ name, data: validate(name, job.data) } as Fact]);
+          if (!result) throw new Error('no outcome for the fact');
+          if ('error' in result) throw result.error;
+          if ('failure' in result) throw result.failure;
+          const label = result.written ? 'ok' : name === 'message' ? 'duplicate' : 'stale';
+          return [label, name === 'message' ? { stored: result.written } : { applied: result.written }];
         }
+        case 'fact-batch':
+          return await this.#factBatch(validate('fact-batch', job.data));
         default:
           throw unrecoverable(`unknown billing job name ${JSON.stringify(job.name)}`);
       }
@@ -176,5 +232,138 @@ export class BillingWorker {
       }
       throw error;
     }
+  }
+
+  /**
+   * Settlements, in the running group's transaction; those it deferred (their user was busy, or the group failed as a
+   * whole) then one by one, each after waiting for its user while holding nothing. Then `onSettled` for every
+   * settlement made or found: a failing hook is reported, so the job is retried (the settlements are not repeated).
+   */
+  async #settleAll(jobs: SettleSessionJob[]): Promise<{ results: SettleResult[]; hookFailure?: unknown }> {
+    const { db, config, logger, onSettled } = this.#options;
+    const outcomes = await Promise.all(
+      jobs.map((job) => this.#settlements.submit(job).catch((failure: unknown): SettleResult => ({ failure }))),
+    );
+    const results: SettleResult[] = [];
+    for (const [i, outcome] of outcomes.entries()) {
+      if ('result' in outcome || 'failure' in outcome) results.push(outcome);
+      else if ('error' in outcome) results.push({ failure: outcome.error });
+      else {
+        const job = jobs[i]!;
+        try {
+          const result = await this.#alone.run(async () => {
+            await waitForUser(db, job.session.userId);
+            return settleSession(db, job, config.platformFeeRate, logger ? { log: logger } : {});
+          });
+          results.push({ result });
+        } catch (failure) {
+          results.push({ failure });
+        }
+      }
+    }
+    const now = Date.now();
+    results.forEach((settled, i) => {
+      if ('result' in settled && settled.result.applied) {
+        this.metrics.settleLatency.observe(Math.max(0, (now - Date.parse(jobs[i]!.endTime)) / 1000));
+      }
+    });
+    if (!onSettled) return { results };
+    const hooks = await Promise.allSettled(results.flatMap((settled) => ('result' in settled ? [onSettled(settled.result)] : [])));
+    const failed = hooks.find((hook) => hook.status === 'rejected');
+    return failed ? { results, hookFailure: failed.reason } : { results };
+  }
+
+  async #settleGroup(jobs: SettleSessionJob[]): Promise<SettleOutcome[]> {
+    const { db, config, logger } = this.#options;
+    try {
+      return await settleSessions(db, jobs, config.platformFeeRate, { skipLockedUsers: true, ...(logger ? { log: logger } : {}) });
+    } catch (error) {
+      if (jobs.length === 1) throw error;
+      // Each job settles alone, in its own slot, and meets its own error if it has one.
+      logger?.warn({ err: error, settlements: jobs.length }, 'settlement batch failed; settling its sessions one by one');
+      return jobs.map(() => ({ deferred: true }));
+    }
+  }
+
+  async #writeFactGroups(groups: Fact[][]): Promise<FactResult[][]> {
+    const { db, logger } = this.#options;
+    const all = groups.flat();
+    let results: FactResult[];
+    try {
+      results = await writeFacts(db, all);
+    } catch (error) {
+      if (all.length === 1) throw error;
+      logger?.warn({ err: error, facts: all.length }, 'writing a batch of facts failed; writing them one by one');
+      results = [];
+      for (const fact of all) {
+        try {
+          results.push(...(await writeFacts(db, [fact])));
+        } catch (failure) {
+          results.push({ failure });
+        }
+      }
+    }
+    let from = 0;
+    return groups.map((group) => results.slice(from, (from += group.length)));
+  }
+
+  /**
+   * Every fact of the batch is applied unless it is invalid or refused; those fail the job for good once the others
+   * are written (it stays in the failed set for a person to look at). A failure that may heal (or a failing
+   * `onSettled`) retries the job: what was written already is absorbed on the retry.
+   */
+  async #factBatch(batch: BillingJobData<'fact-batch'>): Promise<[BillingJobResult, unknown]> {
+    const facts: { id: string; fact: Fact }[] = [];
+    const settlements: { id: string; job: SettleSessionJob }[] = [];
+    const refused: string[] = [];
+    for (const fact of batch.facts) {
+      const parsed = parse(fact.name, fact.data);
+      if ('issues' in parsed) {
+        this.metrics.jobs.inc({ name: fact.name, result: 'invalid' });
+        refused.push(`${fact.id}: invalid ${fact.name} payload: ${parsed.issues}`);
+      } else if (fact.name === 'settle-session') {
+        settlements.push({ id: fact.id, job: parsed.data as SettleSessionJob });
+      } else {
+        facts.push({ id: fact.id, fact: { name: fact.name, data: parsed.data } as Fact });
+      }
+    }
+    const counts = { written: 0, unchanged: 0 };
+    let retry: unknown;
+    const failed = (name: BatchedFactName, id: string, failure: unknown) => {
+      if (failure instanceof BillingJobError || isPermanentDatabaseError(failure)) {
+        this.metrics.jobs.inc({ name, result: 'invalid' });
+        const reason = failure instanceof BillingJobError ? `${failure.code}: ${failure.message}` : `database refused it: ${(failure as Error).message}`;
+        refused.push(`${id}: ${reason}`);
+      } else {
+        this.metrics.jobs.inc({ name, result: 'error' });
+        retry ??= failure;
+      }
+    };
+
+    const written = facts.length > 0 ? await this.#facts.submit(facts.map((f) => f.fact)) : [];
+    written.forEach((result, i) => {
+      const { id, fact } = facts[i]!;
+      if ('written' in result) {
+        counts[result.written ? 'written' : 'unchanged'] += 1;
+        this.metrics.jobs.inc({ name: fact.name, result: result.written ? 'ok' : fact.name === 'message' ? 'duplicate' : 'stale' });
+      } else failed(fact.name, id, 'error' in result ? result.error : result.failure);
+    });
+
+    if (settlements.length > 0) {
+      const { results, hookFailure } = await this.#settleAll(settlements.map((s) => s.job));
+      results.forEach((settled, i) => {
+        if ('result' in settled) {
+          counts[settled.result.applied ? 'written' : 'unchanged'] += 1;
+          this.metrics.jobs.inc({ name: 'settle-session', result: settled.result.applied ? 'ok' : 'duplicate' });
+        } else failed('settle-session', settlements[i]!.id, settled.failure);
+      });
+      if (hookFailure !== undefined) retry ??= hookFailure;
+    }
+
+    if (retry !== undefined) throw retry;
+    if (refused.length > 0) {
+      throw unrecoverable(`${refused.length} of ${batch.facts.length} facts refused (the others are written): ${refused.join('; ')}`);
+    }
+    return ['ok', { facts: batch.facts.length, ...counts }];
   }
 }

@@ -1,6 +1,6 @@
 --[[
   Stores a user message once per clientMessageId while the session is active; a repeat returns the first one.
-  KEYS: common five, 6 session hash, 7 message log, 8 clientMessageId → message, 9 messageId → message.
+  KEYS: common six, 7 session hash, 8 message log, 9 clientMessageId → message, 10 messageId → message.
   ARGV: common three, 4 sessionId, 5 clientMessageId, 6 new messageId, 7 content.
   Returns the common JSON with result = { message = JSON string of the stored message }; code 4 for a repeat,
   6 when the user already sent MESSAGE_RATE_PER_MIN new messages this minute (counted here, so across gateways,
@@ -12,7 +12,7 @@ local now = begin()
 local s = loadSession(id)
 if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
 touched[id] = true
-local existing = redis.call('HGET', KEYS[8], clientMessageId)
+local existing = redis.call('HGET', KEYS[9], clientMessageId)
 if existing then
   return reply(CODE_DUPLICATE, now, advance(now), { message = existing })
 end
@@ -30,9 +30,9 @@ local fields = {
   costIncrement = '0', createdAt = n2s(now), clientMessageId = clientMessageId,
 }
 local message = cjson.encode(fields)
-redis.call('RPUSH', KEYS[7], message)
-redis.call('HSET', KEYS[8], clientMessageId, message)
-redis.call('HSET', KEYS[9], messageId, message)
+redis.call('RPUSH', KEYS[8], message)
+redis.call('HSET', KEYS[9], clientMessageId, message)
+redis.call('HSET', KEYS[10], messageId, message)
 save(s, {
   msgCount = n2s(tonumber(s.msgCount) + 1),
   userMsgCount = n2s(tonumber(s.userMsgCount) + 1),

@@ -28,11 +28,15 @@ import { DueScheduler } from './meter/due-scheduler.ts';
 import { MeterTicker } from './meter/meter-ticker.ts';
 import type { ReplyGenerator } from './replies/reply-generator.ts';
 import { knowledgeRetriever } from './replies/knowledge-retriever.ts';
+import { warmTokenizer } from './replies/count-tokens.ts';
 import { QueueJobSink } from './sessions/queue-job-sink.ts';
 import { OutboxRelay, type BillingJobSink } from './sessions/outbox-relay.ts';
 import { SessionService, type UserNotifier } from './sessions/session-service.ts';
 import { SessionStore, storeOptions } from './sessions/session-store.ts';
 import { bindClientEvents } from './transport/client-events.ts';
+import { ConnectionSlots } from './transport/connection-slots.ts';
+import { LoginRecorder } from './transport/login-recorder.ts';
+import { TokenRecheck } from './transport/token-recheck.ts';
 import { registerWebRoutes } from './web/web-routes.ts';
 import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
 import { AgentClaims } from './livekit/agent-claims.ts';
@@ -54,6 +58,8 @@ export interface GatewayOptions {
   jobs?: BillingJobSink;
   /** This process's id in presence records; default: a new random one. */
   gatewayId?: string;
+  /** Replies generating at once on this gateway, the rest queued (SessionService; default 256). */
+  maxRepliesInFlight?: number;
 }
 
 export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
@@ -78,8 +84,19 @@ export class Gateway {
   readonly dispatcher: AgentDispatcher;
   private readonly scheduler: DueScheduler;
   private readonly ticker: MeterTicker;
+  /** MAX_CONNECTIONS_PER_USER across gateways: a leased slot in Redis per socket. */
+  private readonly slots: ConnectionSlots;
+  /** Disconnects sockets whose token expired or whose user was deleted, every TOKEN_RECHECK_MS. */
+  private readonly recheck: TokenRecheck;
+  /** Checks each handshake's user exists and records last_login, batched (LoginRecorder). */
+  private readonly logins: LoginRecorder;
   /** The Socket.IO adapter's own connection (Redis Streams: blocking reads). */
   private readonly adapterRedis: Redis;
+  /**
+   * The live-state scripts' own connection, auto-pipelined: the many scripts a busy gateway runs at once (a slot of
+   * meter ticks, a burst of messages) go to Redis in one write instead of a write (a system call) each.
+   */
+  private readonly storeRedis: Redis;
   /** How many sockets of each user this process holds. */
   private readonly localSockets = new Map<string, number>();
   /** Connect and disconnect handlers still running; close() waits for them. */
@@ -120,7 +137,8 @@ export class Gateway {
     };
     this.rooms = new VoiceRooms({ config, redis, logger });
     const claims = new AgentClaims(redis, config.REDIS_PREFIX, AGENT_CLAIM_MS);
-    this.store = new SessionStore(redis, storeOptions(config));
+    this.storeRedis = redis.duplicate({ enableAutoPipelining: true });
+    this.store = new SessionStore(this.storeRedis, storeOptions(config));
     this.relay = new OutboxRelay({ store: this.store, jobs: options.jobs ?? new QueueJobSink(queue), logger, graceMs: config.OUTBOX_GRACE_MS });
     this.service = new SessionService({
       config,
@@ -133,6 +151,7 @@ export class Gateway {
       replies: options.replies,
       retrieve: knowledgeRetriever(db, createEmbedder(config), config.RAG_TOP_K),
       logger,
+      ...(options.maxRepliesInFlight ? { maxRepliesInFlight: options.maxRepliesInFlight } : {}),
     });
     this.dispatcher = new AgentDispatcher({ redis, prefix: config.REDIS_PREFIX, agents, claims, rooms: this.rooms, store: this.store, logger });
     this.scheduler = new DueScheduler({
@@ -152,26 +171,42 @@ export class Gateway {
     const metrics = this.createMetrics();
     const verifier = new TokenVerifier({ secret: config.JWT_SECRET, audience: config.JWT_AUDIENCE });
     const schemas = clientPayloadSchemas({ maxMessageChars: config.MAX_MESSAGE_CHARS });
+    // a slot outlives a silent gateway as long as its sighting of the user does
+    this.slots = new ConnectionSlots({ redis, prefix: config.REDIS_PREFIX, max: config.MAX_CONNECTIONS_PER_USER, leaseMs: config.PRESENCE_TIMEOUT_MS, logger });
+    this.logins = new LoginRecorder(db);
+    this.recheck = new TokenRecheck({ sockets: () => this.io.of('/').sockets.values(), db, intervalMs: config.TOKEN_RECHECK_MS, logger });
 
     this.io.use(async (socket, next) => {
+      let user: { userId: string; expiresAt: number };
       try {
-        const userId = await verifier.verify(socket.handshake.auth?.token);
-        const updated = await db
-          .updateTable('user_profiles')
-          .set({ last_login: new Date() })
-          .where('id', '=', userId)
-          .executeTakeFirst();
-        if (updated.numUpdatedRows === 0n) throw new Error('unknown user');
-        socket.data.userId = userId;
-        next();
+        user = await verifier.verifyUser(socket.handshake.auth?.token);
+        // batched with other handshakes, last_login rewritten at most once a minute (LoginRecorder)
+        if (!(await this.logins.record(user.userId))) throw new Error('unknown user');
       } catch {
-        next(new Error('unauthorized'));
+        return next(new Error('unauthorized'));
       }
+      try {
+        if (!(await this.slots.take(user.userId, socket.id))) return next(new Error('too_many_connections'));
+      } catch (error) {
+        logger.error({ err: error, userId: user.userId }, 'could not take a connection slot');
+        return next(new Error('internal'));
+      }
+      socket.data.userId = user.userId;
+      socket.data.tokenExpiresAt = user.expiresAt;
+      next();
     });
 
     this.io.on('connection', (socket) => {
       const { userId } = socket.data;
       metrics.connections.inc();
+      this.slots.hold(userId, socket.id);
+      if (socket.recovered) {
+        // restored by connection state recovery, which skips the handshake: its slot was given back when it dropped
+        const retake = this.slots.take(userId, socket.id).then((taken) => {
+          if (!taken) socket.disconnect(true);
+        });
+        this.track(retake, 'recovered connect', userId);
+      }
       void socket.join(userRoom(userId));
       this.localSockets.set(userId, (this.localSockets.get(userId) ?? 0) + 1);
       this.ticker.watch(userId);
@@ -190,6 +225,7 @@ export class Gateway {
       });
       socket.on('disconnect', () => {
         metrics.connections.dec();
+        this.track(this.slots.release(userId, socket.id), 'connection slot release', userId);
         const left = (this.localSockets.get(userId) ?? 1) - 1;
         if (left > 0) {
           this.localSockets.set(userId, left);
@@ -231,9 +267,13 @@ export class Gateway {
 
   /** Listens on config PORT (0 picks a free port) and starts the schedulers; returns the port. */
   async start(): Promise<number> {
+    // before any socket is here to be stalled by it
+    warmTokenizer();
     await this.app.listen({ port: this.options.config.PORT, host: this.options.config.HOST });
     this.scheduler.start();
     this.ticker.start();
+    this.slots.start();
+    this.recheck.start();
     // what a process that died before relaying left in the outboxes
     const sweep = () => {
       this.sweeping ??= Promise.all([
@@ -256,6 +296,7 @@ export class Gateway {
     this.closing = true;
     clearInterval(this.sweepTimer);
     await this.sweeping;
+    await Promise.all([this.recheck.close(), this.slots.close()]);
     await this.scheduler.close();
     await this.ticker.close();
     const closed = new Promise<void>((resolve) => this.io.close(() => resolve()));
@@ -265,6 +306,7 @@ export class Gateway {
     await closed;
     await this.app.close();
     this.adapterRedis.disconnect();
+    await this.storeRedis.quit().catch(() => this.storeRedis.disconnect());
   }
 
   /** Runs a connect/disconnect task that close() waits for; its failure is logged, never thrown. */
@@ -280,6 +322,18 @@ export class Gateway {
     const { db, queue } = this.options;
     collectDefaultMetrics({ register: registry });
     const connections = new Gauge({ name: 'gateway_connections', help: 'Open Socket.IO connections on this process', registers: [registry] });
+    const service = () => this.service;
+    new Gauge({
+      name: 'gateway_replies',
+      help: 'Clone replies on this process: generating, and waiting for a slot (the bound of replies in flight)',
+      labelNames: ['state'] as const,
+      registers: [registry],
+      collect() {
+        const { active, queued } = service().replyLoad;
+        this.set({ state: 'active' }, active);
+        this.set({ state: 'queued' }, queued);
+      },
+    });
     const eventsHandled = new Counter({
       name: 'gateway_events_total',
       help: 'Client events handled, by event and result code',

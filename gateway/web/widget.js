@@ -26,6 +26,8 @@
 
   const ERROR_TEXT = {
     unauthorized: 'The access token was refused. Check that it is valid and not expired.',
+    token_expired: 'Your access token expired. Sign in again to carry on.',
+    too_many_connections: 'This account has too many chats open. Close one and try again.',
     insufficient_credits: 'You do not have enough credits for this chat.',
     clone_unavailable: 'This expert is not available right now.',
     invalid_state: 'That is not possible in the session’s current state.',
@@ -420,7 +422,27 @@
         if (!reconnected) void afterFirstConnect();
         else if (!socket.recovered) void resync();
       });
-      socket.on('disconnect', () => {
+      // The gateway cuts a socket whose token expired, saying so first: with a token URL the widget connects again
+      // (which asks it for a fresh token); with a pasted token, the person signs in again.
+      let tokenExpired = false;
+      socket.on('auth:expired', () => {
+        tokenExpired = true;
+      });
+      socket.on('disconnect', (reason) => {
+        if (tokenExpired && reason === 'io server disconnect') {
+          tokenExpired = false;
+          if (options.tokenUrl) {
+            setConnection('Reconnecting…');
+            socket.connect();
+            return;
+          }
+          setError({ code: 'token_expired', message: 'token expired' });
+          state.everConnected = false;
+          if (!options.token) {
+            show(signin);
+            tokenInput.focus();
+          }
+        }
         setConnection(socket.active ? 'Reconnecting…' : 'Disconnected');
       });
       socket.on('connect_error', (error) => {
@@ -429,7 +451,7 @@
           return;
         }
         setConnection('Not connected');
-        setError({ code: error.message === 'unauthorized' ? 'unauthorized' : 'internal', message: error.message });
+        setError({ code: ERROR_TEXT[error.message] ? error.message : 'internal', message: error.message });
         state.everConnected = false;
         if (!options.tokenUrl && !options.token) {
           show(signin);

@@ -72,8 +72,11 @@ export class ScenarioContext {
     this.env = benchGatewayEnv(options);
   }
 
-  /** Gateways (and a billing worker) for a scenario or phase: fresh ones, or the shared set in --quick. */
-  async servers(label: string, needs: { gateways: number; billing: boolean }): Promise<ServerSet> {
+  /**
+   * Gateways (and a billing worker) for a scenario or phase: fresh ones, or the shared set in --quick. `needs.env`
+   * adds settings for this set's processes (full runs only: --quick shares one set).
+   */
+  async servers(label: string, needs: { gateways: number; billing: boolean; env?: Record<string, string> }): Promise<ServerSet> {
     if (this.options.quick) {
       this.shared ??= { prefix: this.environment.newPrefix('shared'), gateways: [], billing: undefined };
       const set = this.shared;
@@ -88,8 +91,8 @@ export class ScenarioContext {
     const prefix = this.environment.newPrefix(label);
     this.progress.note(`  starting ${needs.gateways} gateway(s)${needs.billing ? ' and a billing worker' : ''} (${label})`);
     const [billing, ...gateways] = await Promise.all([
-      needs.billing ? this.startBilling(`${label}-billing`, prefix) : Promise.resolve(undefined),
-      ...Array.from({ length: needs.gateways }, (_, i) => this.startGateway(`${label}-gateway-${i + 1}`, prefix)),
+      needs.billing ? this.startBilling(`${label}-billing`, prefix, needs.env) : Promise.resolve(undefined),
+      ...Array.from({ length: needs.gateways }, (_, i) => this.startGateway(`${label}-gateway-${i + 1}`, prefix, needs.env)),
     ]);
     return { prefix, gateways: gateways as BenchProcess[], billing };
   }
@@ -113,11 +116,11 @@ export class ScenarioContext {
     if (!this.options.quick) await bare.stop();
   }
 
-  private startGateway(name: string, prefix: string): Promise<BenchProcess> {
-    return this.environment.startGateway(name, prefix, { env: this.env, fdLimit: WANTED_FD_LIMIT, profile: this.options.profile });
+  private startGateway(name: string, prefix: string, env: Record<string, string> = {}): Promise<BenchProcess> {
+    return this.environment.startGateway(name, prefix, { env: { ...this.env, ...env }, fdLimit: WANTED_FD_LIMIT, profile: this.options.profile });
   }
 
-  private startBilling(name: string, prefix: string): Promise<BenchProcess> {
-    return this.environment.startBilling(name, prefix, { env: this.env, profile: this.options.profile });
+  private startBilling(name: string, prefix: string, env: Record<string, string> = {}): Promise<BenchProcess> {
+    return this.environment.startBilling(name, prefix, { env: { ...this.env, ...env }, profile: this.options.profile });
   }
 }

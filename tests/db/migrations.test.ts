@@ -106,6 +106,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0009-session-hot-updates', 'Down', 'Success'],
       ['0008-embedding-hnsw', 'Down', 'Success'],
       ['0007-document-ingestion', 'Down', 'Success'],
       ['0006-ledger-queries', 'Down', 'Success'],
@@ -126,6 +127,8 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const hotDown = await migrateDown(t.db, 1);
+  assert.equal(hotDown.map((r) => r.migrationName), ['0009-session-hot-updates']);
   const hnswDown = await migrateDown(t.db, 1);
   assert.equal(hnswDown.map((r) => r.migrationName), ['0008-embedding-hnsw']);
   const ingestionDown = await migrateDown(t.db, 1);

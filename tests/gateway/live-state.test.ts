@@ -6,6 +6,7 @@ import { dueKey } from '#shared/redis/keys.ts';
 import { billingJobId, type SettleSessionJob } from '#shared/contract/billing-jobs.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
+import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
 import { createClone, createUser, request, startSystem, type TestSystem, startInRoom } from '../support/system.ts';
 
 // No billing worker here: the tests settle by hand, in the order they choose.
@@ -72,8 +73,10 @@ test('a session start after a settlement committed but before its ack does not c
 });
 
 test('a stale scheduler answer never removes or delays a fresher due instant', async () => {
-  const store = system.gateway.store;
-  const key = dueKey(system.config.REDIS_PREFIX);
+  // a store of its own prefix: the gateway's due scheduler (polling its prefix every 20 ms) must not claim the entry
+  const prefix = `${system.config.REDIS_PREFIX}_stale`;
+  const store = new SessionStore(system.redis, { ...storeOptions(system.config), prefix });
+  const key = dueKey(prefix);
   const userId = randomUUID();
   const [seconds] = await system.redis.time();
   const now = Number(seconds) * 1000;

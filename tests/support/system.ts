@@ -8,7 +8,7 @@ import { Redis } from 'ioredis';
 import { SignJWT } from 'jose';
 import type { Queue } from 'bullmq';
 import { io, type Socket } from 'socket.io-client';
-import { pino } from 'pino';
+import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '#shared/config/config.ts';
 import { queuePrefix } from '#shared/redis/keys.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contract/socket-events.ts';
@@ -57,6 +57,8 @@ export interface SystemOptions {
   worker?: boolean;
   /** Wraps the gateway's billing job sink (to inject failures). */
   wrapJobs?: (sink: BillingJobSink) => BillingJobSink;
+  /** The gateway's and billing worker's logger, made from the system's config; default silent (TEST_LOG_LEVEL). */
+  logger?: (config: Config) => Logger;
 }
 
 export async function startSystem(options: SystemOptions = {}): Promise<TestSystem> {
@@ -84,7 +86,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     LIVEKIT_API_SECRET: TEST_LIVEKIT_SECRET,
     ...options.env,
   });
-  const logger = pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
+  const logger = options.logger?.(config) ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queueRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });

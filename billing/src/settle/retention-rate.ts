@@ -6,8 +6,11 @@
  */
 import { sql, type Expression, type RawBuilder } from 'kysely';
 
-/** `day` is any SQL expression of type date (a parameter cast with ::date, or a column). */
-export function retentionRateSql(cloneId: string, day: Expression<unknown>): RawBuilder<string> {
+/**
+ * `cloneId` is a clone id or any SQL expression of type uuid (a column); `day` is any SQL expression of type date
+ * (a parameter cast with ::date, or a column).
+ */
+export function retentionRateSql(cloneId: string | Expression<unknown>, day: Expression<unknown>): RawBuilder<string> {
   const dayStart = sql`(${day})::timestamp AT TIME ZONE 'UTC'`;
   const nextDayStart = sql`((${day}) + 1)::timestamp AT TIME ZONE 'UTC'`;
   return sql<string>`(

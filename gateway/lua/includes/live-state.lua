@@ -6,11 +6,22 @@
   billing facts, written in the same script as the change they record so no change can happen without its record.
   All numbers are integers: money in units of 0.0001 credit, times in ms of Redis server time.
 
-  Common KEYS:  1 account, 2 unsettled, 3 open, 4 outbox, 5 presence
+  Common KEYS:  1 account, 2 unsettled, 3 open, 4 outbox, 5 presence, 6 the index of non-empty outboxes (a set of
+                outbox key names, so the recovery sweep needs no keyspace SCAN: added to whenever this script records
+                a fact, removed from by outbox-ack.lua when the relay has emptied the outbox)
   Common ARGV:  1 key base of the user, 2 settings JSON { idleMs, pausedEndMs, endedTtlMs, presenceTimeoutMs,
                 presenceStaleMs, checkpointMs, messageRatePerMin }, 3 gateway id of a socket request or ''
                 (refreshes its presence)
-  Every script returns JSON: { code, now, nextDue, budget, changes, sessions = { id = hash }, outbox, result }
+  Every script returns JSON: { code, now, nextDue, schedule, budget, available, open, changes,
+  sessions = { id = hash }, outbox, result }:
+  - `schedule`: whether the caller must put nextDue in the due schedule (false when the schedule already holds it
+    or an earlier instant);
+  - `sessions`: the whole state of only the sessions the script changed or is about (not every open session);
+  - `open`: a meter reading of every open session at `now`, [id, type, status, rate, activeMs, cost, lowSent];
+  - `available`: budget − Σ cost of the open sessions at `now`.
+  Each session hash is read at most once per run (`loaded`): every function sees, and `save` updates, one table.
+  Each advance stores in the account when something is next due (`dueAt`, `absentWatch`; see storedDue), so a run
+  with nothing due skips the advance loop altogether.
   code: 0 ok, 1 not_found, 2 invalid_state, 3 insufficient_credits, 4 duplicate (same answer as the first time),
         5 too many open sessions, 6 too many messages this minute.
 ]]
@@ -18,6 +29,7 @@ local CODE_OK, CODE_NOT_FOUND, CODE_INVALID_STATE, CODE_INSUFFICIENT, CODE_DUPLI
 local CODE_TOO_MANY, CODE_MESSAGE_RATE = 5, 6
 
 local accountKey, unsettledKey, openKey, outboxKey, presenceKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local outboxIndexKey = KEYS[6]
 local keyBase = ARGV[1]
 local settings = cjson.decode(ARGV[2])
 local IDLE_MS = tonumber(settings.idleMs)
@@ -47,11 +59,16 @@ local function timeCost(rate, ms)
   return rate * minutes + math.floor((rate * rest * 2 + 60000) / 120000)
 end
 
+local loaded = {}     -- id → the session's table: one HGETALL per session per run, one table everyone shares
+
 local function loadSession(id)
+  local s = loaded[id]
+  if s then return s end
   local flat = redis.call('HGETALL', sessionKey(id))
   if #flat == 0 then return nil end
-  local s = {}
+  s = {}
   for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
+  loaded[id] = s
   return s
 end
 
@@ -70,6 +87,8 @@ end
 local touched = {}   -- ids of sessions this run returns
 local changes = {}   -- state changes this run made, in order
 local recorded = {}  -- outbox entries this run added
+local openIds = nil  -- sorted ids of the open set, read once per run (openSessions)
+local budgetValue = nil -- budget(), read once per run until the unsettled totals or the credits change
 
 local function save(s, fields)
   local args = {}
@@ -91,6 +110,7 @@ end
 local function record(kind, fields)
   local data = cjson.encode(fields)
   local id = redis.call('XADD', outboxKey, '*', 'kind', kind, 'data', data)
+  if #recorded == 0 then redis.call('SADD', outboxIndexKey, outboxKey) end
   recorded[#recorded + 1] = { id = id, kind = kind, data = data }
 end
 
@@ -141,6 +161,7 @@ local function transition(s, status, at, reason)
     })
     redis.call('SREM', openKey, s.id)
     redis.call('HSET', unsettledKey, s.id, n2s(total))
+    budgetValue = nil
     local key = sessionKey(s.id)
     for _, k in ipairs({ key, key .. ':log', key .. ':cmid', key .. ':mid', key .. ':hooks' }) do
       redis.call('PEXPIRE', k, ENDED_TTL_MS)
@@ -148,22 +169,42 @@ local function transition(s, status, at, reason)
   end
 end
 
+-- The user's open (active or paused) sessions, by id. The open set is read once per run; a session that ends
+-- leaves it (transition) and drops out of this list by its status.
 local function openSessions()
-  local ids = redis.call('SMEMBERS', openKey)
-  table.sort(ids)
+  if openIds == nil then
+    local ids = redis.call('SMEMBERS', openKey)
+    table.sort(ids)
+    openIds = {}
+    for _, id in ipairs(ids) do
+      if loadSession(id) then openIds[#openIds + 1] = id else redis.call('SREM', openKey, id) end
+    end
+  end
   local list = {}
-  for _, id in ipairs(ids) do
-    local s = loadSession(id)
-    if s then list[#list + 1] = s else redis.call('SREM', openKey, id) end
+  for _, id in ipairs(openIds) do
+    local s = loaded[id]
+    if s and s.status ~= 'ended' then list[#list + 1] = s end
   end
   return list
 end
 
+-- A new session joins the open set.
+local function addOpen(id)
+  redis.call('SADD', openKey, id)
+  if openIds ~= nil then
+    openIds[#openIds + 1] = id
+    table.sort(openIds)
+  end
+end
+
 -- What the user may spend on open sessions: credits as of the last Postgres snapshot minus unsettled totals.
 local function budget()
-  local credits = tonumber(redis.call('HGET', accountKey, 'credits') or '0')
-  for _, v in ipairs(redis.call('HVALS', unsettledKey)) do credits = credits - tonumber(v) end
-  return credits
+  if budgetValue == nil then
+    local credits = tonumber(redis.call('HGET', accountKey, 'credits') or '0')
+    for _, v in ipairs(redis.call('HVALS', unsettledKey)) do credits = credits - tonumber(v) end
+    budgetValue = credits
+  end
+  return budgetValue
 end
 
 local function totalAt(list, t)
@@ -272,21 +313,40 @@ local function advance(now)
         if s.joinBy ~= nil and s.joinBy ~= '' then consider(tonumber(s.joinBy), 'join_timeout', s) end
       end
     end
+    -- what is due apart from absence, which moves with every sighting (storedDue adds it from the presence hash)
+    local otherDue = dueAt
     local seen = lastSeen()
-    if seen and hasActiveChat(list) then consider(seen + PRESENCE_TIMEOUT_MS, 'absent', nil) end
+    local watching = hasActiveChat(list)
+    if seen and watching then consider(seen + PRESENCE_TIMEOUT_MS, 'absent', nil) end
     if dueAt == nil or dueAt > now then
-      redis.call('HSET', accountKey, 'cursor', n2s(now))
-      -- checkpoints record the billed state as it is now; they change nothing, so they are written last
+      -- checkpoints record the billed state as it is now; they change nothing, so they are written last. When one
+      -- of the user's sessions is due, every active one records (earlier than it had to): the user's sessions then
+      -- share one checkpoint instant, and one advance writes them all.
+      local checkpointDue = nil
       for _, s in ipairs(list) do
         if s.status == 'active' then
           local due = tonumber(s.checkpointAt or s.startedAt) + CHECKPOINT_MS
-          if due <= now then
-            recordCheckpoint(s, now)
-            due = now + CHECKPOINT_MS
-          end
-          if dueAt == nil or due < dueAt then dueAt = due end
+          if checkpointDue == nil or due < checkpointDue then checkpointDue = due end
         end
       end
+      if checkpointDue ~= nil and checkpointDue <= now then
+        for _, s in ipairs(list) do
+          if s.status == 'active' and tonumber(s.checkpointAt or s.startedAt) < now then recordCheckpoint(s, now) end
+        end
+        checkpointDue = nil
+        for _, s in ipairs(list) do
+          if s.status == 'active' then
+            local due = tonumber(s.checkpointAt or s.startedAt) + CHECKPOINT_MS
+            if checkpointDue == nil or due < checkpointDue then checkpointDue = due end
+          end
+        end
+      end
+      if checkpointDue ~= nil then
+        if dueAt == nil or checkpointDue < dueAt then dueAt = checkpointDue end
+        if otherDue == nil or checkpointDue < otherDue then otherDue = checkpointDue end
+      end
+      redis.call('HSET', accountKey, 'cursor', n2s(now), 'dueAt', otherDue and n2s(otherDue) or '',
+        'absentWatch', watching and '1' or '0')
       return dueAt
     end
     local made = #changes
@@ -307,8 +367,42 @@ local function advance(now)
     if action ~= 'recheck' and #changes == made then break end
     cursor = math.max(cursor, dueAt)
   end
-  redis.call('HSET', accountKey, 'cursor', n2s(math.min(cursor, now)))
+  redis.call('HSET', accountKey, 'cursor', n2s(math.min(cursor, now)), 'dueAt', n2s(now))
   return now
+end
+
+-- The next instant something is due (+inf: nothing), as the last advance found it, or nil when unknown. Every
+-- advance stores what is due apart from absence, and whether the user has an active chat (then absence is due
+-- PRESENCE_TIMEOUT_MS after the latest sighting, read here: sightings move it later without an advance). It is
+-- never later than the truth: whatever could make something due sooner is a live-state script (which advances
+-- after its change) or a new balance (balance-snapshot.lua forgets it); presence only ever moves absence later,
+-- except when scripts delete sightings, and they advance after.
+local priorRead, priorDue = false, nil -- the first storedDue() of this run: what the due schedule already covers
+
+local function storedDue()
+  local stored = redis.call('HMGET', accountKey, 'dueAt', 'absentWatch')
+  local due = nil
+  if stored[1] then
+    due = stored[1] == '' and math.huge or tonumber(stored[1])
+    if stored[2] == '1' then
+      local seen = lastSeen()
+      if seen and seen + PRESENCE_TIMEOUT_MS < due then due = seen + PRESENCE_TIMEOUT_MS end
+    end
+  end
+  if not priorRead then priorRead, priorDue = true, due end
+  return due
+end
+
+-- Applies what is due up to `now`. When the last advance's due instant is still ahead, nothing is: only the cursor
+-- moves to now, as the advance would have moved it (a script's closing advance recomputes everything after its own
+-- change).
+local function catchUp(now)
+  local due = storedDue()
+  if due == nil or due <= now then
+    advance(now)
+  else
+    redis.call('HSET', accountKey, 'cursor', n2s(now))
+  end
 end
 
 -- A socket request through gateway `gatewayId`. When the user arrives at a gateway that was not seeing them, and
@@ -330,23 +424,60 @@ end
 -- Advances to now and records the socket's presence: how every script begins.
 local function begin()
   local now = nowMs()
-  advance(now)
+  catchUp(now)
   notePresence(now)
   return now
 end
 
-local function reply(code, now, nextDue, result)
+-- The fields of a session a meter reading needs (readOpen).
+local READING_FIELDS = { 'type', 'status', 'rate', 'activeMs', 'resumedAt', 'aiCost', 'cap', 'lowSent' }
+
+-- The open sessions with only the fields of a meter reading (HMGET, cheaper than whole hashes), for an answer that
+-- reads and changes nothing. The tables are not the run's `loaded` ones: nothing may save them.
+local function readOpen()
+  local list = {}
+  local ids = redis.call('SMEMBERS', openKey)
+  table.sort(ids)
+  for _, id in ipairs(ids) do
+    local values = redis.call('HMGET', sessionKey(id), unpack(READING_FIELDS))
+    if values[2] then
+      local s = { id = id }
+      for i, field in ipairs(READING_FIELDS) do s[field] = values[i] or nil end
+      if s.status ~= 'ended' then list[#list + 1] = s end
+    end
+  end
+  return list
+end
+
+-- The answer: the whole hash only of the sessions this run changed or is about, and a short meter reading of every
+-- open session (what ticks, the low-balance warning and the available credits need), computed here at `now` with
+-- the same arithmetic as the advance. `open` is the list to read (default: the run's open sessions).
+local function reply(code, now, nextDue, result, open)
   local sessions = {}
-  for _, s in ipairs(openSessions()) do touched[s.id] = true end
   for id in pairs(touched) do
     local s = loadSession(id)
     if s then sessions[id] = s end
   end
+  local b = budget()
+  local available = b
+  local readings = {}
+  for _, s in ipairs(open or openSessions()) do
+    local cost = costAt(s, now)
+    available = available - cost
+    readings[#readings + 1] = { s.id, s.type, s.status, s.rate, n2s(activeMsAt(s, now)), n2s(cost), s.lowSent or '0' }
+  end
+  -- The due schedule holds, for every user, an instant no later than the one the last advance stored (its callers
+  -- schedule what scripts answer), so the caller only needs to schedule `nextDue` when it is earlier than that, or
+  -- when that was unknown or already past.
+  local schedule = nextDue ~= nil and (not priorRead or priorDue == nil or priorDue <= now or nextDue < priorDue)
   return cjson.encode({
     code = code,
     now = n2s(now),
     nextDue = nextDue and n2s(nextDue) or false,
-    budget = n2s(budget()),
+    schedule = schedule,
+    budget = n2s(b),
+    available = n2s(available),
+    open = readings,
     changes = changes,
     sessions = sessions,
     outbox = recorded,

@@ -48,7 +48,8 @@ export class DueScheduler {
     await Promise.all(
       due.map(async ({ userId, at }) => {
         try {
-          const outcome = await this.options.service.advance(userId);
+          // the entry is moved below (reschedule-due.lua), so the advance does not schedule it as well
+          const outcome = await this.options.service.advance(userId, false, false);
           await this.options.store.rescheduleDue(userId, at, outcome.nextDue);
         } catch (error) {
           this.options.logger.error({ err: error, userId }, 'due event failed');

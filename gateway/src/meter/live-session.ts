@@ -36,6 +36,21 @@ export interface LiveSession {
   timeCost: Units | null;
 }
 
+/** An open session read by a script at its `now` (the `open` list of every live-state answer). */
+export interface MeterReading {
+  id: string;
+  type: SessionType;
+  status: 'active' | 'paused';
+  /** Units per minute. */
+  rate: Units;
+  /** Active ms up to the script's `now`. */
+  activeMs: number;
+  /** What the session costs at the script's `now` (time and replies, within its cap). */
+  cost: Units;
+  /** The low-balance warning was sent for it. */
+  lowSent: boolean;
+}
+
 const optionalNumber = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
 const optionalUnits = (v: string | undefined) => (v === undefined || v === '' ? null : BigInt(v));
 
@@ -85,7 +100,7 @@ export function availableCredits(budget: Units, open: readonly LiveSession[], no
 }
 
 /** Whole seconds until `available` is used up at the combined rate of the active sessions; null when nothing burns. */
-export function secondsLeft(available: Units, open: readonly LiveSession[]): number | null {
+export function secondsLeft(available: Units, open: ReadonlyArray<Pick<LiveSession, 'status' | 'rate'>>): number | null {
   const ratePerMinute = open.filter((s) => s.status === 'active').reduce((sum, s) => sum + s.rate, 0n);
   if (ratePerMinute === 0n) return null;
   if (available <= 0n) return 0;

@@ -10,8 +10,23 @@ export interface ChatMessage {
   content: string;
 }
 
+/**
+ * Prompts already built, by profile object: CloneProfiles hands the same object to every reply for a while (a profile
+ * is never changed in place; a new read is a new object).
+ */
+const built = new WeakMap<CloneProfile, string>();
+
 /** The clone's instructions: who it is, what it knows, how it talks, and the rules of the session. */
 export function buildSystemPrompt(clone: CloneProfile): string {
+  let prompt = built.get(clone);
+  if (prompt === undefined) {
+    prompt = composeSystemPrompt(clone);
+    built.set(clone, prompt);
+  }
+  return prompt;
+}
+
+function composeSystemPrompt(clone: CloneProfile): string {
   const name = clean(clone.name) || 'an expert';
   const lines = [`You are ${name}, an AI clone of a real expert, talking one-to-one with a user in a paid chat session.`];
 

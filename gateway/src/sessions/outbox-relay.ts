@@ -1,7 +1,8 @@
 /**
  * Relays the billing facts in users' outboxes into the billing queue, then deletes them. The fast path relays
  * what a script just recorded; the sweep relays what a process that died before relaying left behind.
- * Either may relay an entry twice: the job ids are deterministic, so the queue keeps one.
+ * Either may relay an entry twice: the job ids are deterministic, so the queue keeps one, and the billing worker
+ * applies each fact once even when it arrives in two different batches.
  */
 import type { Logger } from 'pino';
 import { jobFromOutbox, type BillingJob } from './outbox-jobs.ts';
@@ -21,6 +22,9 @@ export interface OutboxRelayOptions {
   /** Attempts at queueing before giving up for now (the entries stay in the outbox). */
   attempts?: number;
 }
+
+/** Users whose outboxes one sweep relays at once. */
+const SWEEP_USERS_AT_ONCE = 50;
 
 /** Milliseconds since the epoch of a stream entry id (`<ms>-<seq>`). */
 const entryTime = (id: string) => Number(id.split('-')[0]);
@@ -46,15 +50,23 @@ export class OutboxRelay {
     await this.options.store.ackOutbox(userId, entries.map((e) => e.id));
   }
 
-  /** Relays every outbox entry older than the grace period (or `graceMs`); returns how many. */
+  /**
+   * Relays every outbox entry older than the grace period (or `graceMs`); returns how many. Users are relayed
+   * SWEEP_USERS_AT_ONCE at a time, so their jobs share queue calls (and batches).
+   */
   async sweep(graceMs = this.options.graceMs): Promise<number> {
     const cutoff = Date.now() - graceMs;
+    const users = await this.options.store.usersWithOutbox();
     let relayed = 0;
-    for (const userId of await this.options.store.usersWithOutbox()) {
-      const stale = (await this.options.store.outboxEntries(userId)).filter((e) => entryTime(e.id) <= cutoff);
-      if (stale.length === 0) continue;
-      await this.relay(userId, stale);
-      relayed += stale.length;
+    for (let from = 0; from < users.length; from += SWEEP_USERS_AT_ONCE) {
+      const counts = await Promise.all(
+        users.slice(from, from + SWEEP_USERS_AT_ONCE).map(async (userId) => {
+          const stale = (await this.options.store.outboxEntries(userId)).filter((e) => entryTime(e.id) <= cutoff);
+          if (stale.length > 0) await this.relay(userId, stale);
+          return stale.length;
+        }),
+      );
+      relayed += counts.reduce((sum, n) => sum + n, 0);
     }
     if (relayed > 0) this.options.logger.warn({ relayed }, 'relayed outbox entries left behind');
     return relayed;

@@ -31,15 +31,10 @@ import type { RoomWebhook } from '../livekit/room-webhooks.ts';
 import type { Passage, ReplyGenerator, ReplyRequest } from '../replies/reply-generator.ts';
 import { countPromptTokens, countTokens } from '../replies/count-tokens.ts';
 import { buildChatMessages } from '../replies/system-prompt.ts';
-import {
-  availableCredits,
-  costAt,
-  durationOf,
-  secondsLeft,
-  toWireSession,
-  activeMsAt,
-  type LiveSession,
-} from '../meter/live-session.ts';
+import { CloneProfiles } from '../replies/clone-profiles.ts';
+import { DeltaCoalescer } from '../replies/delta-coalescer.ts';
+import { ReplySlots } from '../replies/reply-slots.ts';
+import { secondsLeft, toWireSession, type LiveSession } from '../meter/live-session.ts';
 import { assertScriptOk, ScriptCode } from './script-codes.ts';
 import type { OutboxRelay } from './outbox-relay.ts';
 import { refreshBalance } from './balance-refresh.ts';
@@ -75,9 +70,20 @@ export interface SessionServiceOptions {
   /** Finds the passages of the clone's documents that match a question (none when absent). */
   retrieve?: (cloneId: string, question: string, signal: AbortSignal) => Promise<Passage[]>;
   logger: Logger;
+  /**
+   * Replies generating at once on this gateway; further ones wait in arrival order (default 256). Under overload,
+   * replies queue instead of all streaming at once and starving the acknowledgements of new messages.
+   */
+  maxRepliesInFlight?: number;
+  /** A reply's deltas are sent joined, at most one `message:delta` per this many ms (default 40). */
+  deltaIntervalMs?: number;
 }
 
-const iso = (ms: number) => new Date(ms).toISOString();
+/** Relays a gateway leaves running in the background at most (commit without awaitRelay). */
+const MAX_BACKGROUND_RELAYS = 512;
+
+/** Default of `SessionServiceOptions.maxRepliesInFlight`. */
+export const DEFAULT_MAX_REPLIES_IN_FLIGHT = 256;
 
 /** The highest per-minute rate the meter takes (100000 credits): keeps the Lua arithmetic exact in doubles. */
 export const MAX_RATE_PER_MINUTE = 1_000_000_000n;
@@ -95,8 +101,13 @@ export class SessionService {
   /** Replies being written, by session, so a pause or an end can cut them short and close() can wait. */
   private readonly inFlight = new Map<string, Set<{ controller: AbortController; task: Promise<void> }>>();
   private readonly replyTasks = new Set<Promise<void>>();
+  /** Relays running in the background (commit without awaitRelay). */
+  private readonly relays = new Set<Promise<void>>();
   private readonly retrieve: SessionServiceOptions['retrieve'];
   private readonly rooms: RoomHooks | undefined;
+  private readonly replySlots: ReplySlots;
+  private readonly cloneProfiles: CloneProfiles;
+  private readonly deltaIntervalMs: number;
 
   constructor(options: SessionServiceOptions) {
     this.config = options.config;
@@ -109,6 +120,14 @@ export class SessionService {
     this.logger = options.logger;
     this.retrieve = options.retrieve;
     this.rooms = options.rooms;
+    this.replySlots = new ReplySlots(options.maxRepliesInFlight ?? DEFAULT_MAX_REPLIES_IN_FLIGHT);
+    this.cloneProfiles = new CloneProfiles(options.db);
+    this.deltaIntervalMs = options.deltaIntervalMs ?? 40;
+  }
+
+  /** Replies generating now and replies waiting for a slot (ReplySlots). */
+  get replyLoad(): { active: number; queued: number } {
+    return { active: this.replySlots.active, queued: this.replySlots.queued };
   }
 
   async start(userId: string, payload: ClientPayload<'session:start'>): Promise<ClientResults['session:start']> {
@@ -194,9 +213,9 @@ export class SessionService {
   }
 
   async get(userId: string, sessionId: string): Promise<WireSession> {
-    const outcome = await this.store.advance(userId, this.gatewayId);
+    const outcome = await this.store.advance(userId, this.gatewayId, sessionId);
     await this.commit(userId, outcome);
-    const live = outcome.sessions.get(sessionId) ?? (await this.store.peek(userId, sessionId));
+    const live = outcome.sessions.get(sessionId);
     if (live) return toWireSession(live, outcome.now);
     return this.explainMissing(userId, sessionId, false);
   }
@@ -213,8 +232,9 @@ export class SessionService {
     const outcome = await this.store.addMessage(userId, payload.sessionId, payload.clientMessageId, messageId, payload.content, sighting);
     const session = outcome.sessions.get(payload.sessionId);
     const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
-    // The message is in the outbox (Redis) with the change itself; relayed before the ack.
-    await this.commit(userId, outcome);
+    // The message is in the outbox (Redis) with the change itself, so the ack does not wait for the queue: the relay
+    // follows, and if it fails the outbox sweep queues the message (RELIABILITY: acknowledged means stored, once).
+    await this.commit(userId, outcome, { awaitRelay: false });
     if (outcome.code === ScriptCode.notFound) await this.explainMissing(userId, payload.sessionId, true);
     assertScriptOk(outcome.code, { sessionId: payload.sessionId, status: session?.status });
     if (!stored || !session) throw new Error('message-add returned no message');
@@ -292,31 +312,31 @@ export class SessionService {
 
   /**
    * Applies what is due for the user (the scheduler's entry, and a connecting socket's with `sighted`, which
-   * records that this gateway sees the user); returns the outcome.
+   * records that this gateway sees the user); returns the outcome. The due scheduler passes `scheduleNext` false:
+   * it moves the user's due entry itself (reschedule-due.lua).
    */
-  async advance(userId: string, sighted = false): Promise<Outcome> {
+  async advance(userId: string, sighted = false, scheduleNext = true): Promise<Outcome> {
     const outcome = await this.store.advance(userId, sighted ? this.gatewayId : '');
-    await this.commit(userId, outcome);
+    await this.commit(userId, outcome, { scheduleNext, awaitRelay: false });
     return outcome;
   }
 
   /**
    * One meter tick for a user with sockets on this gateway: brings the state up to now (a sighting of the user)
-   * and sends `meter:tick` for each active session to this gateway's sockets of the user.
+   * and sends `meter:tick` for each active session to this gateway's sockets of the user, with the figures the
+   * script read at its `now`.
    */
   async tick(userId: string): Promise<boolean> {
     const outcome = await this.advance(userId, true);
-    const open = [...outcome.sessions.values()].filter((s) => s.status !== 'ended');
-    const available = availableCredits(outcome.budget, open, outcome.now);
-    const creditsRemaining = formatMoney(available > 0n ? available : 0n);
+    const creditsRemaining = formatMoney(outcome.available > 0n ? outcome.available : 0n);
     let active = false;
-    for (const session of open) {
+    for (const session of outcome.open) {
       if (session.status !== 'active') continue;
       active = true;
       this.notifier.emitLocal(userId, 'meter:tick', {
         sessionId: session.id,
-        activeSeconds: Math.floor(activeMsAt(session, outcome.now) / 1000),
-        cost: formatMoney(costAt(session, outcome.now)),
+        activeSeconds: Math.floor(session.activeMs / 1000),
+        cost: formatMoney(session.cost),
         creditsRemaining,
         ratePerMinute: formatMoney(session.rate),
       });
@@ -342,15 +362,28 @@ export class SessionService {
     clearTimeout(timer);
     for (const entries of this.inFlight.values()) for (const entry of entries) entry.controller.abort();
     await all;
+    await Promise.all([...this.relays]);
   }
 
-  /** Relays the billing facts of an outcome, schedules the next due instant and notifies the user. */
-  private async commit(userId: string, outcome: Outcome): Promise<void> {
-    await this.relay.relay(userId, outcome.outbox);
+  /**
+   * What follows every script: its billing facts relayed from the outbox to the queue, its next due instant scheduled
+   * (when the schedule does not hold it or an earlier one yet), and the user told. The facts are safe in the outbox
+   * already (written by the same script as the change), so telling never waits for the queue. With `awaitRelay`
+   * (default) the caller waits for the relay too, and fails if the queue refused; without, a failed relay is logged
+   * and its facts wait in the outbox for the sweep (meter ticks, due events, messages and replies, whose
+   * acknowledgement then costs no queue round trip). `scheduleNext: false` leaves the schedule to the caller.
+   */
+  private async commit(userId: string, outcome: Outcome, options: { scheduleNext?: boolean; awaitRelay?: boolean } = {}): Promise<void> {
+    const relaying = this.relay.relay(userId, outcome.outbox);
+    const scheduling =
+      options.scheduleNext !== false && outcome.schedule && outcome.nextDue !== null ? this.store.scheduleDue(userId, outcome.nextDue) : undefined;
+    // a queue that falls behind is felt: past MAX_BACKGROUND_RELAYS unfinished relays, callers wait for theirs again
+    const background = options.awaitRelay === false && this.relays.size < MAX_BACKGROUND_RELAYS;
+    if (background) this.relayInBackground(userId, relaying);
+    const done = Promise.allSettled([background ? undefined : relaying, scheduling]);
     for (const change of outcome.changes) {
       if (change.status !== 'active' && this.inFlight.has(change.sessionId)) void this.stopReplies(change.sessionId);
     }
-    if (outcome.nextDue !== null) await this.store.scheduleDue(userId, outcome.nextDue);
     const notified = new Set<string>();
     for (const change of outcome.changes) {
       const session = outcome.sessions.get(change.sessionId);
@@ -368,11 +401,19 @@ export class SessionService {
       }
     }
     await this.warnLowBalance(userId, outcome);
+    for (const result of await done) if (result.status === 'rejected') throw result.reason;
+  }
+
+  /** A relay nobody waits for: close() waits for it; its failure is logged (the facts stay in the outbox). */
+  private relayInBackground(userId: string, relaying: Promise<void>): void {
+    const tracked = relaying
+      .catch((error: unknown) => this.logger.error({ err: error, userId }, 'relaying billing facts failed; left to the outbox sweep'))
+      .finally(() => this.relays.delete(tracked));
+    this.relays.add(tracked);
   }
 
   private async warnLowBalance(userId: string, outcome: Outcome): Promise<void> {
-    const open = [...outcome.sessions.values()].filter((s) => s.status !== 'ended');
-    const available = availableCredits(outcome.budget, open, outcome.now);
+    const { open, available } = outcome;
     const left = secondsLeft(available, open);
     if (left === null || left >= this.config.LOW_BALANCE_SECONDS) return;
     for (const session of open) {
@@ -435,7 +476,7 @@ export class SessionService {
 
   private startReply(session: LiveSession, messageId: string): void {
     const controller = new AbortController();
-    const task = this.writeReply(session, messageId, controller.signal)
+    const task = this.writeReplyInTurn(session, messageId, controller.signal)
       .catch((error: unknown) => this.logger.error({ err: error, sessionId: session.id }, 'reply failed'))
       .finally(() => {
         this.inFlight.get(session.id)?.delete(entry);
@@ -455,37 +496,44 @@ export class SessionService {
     await Promise.allSettled(entries.map((entry) => entry.task));
   }
 
+  /**
+   * Writes the reply once one of the gateway's reply slots is free (ReplySlots). A reply stopped while it still
+   * waited (a pause, an end, shutdown) produced nothing: nothing is stored or billed.
+   */
+  private async writeReplyInTurn(session: LiveSession, messageId: string, signal: AbortSignal): Promise<void> {
+    if (!(await this.replySlots.acquire(signal))) return;
+    try {
+      await this.writeReply(session, messageId, signal);
+    } finally {
+      this.replySlots.release();
+    }
+  }
+
   private async writeReply(session: LiveSession, messageId: string, signal: AbortSignal): Promise<void> {
     const { userId, id: sessionId } = session;
     let produced = '';
     let request: ReplyRequest | undefined;
+    const deltas = new DeltaCoalescer((delta) => this.tell(session, 'message:delta', { sessionId, messageId, delta }), this.deltaIntervalMs);
     try {
-      const clone = await this.db
-        .selectFrom('clones')
-        .select(['name', 'bio', 'description', 'expertise_areas', 'personality_traits'])
-        .where('id', '=', session.cloneId)
-        .executeTakeFirstOrThrow();
+      const clone = await this.cloneProfiles.get(session.cloneId);
       const history = await this.store.recentMessages(userId, sessionId, this.config.CONTEXT_MESSAGES);
       const question = history.findLast((m) => m.senderType === 'user')?.content ?? '';
       const passages = this.retrieve && question ? await this.retrieve(session.cloneId, question, signal) : [];
       request = {
-        clone: {
-          name: clone.name,
-          bio: clone.bio,
-          description: clone.description,
-          expertiseAreas: clone.expertise_areas ?? [],
-          personalityTraits: clone.personality_traits,
-        },
+        clone,
         passages,
         history: history.map((m) => ({ senderType: m.senderType, content: m.content })),
         signal,
       };
       const reply = await this.replies.generate(request, (delta) => {
         produced += delta;
-        this.tell(session, 'message:delta', { sessionId, messageId, delta });
+        deltas.push(delta);
       });
+      deltas.flush();
       await this.storeReply(session, messageId, reply.content, reply.tokensUsed, passages);
     } catch (error) {
+      // what was streamed reaches the clients before the reply's completion or failure
+      deltas.flush();
       if (signal.aborted && request) {
         // cut short (paused, ended, client gone, shutting down): billed for the tokens actually produced
         const tokens = countPromptTokens(buildChatMessages(request)) + countTokens(produced);
@@ -505,7 +553,7 @@ export class SessionService {
     const outcome = await this.store.addReply(userId, sessionId, { messageId, content, tokensUsed, cost, citations });
     const stored = typeof outcome.result.message === 'string' ? parseStoredMessage(outcome.result.message) : undefined;
     if (!stored) throw new Error('reply-add returned no message');
-    await this.commit(userId, outcome);
+    await this.commit(userId, outcome, { awaitRelay: false });
     this.tell(session, 'message:completed', { sessionId, message: toWireMessage(stored) });
   }
 }

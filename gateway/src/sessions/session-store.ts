@@ -4,11 +4,11 @@
  */
 import type { Redis } from 'ioredis';
 import type { Units } from '#shared/money/money.ts';
-import { dueKey, dueLeaseKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
+import { dueKey, dueLeaseKey, outboxIndexKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
 import type { Config } from '#shared/config/config.ts';
 import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
-import { parseLiveSession, type LiveSession } from '../meter/live-session.ts';
+import { parseLiveSession, type LiveSession, type MeterReading } from '../meter/live-session.ts';
 import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
 import type { ScriptCode } from './script-codes.ts';
 
@@ -97,10 +97,19 @@ export interface Outcome {
   now: number;
   /** The next instant something is due for this user, or null. */
   nextDue: number | null;
+  /**
+   * Whether `nextDue` must go into the due schedule: false when the schedule already holds it or an earlier
+   * instant (the script found nothing new due sooner). The due scheduler reschedules from `nextDue` regardless.
+   */
+  schedule: boolean;
   /** Credits as of the last balance snapshot minus unsettled totals. */
   budget: Units;
+  /** `budget` minus what the open sessions cost at `now` (may be below zero by rounding; never spendable). */
+  available: Units;
+  /** Every open (active or paused) session of the user, read at `now`: what meter ticks and warnings need. */
+  open: MeterReading[];
   changes: StateChange[];
-  /** Every open session of the user, plus each session the script touched. */
+  /** The whole state of each session the script changed or is about (not every open session: see `open`). */
   sessions: Map<string, LiveSession>;
   /** The billing facts this script recorded; the caller relays them and deletes them from the outbox. */
   outbox: OutboxEntry[];
@@ -124,7 +133,11 @@ interface RawOutcome {
   code: number;
   now: string;
   nextDue: string | false;
+  schedule: boolean;
   budget: string;
+  available: string;
+  /** [id, type, status, rate, activeMs, cost, lowSent] per open session; cjson writes an empty list as {}. */
+  open: Array<[string, string, string, string, string, string, string]> | Record<string, never>;
   changes: Array<Omit<StateChange, 'at' | 'activeMs'> & { at: string; activeMs: string }> | Record<string, never>;
   sessions: Record<string, Record<string, string>>;
   outbox: OutboxEntry[] | Record<string, never>;
@@ -162,12 +175,16 @@ export function toWireMessage(message: StoredMessage): WireMessage {
 
 export class SessionStore {
   private readonly settings: string;
+  private readonly outboxIndex: string;
+  /** Outboxes written before the index existed are looked for once, by this process's first sweep. */
+  private backfilled = false;
 
   constructor(
     private readonly redis: Redis,
     private readonly options: SessionStoreOptions,
   ) {
     registerScripts(redis);
+    this.outboxIndex = outboxIndexKey(options.prefix);
     this.settings = JSON.stringify({
       idleMs: options.idlePauseMs,
       pausedEndMs: options.pausedEndMs,
@@ -187,14 +204,26 @@ export class SessionStore {
   /** Runs a live-state script; `gatewayId` marks a request from a socket on that gateway (refreshes presence). */
   private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>, gatewayId = ''): Promise<Outcome> {
     const k = this.keys(userId);
-    const keys = [k.account, k.unsettled, k.open, k.outbox, k.presence, ...sessionKeys];
+    const keys = [k.account, k.unsettled, k.open, k.outbox, k.presence, this.outboxIndex, ...sessionKeys];
     const raw = JSON.parse(String(await runScript(this.redis, name, keys, [k.base, this.settings, gatewayId, ...args]))) as RawOutcome;
     const changes = Array.isArray(raw.changes) ? raw.changes : [];
+    const open = Array.isArray(raw.open) ? raw.open : [];
     return {
       code: raw.code as ScriptCode,
       now: Number(raw.now),
       nextDue: raw.nextDue === false ? null : Number(raw.nextDue),
+      schedule: raw.schedule === true && raw.nextDue !== false,
       budget: BigInt(raw.budget),
+      available: BigInt(raw.available),
+      open: open.map(([id, type, status, rate, activeMs, cost, lowSent]) => ({
+        id,
+        type: type as SessionType,
+        status: status as MeterReading['status'],
+        rate: BigInt(rate),
+        activeMs: Number(activeMs),
+        cost: BigInt(cost),
+        lowSent: lowSent === '1',
+      })),
       changes: changes.map((c) => ({ ...c, at: Number(c.at), activeMs: Number(c.activeMs) })),
       sessions: new Map(Object.entries(raw.sessions).map(([id, hash]) => [id, parseLiveSession(hash)])),
       outbox: Array.isArray(raw.outbox) ? raw.outbox : [],
@@ -208,11 +237,13 @@ export class SessionStore {
   }
 
   /**
-   * Applies everything due for the user up to now and returns the user's open sessions. With `gatewayId`, it is a
-   * sighting of the user's sockets on that gateway (meter ticks, connects).
+   * Applies everything due for the user up to now and reads the user's open sessions (`open`). With `gatewayId`, it
+   * is a sighting of the user's sockets on that gateway (meter ticks, connects); with `sessionId`, that session's
+   * whole state is in `sessions` too (open or ended, while its live state is kept). When nothing is due it reads
+   * and refreshes only (advance.lua), which is what makes a meter tick cheap.
    */
-  advance(userId: string, gatewayId = ''): Promise<Outcome> {
-    return this.run('advance', userId, [], [], gatewayId);
+  advance(userId: string, gatewayId = '', sessionId = ''): Promise<Outcome> {
+    return this.run('advance', userId, [], sessionId ? [sessionId] : [], gatewayId);
   }
 
   /** The user's last socket on `gatewayId` closed; their chats pause if no other gateway sees them. */
@@ -306,9 +337,11 @@ export class SessionStore {
     ]);
   }
 
-  /** Billing facts still in the user's outbox, oldest first. */
+  /** Billing facts still in the user's outbox, oldest first (an empty outbox leaves the index of non-empty ones). */
   async outboxEntries(userId: string, count = 500): Promise<OutboxEntry[]> {
-    const rows = await this.redis.xrange(this.keys(userId).outbox, '-', '+', 'COUNT', count);
+    const outbox = this.keys(userId).outbox;
+    const rows = await this.redis.xrange(outbox, '-', '+', 'COUNT', count);
+    if (rows.length === 0) await runScript(this.redis, 'outbox-ack', [outbox, this.outboxIndex], []);
     return rows.map(([id, fields]) => {
       const map = new Map<string, string>();
       for (let i = 0; i < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
@@ -316,17 +349,25 @@ export class SessionStore {
     });
   }
 
-  /** Deletes relayed entries from the user's outbox. */
+  /** Deletes relayed entries from the user's outbox; an outbox left empty leaves the index (outbox-ack.lua). */
   async ackOutbox(userId: string, ids: string[]): Promise<void> {
-    if (ids.length > 0) await this.redis.xdel(this.keys(userId).outbox, ...ids);
+    if (ids.length > 0) await runScript(this.redis, 'outbox-ack', [this.keys(userId).outbox, this.outboxIndex], ids);
   }
 
-  /** Users whose outbox holds anything (a SCAN: for the recovery sweep, not the hot path). */
+  /**
+   * Users whose outbox may hold something, for the recovery sweep: the members of the outbox index the scripts keep
+   * (SSCAN, no keyspace walk). The first call of a process also SCANs once for outboxes written before the index
+   * existed (an upgrade from a version without it) and indexes them.
+   */
   async usersWithOutbox(): Promise<string[]> {
+    if (!this.backfilled) {
+      await this.indexUnindexedOutboxes();
+      this.backfilled = true;
+    }
     const users = new Set<string>();
     let cursor = '0';
     do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', outboxPattern(this.options.prefix), 'COUNT', 1000);
+      const [next, keys] = await this.redis.sscan(this.outboxIndex, cursor, 'COUNT', 1000);
       cursor = next;
       for (const key of keys) {
         const userId = userIdOfKey(key);
@@ -334,5 +375,14 @@ export class SessionStore {
       }
     } while (cursor !== '0');
     return [...users];
+  }
+
+  private async indexUnindexedOutboxes(): Promise<void> {
+    let cursor = '0';
+    do {
+      const [next, keys] = await this.redis.scan(cursor, 'MATCH', outboxPattern(this.options.prefix), 'COUNT', 1000);
+      cursor = next;
+      if (keys.length > 0) await this.redis.sadd(this.outboxIndex, ...keys);
+    } while (cursor !== '0');
   }
 }

@@ -1,6 +1,8 @@
 /**
  * The one place a socket event's payload is validated and rate limited and where any error becomes an ack
- * `{ ok: false, error }`, for every namespace (the clients' and the voice agents').
+ * `{ ok: false, error }`, for every namespace (the clients' and the voice agents'). A socket that keeps sending
+ * while it is limited (more than FLOOD_FACTOR × its burst refused within a second) is disconnected: answering a
+ * flood event by event would let one socket keep the process busy.
  */
 import type { Socket } from 'socket.io';
 import type { Logger } from 'pino';
@@ -8,6 +10,14 @@ import type { Counter } from 'prom-client';
 import type { z } from 'zod';
 import { AppError, toWireError } from '#shared/errors/app-error.ts';
 import { TokenBucket } from './token-bucket.ts';
+
+/** Refused events per second, as a multiple of the burst, past which a socket is disconnected. */
+export const FLOOD_FACTOR = 5;
+/** How long a flooding socket's connection may take to deliver its last answers before it is destroyed. */
+const FLOOD_CLOSE_GRACE_MS = 3000;
+
+/** The answer to an event over the budget (built once: a flood must cost as little as possible). */
+const RATE_LIMITED = Object.freeze({ ok: false, error: Object.freeze({ code: 'rate_limited', message: 'too many events; slow down' }) });
 
 export interface AckedEventsOptions {
   /** Sustained events per second and burst, per socket. */
@@ -24,13 +34,35 @@ export interface AckedEventsOptions {
 export function ackedEvents(socket: Socket, options: AckedEventsOptions) {
   const { logger, eventsHandled } = options;
   const bucket = new TokenBucket(options.eventBurst, options.eventsPerSecond, Date.now());
+  const flood = { windowStart: 0, refused: 0, limit: options.eventBurst * FLOOD_FACTOR };
   return <S extends z.ZodType, R extends object>(event: string, schema: S, handler: (payload: z.infer<S>) => Promise<R>) => {
     // Socket.IO passes whatever the client sent: the payload and the ack are checked here, never trusted.
     (socket as unknown as { on(e: string, l: (...args: unknown[]) => void): void }).on(event, (...args: unknown[]) => {
+      // what a socket disconnected for flooding had already sent is dropped unanswered
+      if (!socket.connected) return;
       const ack = typeof args[args.length - 1] === 'function' ? (args.pop() as (answer: unknown) => void) : undefined;
+      const now = Date.now();
+      if (!bucket.take(now)) {
+        if (now - flood.windowStart >= 1000) {
+          flood.windowStart = now;
+          flood.refused = 0;
+        }
+        eventsHandled.inc({ event, result: 'rate_limited' });
+        if (++flood.refused > flood.limit) {
+          logger.warn({ socket: socket.id, event }, 'socket flooding past its rate limit: disconnected');
+          // Read nothing more of what it already sent (a polite close would still parse all of it), let the answers
+          // so far go out with the close, and drop the connection soon whatever the client does.
+          const connection = socket.request.socket;
+          connection.pause();
+          socket.disconnect(true);
+          setTimeout(() => connection.destroy(), FLOOD_CLOSE_GRACE_MS).unref();
+          return;
+        }
+        ack?.(RATE_LIMITED);
+        return;
+      }
       void (async () => {
         try {
-          if (!bucket.take(Date.now())) throw new AppError('rate_limited', 'too many events; slow down');
           const parsed = schema.safeParse(args[0]);
           if (!parsed.success) {
             const issue = parsed.error.issues[0];

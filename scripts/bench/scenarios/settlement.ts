@@ -89,7 +89,10 @@ export async function runSettlement(ctx: ScenarioContext): Promise<ScenarioResul
     return { pool, sessionIds: started.sessions.map((s) => s.sessionId), messages: sent.sent + sent.replies };
   };
 
-  const set = await ctx.servers('settle', { gateways: 1, billing: true });
+  // Settlement is what is measured: on a saturated machine the gateway's presence heartbeat can fall more than
+  // PRESENCE_TIMEOUT_MS behind and pause the sessions mid-run (docs/performance.md, "presence hazard"), which
+  // would end the scenario before it measures anything.
+  const set = await ctx.servers('settle', { gateways: 1, billing: true, env: { PRESENCE_TIMEOUT_MS: '3600000' } });
   const queue = new Queue(BILLING_QUEUE, { connection: ctx.environment.redis.duplicate(), prefix: queuePrefix(set.prefix) });
   const pools: string[] = [];
   try {

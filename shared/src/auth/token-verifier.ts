@@ -27,11 +27,20 @@ export class TokenVerifier {
 
   /** The user id the token speaks for; throws AppError('unauthorized') for any bad token. */
   async verify(token: unknown): Promise<string> {
+    return (await this.verifyUser(token)).userId;
+  }
+
+  /**
+   * The user the token speaks for and when the token expires (ms since the epoch: long-lived sockets are cut then);
+   * throws AppError('unauthorized') for any bad token.
+   */
+  async verifyUser(token: unknown): Promise<{ userId: string; expiresAt: number }> {
     const payload = await this.payload(token);
     const user = subject.safeParse(payload.sub);
     // an agent is never a user
     if (!user.success || payload.role === AGENT_ROLE) throw new AppError('unauthorized', 'invalid token');
-    return user.data;
+    // jose checked that `exp` is a number in the future
+    return { userId: user.data, expiresAt: Number(payload.exp) * 1000 };
   }
 
   /** The agent name an agent token speaks for (shared/src/auth/agent-token.ts); anything else is unauthorized. */

@@ -68,6 +68,7 @@ const SERVER_EVENTS = [
   'message:completed',
   'message:failed',
   'session:ended',
+  'auth:expired',
 ] as const satisfies ReadonlyArray<keyof ServerToClientEvents>;
 
 // Compile-time check that SERVER_EVENTS names every server event of the contract.
@@ -282,7 +283,18 @@ export class TollgateClient {
     });
     // socket.io-client reconnects by itself unless the server refused it or reconnection is off
     const retrying = () => socket.active && socket.io.reconnection();
-    socket.on('disconnect', () => {
+    // the gateway cuts a socket whose token expired: connect again, asking the token source for a fresh one
+    let renewToken = false;
+    socket.on('auth:expired', () => {
+      renewToken = true;
+    });
+    socket.on('disconnect', (reason) => {
+      if (renewToken && reason === 'io server disconnect' && this.socket === socket) {
+        renewToken = false;
+        this.setState('reconnecting');
+        socket.connect();
+        return;
+      }
       this.setState(retrying() ? 'reconnecting' : 'disconnected');
     });
     socket.on('connect_error', () => {

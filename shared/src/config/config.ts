@@ -51,6 +51,13 @@ export const configSchema = z.object({
   MESSAGE_RATE_PER_MIN: integer(30, 1),
   /** Longest user message, in characters. */
   MAX_MESSAGE_CHARS: integer(4000, 1),
+  /** Sockets one user may hold open at once, across every gateway (then `connect_error` `too_many_connections`). */
+  MAX_CONNECTIONS_PER_USER: integer(10, 1),
+  /**
+   * How often a gateway re-checks its sockets' access tokens: a socket whose token has expired, or whose user no
+   * longer exists, is disconnected (the client reconnects with a fresh token).
+   */
+  TOKEN_RECHECK_MS: integer(60_000, 50),
   /** Client events one socket may send per second, sustained (then `rate_limited`). */
   EVENTS_PER_SECOND: integer(20, 1),
   /** Client events one socket may send in a burst. */

@@ -7,7 +7,7 @@
  * sockets) as `message:delta` / `message:completed`. `agent:interrupt` cuts the reply short (billed as produced).
  */
 import { z } from 'zod';
-import type { Ack, LiveKitJoin, ServerToClientEvents, WireMessage } from './socket-events.ts';
+import { canonicalUuid, type Ack, type LiveKitJoin, type ServerToClientEvents, type WireMessage } from './socket-events.ts';
 
 export const AGENT_NAMESPACE = '/agent';
 
@@ -20,7 +20,7 @@ export interface AgentDispatch {
   type: 'voice' | 'video';
 }
 
-const uuid = z.string().uuid();
+const uuid = canonicalUuid;
 const sessionRef = z.object({ sessionId: uuid }).strict();
 
 export function agentPayloadSchemas(limits: { maxMessageChars: number }) {

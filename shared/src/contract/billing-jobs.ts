@@ -2,7 +2,14 @@
  * The contract between the gateway (producer) and the billing worker (consumer): job names, payloads
  * (zod, validated again by the worker) and deterministic job ids. Every payload carries the session header,
  * so any job can create the `sessions` row it needs whatever order the jobs run in.
+ *
+ * Billing facts relayed together travel many to a job (`fact-batch`): a BullMQ job costs three Lua calls in Redis
+ * whatever it carries, and the worker writes a batch's facts with a few statements. Each fact keeps the id its own job
+ * would have, and the worker applies every fact idempotently, so a fact relayed twice — alone, or in two different
+ * batches — counts once. Settlements are batched only with settlements, and a fact relayed alone is queued as its own
+ * job (a lone settlement is `settle_<sessionId>`).
  */
+import { createHash } from 'node:crypto';
 import { z } from 'zod';
 
 export const BILLING_QUEUE = 'billing';
@@ -82,11 +89,38 @@ export const settleSessionJobSchema = z.object({
 });
 export type SettleSessionJob = z.infer<typeof settleSessionJobSchema>;
 
+/** The jobs whose facts may travel together in a `fact-batch` job. */
+export const BATCHED_FACT_NAMES = ['session-state', 'session-checkpoint', 'message', 'settle-session'] as const;
+export type BatchedFactName = (typeof BATCHED_FACT_NAMES)[number];
+
+/** Most facts in one `fact-batch` job (a few hundred KB of job data at most). */
+export const MAX_BATCH_FACTS = 250;
+
+/**
+ * Many facts in one job. Each fact's `data` is checked against its own job's schema by the worker, one by one: a
+ * fact that fails is refused alone, the others are applied.
+ */
+export const factBatchJobSchema = z.object({
+  facts: z
+    .array(
+      z.object({
+        name: z.enum(BATCHED_FACT_NAMES),
+        /** The id the fact's own job would have (billingJobId), for logs and deduplication. */
+        id: z.string().min(1).max(200),
+        data: z.unknown(),
+      }),
+    )
+    .min(1)
+    .max(MAX_BATCH_FACTS),
+});
+export type FactBatchJob = z.infer<typeof factBatchJobSchema>;
+
 export const billingJobSchemas = {
   'session-state': sessionStateJobSchema,
   'session-checkpoint': sessionCheckpointJobSchema,
   message: messageJobSchema,
   'settle-session': settleSessionJobSchema,
+  'fact-batch': factBatchJobSchema,
 } as const;
 
 export type BillingJobName = keyof typeof billingJobSchemas;
@@ -98,6 +132,9 @@ export const billingJobId = {
   sessionCheckpoint: (sessionId: string, at: string) => `ckpt_${sessionId}_${Date.parse(at)}`,
   message: (messageId: string) => `msg_${messageId}`,
   settleSession: (sessionId: string) => `settle_${sessionId}`,
+  /** A batch is named by its facts' ids, in any order: the same facts relayed again make the same job. */
+  factBatch: (factIds: readonly string[]) =>
+    `batch_${createHash('sha256').update([...factIds].sort().join('\n')).digest('hex').slice(0, 40)}`,
 };
 
 /** What the worker reports after a settlement commits (or is found already committed). */

@@ -66,7 +66,13 @@ export interface ContractLimits {
   maxMessageChars: number;
 }
 
-const uuid = z.string().uuid();
+/**
+ * An id as the server issues it: a uuid in lowercase. Live state is keyed by the id's text and Postgres compares
+ * uuids case-insensitively, so another spelling of a real id must not pass as a different one.
+ */
+export const canonicalUuid = z.string().uuid().regex(/^[0-9a-f-]+$/, 'a lowercase uuid');
+
+const uuid = canonicalUuid;
 const sessionRef = z.object({ sessionId: uuid }).strict();
 
 export function clientPayloadSchemas(limits: ContractLimits) {
@@ -141,9 +147,19 @@ export interface ServerToClientEvents {
   /** The clone could not answer a message (the model failed); the user's message is stored and not charged more. */
   'message:failed': (failed: { sessionId: string; messageId: string; error: { code: ErrorCode; message: string } }) => void;
   'session:ended': (ended: { sessionId: string; reason: EndReason; session: WireSession }) => void;
+  /**
+   * Sent just before the gateway disconnects a socket it had accepted: its access token expired (`token_expired`)
+   * or its user no longer exists (`unauthorized`). The client reconnects with a fresh token.
+   */
+  'auth:expired': (notice: { reason: AuthExpiredReason }) => void;
 }
 
-/** Data the gateway keeps on each authenticated socket. */
+/** Why an accepted socket is being disconnected (see `auth:expired`). */
+export type AuthExpiredReason = 'token_expired' | 'unauthorized';
+
+/** Data the gateway keeps on each authenticated socket (restored with it by connection state recovery). */
 export interface SocketData {
   userId: string;
+  /** When the socket's access token expires (ms since the epoch); the gateway disconnects the socket then. */
+  tokenExpiresAt: number;
 }

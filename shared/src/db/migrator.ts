@@ -13,6 +13,7 @@ import * as auditTrail from './migrations/0005-audit-trail.ts';
 import * as ledgerQueries from './migrations/0006-ledger-queries.ts';
 import * as documentIngestion from './migrations/0007-document-ingestion.ts';
 import * as embeddingHnsw from './migrations/0008-embedding-hnsw.ts';
+import * as sessionHotUpdates from './migrations/0009-session-hot-updates.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -25,6 +26,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0006-ledger-queries': ledgerQueries,
   '0007-document-ingestion': documentIngestion,
   '0008-embedding-hnsw': embeddingHnsw,
+  '0009-session-hot-updates': sessionHotUpdates,
 });
 
 export class MigrationError extends Error {

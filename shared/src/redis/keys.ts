@@ -57,7 +57,23 @@ export function dueLeaseKey(prefix: string): string {
   return `${prefix}:{due}:leases`;
 }
 
-/** The pattern of every user's outbox, for the sweep that relays what a crashed process left behind. */
+/**
+ * Sorted set: the user's open sockets on every gateway (member = socket id), scored by the instant (ms, Redis time)
+ * their gateway's lease on them runs out. Gateways renew the leases of their sockets; a dead gateway's lapse.
+ */
+export function connectionsKey(prefix: string, userId: string): string {
+  return `${prefix}:u:{${userId}}:conns`;
+}
+
+/**
+ * Set: the names of the users' outbox streams that hold something, kept by the Lua scripts that append to an outbox
+ * and by outbox-ack.lua, which takes an emptied one out. The recovery sweep reads it instead of scanning the keyspace.
+ */
+export function outboxIndexKey(prefix: string): string {
+  return `${prefix}:outboxes`;
+}
+
+/** The pattern of every user's outbox: outboxes written before the index existed are found by it once per process. */
 export function outboxPattern(prefix: string): string {
   return `${prefix}:u:*:outbox`;
 }

@@ -1,0 +1,81 @@
+/**
+ * The cap on one user's open sockets (MAX_CONNECTIONS_PER_USER), across every gateway: each socket holds a slot, a
+ * member of the user's sorted set in Redis (connectionsKey) scored by when its lease ends. The handshake takes a slot
+ * atomically (refused at the cap), a disconnect gives it back, and the gateway holding the socket renews its lease
+ * every third of `leaseMs`; the slots of a gateway that died lapse with their leases, without anyone cleaning up.
+ */
+import type { Redis } from 'ioredis';
+import type { Logger } from 'pino';
+import { connectionsKey } from '#shared/redis/keys.ts';
+import { commandName, registerScripts, runScript } from '../sessions/lua-scripts.ts';
+
+export interface ConnectionSlotsOptions {
+  redis: Redis;
+  /** REDIS_PREFIX. */
+  prefix: string;
+  /** Most sockets one user may hold (MAX_CONNECTIONS_PER_USER). */
+  max: number;
+  /** How long a slot outlives its gateway's last renewal (PRESENCE_TIMEOUT_MS: how long a silent gateway counts as alive). */
+  leaseMs: number;
+  logger: Logger;
+}
+
+export class ConnectionSlots {
+  /** userId → ids of the user's sockets on this gateway (their leases are renewed here). */
+  private readonly held = new Map<string, Set<string>>();
+  private timer: NodeJS.Timeout | undefined;
+  private renewing: Promise<void> | undefined;
+
+  constructor(private readonly options: ConnectionSlotsOptions) {
+    registerScripts(options.redis);
+  }
+
+  /** Takes a slot for a connecting socket; false when the user already holds `max` sockets (on any gateway). */
+  async take(userId: string, socketId: string): Promise<boolean> {
+    const { prefix, max, leaseMs } = this.options;
+    return (await runScript(this.options.redis, 'connection-take', [connectionsKey(prefix, userId)], [socketId, max, leaseMs])) === 1;
+  }
+
+  /** The socket is connected to this gateway: its lease is renewed until `release`. */
+  hold(userId: string, socketId: string): void {
+    const sockets = this.held.get(userId) ?? new Set();
+    sockets.add(socketId);
+    this.held.set(userId, sockets);
+  }
+
+  /** The socket is gone: its slot is free again. */
+  async release(userId: string, socketId: string): Promise<void> {
+    const sockets = this.held.get(userId);
+    sockets?.delete(socketId);
+    if (sockets?.size === 0) this.held.delete(userId);
+    await this.options.redis.zrem(connectionsKey(this.options.prefix, userId), socketId);
+  }
+
+  /** Renews this gateway's leases every third of the lease. */
+  start(): void {
+    const everyMs = Math.max(20, Math.floor(this.options.leaseMs / 3));
+    this.timer = setInterval(() => {
+      this.renewing ??= this.renew()
+        .catch((error: unknown) => this.options.logger.error({ err: error }, 'connection lease renewal failed'))
+        .finally(() => (this.renewing = undefined));
+    }, everyMs);
+  }
+
+  async close(): Promise<void> {
+    clearInterval(this.timer);
+    await this.renewing;
+  }
+
+  private async renew(): Promise<void> {
+    const { prefix, leaseMs } = this.options;
+    // one pipeline; the socket ids are read now, so a release sent after this cannot be undone by it
+    const pipeline = this.options.redis.pipeline();
+    const renew = commandName('connection-renew');
+    for (const [userId, sockets] of this.held) {
+      (pipeline as unknown as Record<string, (...args: Array<string | number>) => unknown>)[renew]!(connectionsKey(prefix, userId), leaseMs, ...sockets);
+    }
+    if (pipeline.length === 0) return;
+    const failed = (await pipeline.exec())?.find(([error]) => error);
+    if (failed) throw failed[0];
+  }
+}

@@ -1,0 +1,74 @@
+import { test } from 'uvu';
+import * as assert from 'uvu/assert';
+import { randomUUID } from 'node:crypto';
+import { outboxIndexKey, userKeys } from '#shared/redis/keys.ts';
+import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
+import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
+import { createClone, createUser, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
+
+// The recovery sweep finds outboxes through an index the Lua scripts keep (no keyspace SCAN): every outbox holding
+// facts is in it, an emptied one leaves it.
+let system: TestSystem;
+let queueDown = false;
+test.before(async () => {
+  system = await startSystem({
+    env: { OUTBOX_GRACE_MS: '0', RECONCILE_MS: '600000' },
+    wrapJobs: (sink: BillingJobSink) => ({
+      async addJobs(jobs) {
+        if (queueDown) throw new Error('injected: the queue is unreachable');
+        await sink.addJobs(jobs);
+      },
+    }),
+  });
+});
+test.after(async () => {
+  await system?.close();
+});
+
+const indexKey = () => outboxIndexKey(system.config.REDIS_PREFIX);
+
+test('an outbox holding facts is in the index until the relay empties it', async () => {
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '1.0000');
+  const client = await system.connect(userId);
+  const keys = userKeys(system.config.REDIS_PREFIX, userId);
+  const started = await startInRoom(system, client, { cloneId, type: 'voice' });
+  if (!started.ok) throw new Error(JSON.stringify(started));
+  // relayed at once: the outbox is empty again and out of the index
+  await waitFor(async () => (await system.redis.xlen(keys.outbox)) === 0, 5000, 'the relay');
+  assert.is(await system.redis.sismember(indexKey(), keys.outbox), 0);
+
+  queueDown = true;
+  const ended = await request(client, 'session:end', { sessionId: started.session.id }, 10_000);
+  assert.is(ended.ok ? 'ok' : ended.error.code, 'internal');
+  assert.ok((await system.redis.xlen(keys.outbox)) >= 2, 'the end and its settlement wait in the outbox');
+  assert.is(await system.redis.sismember(indexKey(), keys.outbox), 1, 'indexed by the script that wrote them');
+  assert.ok((await system.gateway.store.usersWithOutbox()).includes(userId));
+
+  queueDown = false;
+  assert.ok((await system.gateway.relay.sweep()) >= 2);
+  assert.is(await system.redis.xlen(keys.outbox), 0);
+  assert.is(await system.redis.sismember(indexKey(), keys.outbox), 0, 'emptied: out of the index');
+  assert.not.ok((await system.gateway.store.usersWithOutbox()).includes(userId));
+  client.disconnect();
+});
+
+test('an indexed outbox found empty leaves the index; an outbox written before the index is found once per process', async () => {
+  const ghost = userKeys(system.config.REDIS_PREFIX, randomUUID()).outbox;
+  await system.redis.sadd(indexKey(), ghost);
+  await system.gateway.relay.sweep();
+  assert.is(await system.redis.sismember(indexKey(), ghost), 0, 'nothing in it: dropped from the index');
+
+  // an outbox with a fact but not indexed, as a gateway of the version before the index left it
+  const userId = randomUUID();
+  const legacy = userKeys(system.config.REDIS_PREFIX, userId).outbox;
+  await system.redis.xadd(legacy, '*', 'kind', 'checkpoint', 'data', '{}');
+  await system.redis.srem(indexKey(), legacy);
+  const fresh = new SessionStore(system.redis, storeOptions(system.config));
+  assert.ok((await fresh.usersWithOutbox()).includes(userId), 'the first look of a process scans once');
+  assert.is(await system.redis.sismember(indexKey(), legacy), 1, 'and indexes what it found');
+  await system.redis.del(legacy);
+  await system.redis.srem(indexKey(), legacy);
+});
+
+test.run();
