@@ -74,4 +74,27 @@ test('only the clone\'s creator, only supported files, only up to MAX_UPLOAD_BYT
   assert.is((await harness.request({ method: 'GET', url: `/api/clones/${randomUUID()}/documents`, token: await harness.token(creator) })).statusCode, 404);
 });
 
+test('a malformed multipart body is a 400 invalid_payload, not a 500, and stores nothing', async () => {
+  const creator = await createUser(harness.database, 'creator');
+  const cloneId = await cloneOf(creator);
+  const url = `/api/clones/${cloneId}/documents`;
+  const token = await harness.token(creator);
+  const good = multipart('a.txt', 'text/plain', 'hello');
+  const bodies = [
+    // the header names another boundary than the body uses
+    { payload: good.payload, headers: { 'content-type': 'multipart/form-data; boundary=not-the-one' } },
+    // no boundary at all
+    { payload: good.payload, headers: { 'content-type': 'multipart/form-data' } },
+    // cut off in the middle of the file part
+    { payload: good.payload.subarray(0, good.payload.length - 20), headers: good.headers },
+  ];
+  for (const body of bodies) {
+    const response = await harness.request({ method: 'POST', url, token, ...body });
+    assert.is(response.statusCode, 400, `${body.headers['content-type']}: ${response.body}`);
+    assert.is(response.json().error.code, 'invalid_payload');
+  }
+  const rows = await harness.database.db.selectFrom('documents').select('id').where('clone_id', '=', cloneId).execute();
+  assert.is(rows.length, 0);
+});
+
 test.run();

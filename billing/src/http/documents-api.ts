@@ -75,7 +75,7 @@ export const documentsApi: FastifyPluginAsync<DocumentsApiOptions> = async (app,
     const { cloneId } = params.parse(request.params);
     await creatorOf(request, cloneId);
     if (!request.isMultipart()) throw new AppError('invalid_payload', 'send multipart/form-data with a `file` part');
-    const part = await request.file();
+    const part = await malformedAsInvalid(request.file());
     if (!part) throw new AppError('invalid_payload', 'no `file` part');
     try {
       documentKind(part.mimetype, part.filename);
@@ -83,7 +83,7 @@ export const documentsApi: FastifyPluginAsync<DocumentsApiOptions> = async (app,
       part.file.resume();
       throw new AppError('invalid_payload', error instanceof Error ? error.message : 'unsupported file type');
     }
-    const bytes = await part.toBuffer(); // throws RequestFileTooLargeError past MAX_UPLOAD_BYTES
+    const bytes = await malformedAsInvalid(part.toBuffer()); // RequestFileTooLargeError (413) past MAX_UPLOAD_BYTES
     const titleField = part.fields.title;
     const title = (titleField && 'value' in titleField ? String(titleField.value) : '').trim() || part.filename;
     const id = randomUUID();
@@ -112,3 +112,17 @@ export const documentsApi: FastifyPluginAsync<DocumentsApiOptions> = async (app,
     return reply.code(202).send({ document: { id, title, fileName: part.filename, processingStatus: 'pending', sizeBytes: bytes.length } });
   });
 };
+
+/**
+ * The multipart parser (busboy) rejects a body that does not parse — a boundary other than the header's, none, a
+ * body cut off — with a plain Error: that is the client's mistake (400), not ours. fastify's own errors (413) pass.
+ */
+async function malformedAsInvalid<T>(reading: Promise<T>): Promise<T> {
+  try {
+    return await reading;
+  } catch (error) {
+    const code = (error as { code?: unknown }).code;
+    if (typeof code === 'string' && code.startsWith('FST_')) throw error;
+    throw new AppError('invalid_payload', `malformed multipart body: ${error instanceof Error ? error.message : 'unreadable'}`);
+  }
+}
