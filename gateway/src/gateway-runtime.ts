@@ -21,7 +21,10 @@ export interface GatewayRuntime {
 export async function startGateway(config: Config, db: Kysely<Database>, logger: Logger): Promise<GatewayRuntime> {
   const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
   const queueConnection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  // ioredis reconnects by itself; without a listener each failed attempt is printed as an "Unhandled error event"
+  for (const connection of [redis, queueConnection]) connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   const queue = createBillingQueue(queueConnection, queuePrefix(config.REDIS_PREFIX));
+  queue.on('error', (error) => logger.warn({ err: error }, 'billing queue error'));
   const gateway = new Gateway({ config, db, redis, queue, replies: createReplyGenerator(config), logger });
   const port = await gateway.start();
   logger.info({ port, replies: config.OPENAI_API_KEY ? 'openai' : 'offline' }, 'gateway listening');

@@ -21,6 +21,7 @@ import {
   type ClientToServerEvents,
   type ServerToClientEvents,
   type SocketData,
+  type WireSession,
 } from '#shared/contract/socket-events.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { TokenVerifier } from '#shared/auth/token-verifier.ts';
@@ -33,7 +34,7 @@ import { QueueJobSink } from './sessions/queue-job-sink.ts';
 import { OutboxRelay, type BillingJobSink } from './sessions/outbox-relay.ts';
 import { SessionService, type UserNotifier } from './sessions/session-service.ts';
 import { SessionStore, storeOptions } from './sessions/session-store.ts';
-import { bindClientEvents } from './transport/client-events.ts';
+import { bindClientEvents, type InterGatewayEvents } from './transport/client-events.ts';
 import { ConnectionSlots } from './transport/connection-slots.ts';
 import { LoginRecorder } from './transport/login-recorder.ts';
 import { TokenRecheck } from './transport/token-recheck.ts';
@@ -62,7 +63,7 @@ export interface GatewayOptions {
   maxRepliesInFlight?: number;
 }
 
-export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+export type GatewayServer = Server<ClientToServerEvents, ServerToClientEvents, InterGatewayEvents, SocketData>;
 
 const userRoom = (userId: string) => `user:${userId}`;
 
@@ -83,7 +84,8 @@ export class Gateway {
   readonly rooms: VoiceRooms;
   readonly dispatcher: AgentDispatcher;
   private readonly scheduler: DueScheduler;
-  private readonly ticker: MeterTicker;
+  /** Public for tests: which users this gateway is metering. */
+  readonly ticker: MeterTicker;
   /** MAX_CONNECTIONS_PER_USER across gateways: a leased slot in Redis per socket. */
   private readonly slots: ConnectionSlots;
   /** Disconnects sockets whose token expired or whose user was deleted, every TOKEN_RECHECK_MS. */
@@ -127,6 +129,9 @@ export class Gateway {
     const notifier: UserNotifier = {
       emit: (userId, event, ...args) => {
         this.io.to(userRoom(userId)).emit(event, ...args);
+        // the gateway that made a session active may not be the one holding the user's sockets (a second tab, a
+        // LiveKit webhook): those gateways send the meter ticks, so they must start watching the user now
+        if (event === 'session:updated' && (args[0] as WireSession).status === 'active') this.io.serverSideEmit('user:active', userId);
       },
       emitLocal: (userId, event, ...args) => {
         this.io.local.to(userRoom(userId)).emit(event, ...args);
@@ -138,6 +143,8 @@ export class Gateway {
     this.rooms = new VoiceRooms({ config, redis, logger });
     const claims = new AgentClaims(redis, config.REDIS_PREFIX, AGENT_CLAIM_MS);
     this.storeRedis = redis.duplicate({ enableAutoPipelining: true });
+    // duplicates do not inherit listeners; ioredis reconnects by itself, the error is only worth a warning
+    for (const connection of [this.adapterRedis, this.storeRedis]) connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
     this.store = new SessionStore(this.storeRedis, storeOptions(config));
     this.relay = new OutboxRelay({ store: this.store, jobs: options.jobs ?? new QueueJobSink(queue), logger, graceMs: config.OUTBOX_GRACE_MS });
     this.service = new SessionService({
@@ -194,6 +201,10 @@ export class Gateway {
       socket.data.userId = user.userId;
       socket.data.tokenExpiresAt = user.expiresAt;
       next();
+    });
+
+    this.io.on('user:active', (userId) => {
+      if (this.localSockets.has(userId)) this.ticker.watch(userId);
     });
 
     this.io.on('connection', (socket) => {

@@ -39,9 +39,8 @@ test('a client on gateway A sees its session ended through gateway B', async () 
   // meter ticks come from the gateway holding the socket, once each
   const ticks: string[] = [];
   onA.on('meter:tick', (t) => ticks.push(t.sessionId));
-  // started through A: a gateway ticks the users active on it (a session started through another gateway is ticked
-  // on A only after the user acts on A — see the closing note)
-  const second = ok(await startInRoom(a, onA, { cloneId, type: 'voice' })).session;
+  // started through B: A, holding the socket, is told to meter the user (tests/gateway/cross-gateway-ticks.test.ts)
+  const second = ok(await startInRoom(b, onB, { cloneId, type: 'voice' })).session;
   await waitFor(() => ticks.filter((id) => id === second.id).length >= 2, 15_000, 'ticks on A');
   ok(await request(onA, 'session:end', { sessionId: second.id }));
   assert.is((await settled(session.id)).total_cost, ended.cost);

@@ -8,11 +8,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
-import { io } from 'socket.io-client';
-import { pino } from 'pino';
-import { Gateway } from '#gateway/gateway.ts';
-import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
+import type { Redis } from 'ioredis';
 import { connectionsKey } from '#shared/redis/keys.ts';
 import { FLOOD_FACTOR } from '#gateway/transport/acked-events.ts';
 import { createUser as createClusterUser, startCluster, type Cluster } from '../support/processes.ts';
@@ -23,8 +19,6 @@ const EVENTS_PER_SECOND = 20;
 const EVENT_BURST = 40;
 
 let system: TestSystem;
-let second: Gateway | undefined;
-let secondRedis: Redis | undefined;
 let cluster: Cluster | undefined;
 test.before(async () => {
   system = await startSystem({
@@ -32,8 +26,6 @@ test.before(async () => {
   });
 });
 test.after(async () => {
-  await second?.close();
-  secondRedis?.disconnect();
   await cluster?.close();
   await system?.close();
 });
@@ -203,27 +195,9 @@ test('concurrent handshakes of one user: exactly MAX_CONNECTIONS_PER_USER get in
 });
 
 test('the cap holds across gateways sharing Redis', async () => {
-  secondRedis = new Redis(system.config.REDIS_URL, { maxRetriesPerRequest: null });
-  second = new Gateway({
-    config: system.config,
-    db: system.database.db,
-    redis: secondRedis,
-    queue: system.queue,
-    replies: createReplyGenerator(system.config),
-    logger: pino({ level: 'silent' }),
-  });
-  const port = await second.start();
+  const second = await system.addGateway();
   const userId = await createUser(system);
-  const token = await system.token(userId);
-  const viaSecond = (): Promise<TestClient> =>
-    new Promise((resolve, reject) => {
-      const client: TestClient = io(`http://127.0.0.1:${port}`, { auth: { token }, transports: ['websocket'], reconnection: false, forceNew: true });
-      client.once('connect', () => resolve(client));
-      client.once('connect_error', (error) => {
-        client.disconnect();
-        reject(error);
-      });
-    });
+  const viaSecond = () => second.connect(userId);
   const onFirst = [await system.connect(userId), await system.connect(userId)];
   const onSecond = await viaSecond();
   assert.is(await attempt(viaSecond), 'too_many_connections');
@@ -234,7 +208,6 @@ test('the cap holds across gateways sharing Redis', async () => {
   assert.ok(typeof back !== 'string', String(back));
   for (const client of [...onFirst, back as TestClient]) client.disconnect();
   await second.close();
-  second = undefined;
 });
 
 test('the slots of a SIGKILLed gateway lapse after PRESENCE_TIMEOUT_MS; a live gateway keeps renewing its own', async () => {

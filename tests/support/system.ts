@@ -46,6 +46,15 @@ export interface TestSystem {
   token(userId: string, options?: { expiresIn?: string; audience?: string; secret?: string }): Promise<string>;
   /** A connected client of the user; rejects with the connect_error message. */
   connect(userId: string, auth?: Record<string, unknown>): Promise<TestClient>;
+  /** Another gateway process's worth of gateway (own Redis connection, same config, database and queue); closed with the system. */
+  addGateway(): Promise<ExtraGateway>;
+  close(): Promise<void>;
+}
+
+export interface ExtraGateway {
+  gateway: Gateway;
+  url: string;
+  connect(userId: string, auth?: Record<string, unknown>): Promise<TestClient>;
   close(): Promise<void>;
 }
 
@@ -125,7 +134,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
       .setExpirationTime(claims.expiresIn ?? '1h')
       .sign(new TextEncoder().encode(claims.secret ?? TEST_JWT_SECRET));
 
-  const connect: TestSystem['connect'] = async (userId, auth) => {
+  const connectTo = async (url: string, userId: string, auth?: Record<string, unknown>): Promise<TestClient> => {
     const client: TestClient = io(url, {
       auth: auth ?? { token: await token(userId) },
       transports: ['websocket'],
@@ -138,6 +147,28 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
       client.once('connect_error', (error) => reject(error));
     });
     return client;
+  };
+  const connect: TestSystem['connect'] = (userId, auth) => connectTo(url, userId, auth);
+
+  const extraGateways = new Set<ExtraGateway>();
+  const addGateway: TestSystem['addGateway'] = async () => {
+    const extraRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+    const extra = new Gateway({ config, db: database.db, redis: extraRedis, queue, jobs, replies: createReplyGenerator(config), logger });
+    const extraUrl = `http://127.0.0.1:${await extra.start()}`;
+    let closed: Promise<void> | undefined;
+    const handle: ExtraGateway = {
+      gateway: extra,
+      url: extraUrl,
+      connect: (userId, auth) => connectTo(extraUrl, userId, auth),
+      close: () =>
+        (closed ??= (async () => {
+          extraGateways.delete(handle);
+          await extra.close();
+          await extraRedis.quit();
+        })()),
+    };
+    extraGateways.add(handle);
+    return handle;
   };
 
   return {
@@ -153,8 +184,10 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     url,
     token,
     connect,
+    addGateway,
     async close() {
       for (const client of clients) client.disconnect();
+      await Promise.all([...extraGateways].map((extra) => extra.close()));
       await gateway.close();
       await worker.close();
       await queue.obliterate({ force: true }).catch(() => undefined);

@@ -16,7 +16,13 @@ import {
 import type { SessionService } from '../sessions/session-service.ts';
 import { ackedEvents } from './acked-events.ts';
 
-export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, Record<string, never>, SocketData>;
+/** Between gateway processes (through the adapter's stream). */
+export interface InterGatewayEvents {
+  /** A session of the user became active through the sending gateway: every gateway holding their sockets meters it. */
+  'user:active': (userId: string) => void;
+}
+
+export type GatewaySocket = Socket<ClientToServerEvents, ServerToClientEvents, InterGatewayEvents, SocketData>;
 
 export interface ClientEventsOptions {
   service: SessionService;
