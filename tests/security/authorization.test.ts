@@ -11,10 +11,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { Registry } from 'prom-client';
-import { buildBillingApp } from '#billing/http/billing-app.ts';
 import { userKeys } from '#shared/redis/keys.ts';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { billingAppOf, createClone, createUser, nextEvent, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 const REPLY_WORDS = 40;
 const REPLY = Array.from({ length: REPLY_WORDS }, (_, i) => `word${i}`).join(' ');
@@ -25,14 +23,7 @@ let uploadDir: string;
 test.before(async () => {
   system = await startSystem({ openai: { reply: () => REPLY, chunkDelayMs: 25 } });
   uploadDir = mkdtempSync(path.join(tmpdir(), 'tollgate-authz-'));
-  billing = buildBillingApp({
-    db: system.database.db,
-    config: system.config,
-    logger: { info() {}, warn() {}, error() {} },
-    registry: new Registry(),
-    checks: {},
-    documents: { uploadDir, maxUploadBytes: 10_000 },
-  });
+  billing = billingAppOf(system, { documents: { uploadDir, maxUploadBytes: 10_000 } });
   await billing.ready();
 });
 test.after(async () => {
@@ -104,7 +95,8 @@ test('every client event on another user\'s live chat and voice session is forbi
   intruderClient.disconnect();
 });
 
-test('another user\'s session:end does not cut its owner\'s streaming reply short', async () => {
+/** Two connected users; the owner has a chat running. */
+async function ownerChatAndIntruder() {
   const owner = await createUser(system, '50.0000');
   const intruder = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '1.0000');
@@ -112,7 +104,11 @@ test('another user\'s session:end does not cut its owner\'s streaming reply shor
   const intruderClient = await system.connect(intruder);
   const started = await request(ownerClient, 'session:start', { cloneId, type: 'chat' });
   if (!started.ok) throw new Error(JSON.stringify(started));
-  const sessionId = started.session.id;
+  return { owner, intruder, ownerClient, intruderClient, sessionId: started.session.id };
+}
+
+test('another user\'s session:end does not cut its owner\'s streaming reply short', async () => {
+  const { owner, ownerClient, intruderClient, sessionId } = await ownerChatAndIntruder();
   const firstDelta = nextEvent(ownerClient, 'message:delta', (d) => d.sessionId === sessionId, 5000);
   const completed = nextEvent(ownerClient, 'message:completed', (c) => c.sessionId === sessionId && c.message.senderType === 'ai', 10_000);
   assert.ok((await request(ownerClient, 'message:send', { sessionId, clientMessageId: 'q', content: 'talk to me' })).ok);
@@ -161,14 +157,7 @@ test('a session\'s events reach only its user\'s sockets; sockets sit in their o
 });
 
 test('a settled session stays forbidden to anyone but its user (read from Postgres), and only its user may rate it', async () => {
-  const owner = await createUser(system, '50.0000');
-  const intruder = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '1.0000');
-  const ownerClient = await system.connect(owner);
-  const intruderClient = await system.connect(intruder);
-  const started = await request(ownerClient, 'session:start', { cloneId, type: 'chat' });
-  if (!started.ok) throw new Error(JSON.stringify(started));
-  const sessionId = started.session.id;
+  const { owner, ownerClient, intruderClient, sessionId } = await ownerChatAndIntruder();
   assert.ok((await request(ownerClient, 'session:end', { sessionId })).ok);
   await waitFor(() => system.database.db.selectFrom('sessions').select('id').where('id', '=', sessionId).where('settled_at', 'is not', null).executeTakeFirst(), 10_000, 'settlement');
   // the live state gone too: everything is answered from Postgres

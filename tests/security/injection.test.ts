@@ -14,12 +14,10 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { chromium, type Browser, type Page } from 'playwright-core';
-import { Registry } from 'prom-client';
-import { buildBillingApp } from '#billing/http/billing-app.ts';
 import { ingestDocument } from '#shared/documents/ingest-document.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
-import { createClone, createUser, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { billingAppOf, createClone, createUser, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
 const WAIT_MS = 15_000;
 /** Markup that runs script if it is ever parsed as HTML, and an element that would show if it were. */
@@ -42,14 +40,7 @@ let uploadDir: string;
 test.before(async () => {
   system = await startSystem({ openai: { reply: () => REPLY } });
   uploadDir = mkdtempSync(path.join(tmpdir(), 'tollgate-injection-'));
-  billing = buildBillingApp({
-    db: system.database.db,
-    config: system.config,
-    logger: { info() {}, warn() {}, error() {} },
-    registry: new Registry(),
-    checks: {},
-    documents: { uploadDir, maxUploadBytes: 100_000 },
-  });
+  billing = billingAppOf(system, { documents: { uploadDir, maxUploadBytes: 100_000 } });
   await billing.listen({ port: 0, host: '127.0.0.1' });
   billingUrl = `http://127.0.0.1:${(billing.server.address() as AddressInfo).port}`;
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });

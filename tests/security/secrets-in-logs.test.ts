@@ -13,14 +13,12 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { io } from 'socket.io-client';
-import { Registry } from 'prom-client';
 import type { FastifyInstance } from 'fastify';
-import { buildBillingApp } from '#billing/http/billing-app.ts';
 import { signAgentToken } from '#shared/auth/agent-token.ts';
 import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
 import { createLogger, secretValues } from '#shared/observability/logger.ts';
 import { postWebhook, signedWebhook } from '../support/livekit.ts';
-import { createClone, createUser, request, startSystem, TEST_JWT_SECRET, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { billingAppOf, createClone, createUser, request, startSystem, TEST_JWT_SECRET, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 const OPENAI_KEY = 'sk-proj-SECRETopenaiKEY0123456789abcdefXYZ';
 const DEEPGRAM_KEY = 'dg-SECRETdeepgramKEY0123456789abcdef';
@@ -61,13 +59,7 @@ test.before(async () => {
     },
     logger: (config) => createLogger(config, 'gateway', destination),
   });
-  billing = buildBillingApp({
-    db: system.database.db,
-    config: system.config,
-    logger: createLogger(system.config, 'billing', destination),
-    registry: new Registry(),
-    checks: {},
-  });
+  billing = billingAppOf(system, { logger: createLogger(system.config, 'billing', destination) });
   await billing.ready();
 });
 

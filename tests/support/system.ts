@@ -15,6 +15,9 @@ import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contrac
 import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
 import { Reconciler } from '#billing/reconcile/reconciler.ts';
 import { Gateway } from '#gateway/gateway.ts';
+import type { FastifyInstance } from 'fastify';
+import { Registry } from 'prom-client';
+import { buildBillingApp, type BillingAppOptions } from '#billing/http/billing-app.ts';
 import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
 import { QueueJobSink } from '#gateway/sessions/queue-job-sink.ts';
 import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
@@ -275,4 +278,22 @@ export async function startInRoom(
   const got = await request(client, 'session:get', { sessionId });
   if (!got.ok) throw new Error(JSON.stringify(got));
   return { ...started, session: got.session };
+}
+
+/**
+ * The billing process's HTTP app (ledger, documents, console) on the system's database and config, not listening
+ * (call `listen` or `inject`); silent unless a logger is given.
+ */
+export function billingAppOf(
+  system: TestSystem,
+  options: { documents?: BillingAppOptions['documents']; logger?: BillingAppOptions['logger'] } = {},
+): FastifyInstance {
+  return buildBillingApp({
+    db: system.database.db,
+    config: system.config,
+    logger: options.logger ?? { info() {}, warn() {}, error() {} },
+    registry: new Registry(),
+    checks: {},
+    ...(options.documents ? { documents: options.documents } : {}),
+  });
 }
