@@ -5,6 +5,10 @@ import { countPromptTokens, countTokens } from '#gateway/replies/count-tokens.ts
 import { Tiktoken } from 'js-tiktoken/lite';
 import o200kBase from 'js-tiktoken/ranks/o200k_base';
 
+// the oracle: js-tiktoken's own encoder (what the counter must agree with, count for count)
+const encoder = new Tiktoken(o200kBase);
+const rawTokens = (text: string) => encoder.encode(text, [], []).length;
+
 test('text is counted in o200k_base tokens', () => {
   assert.is(countTokens(''), 0);
   assert.is(countTokens('hello world'), 2);
@@ -39,16 +43,33 @@ test('remembered counts are the counts: a prompt costs the same the first and ev
   assert.is(countTokens(`${text}`), countTokens(text.slice(0)), 'equal text, equal count');
 });
 
-test('a remembered count is the encoder\'s count: every text of the repository\'s documents, twice', () => {
+test('piece by piece and remembered, every count equals the encoder\'s over varied text (seeded)', () => {
+  const alphabet = [
+    'a', 'b', 'Z', 'é', 'ß', 'Ж', '中', '文', 'ا', '😀', '👍🏽', '1', '23', '4567', ' ', '  ', '   ', '\t', '\n', '\r\n', '\n\n',
+    '.', ',', '!', '?', '...', '--', '/', '\\', '"', "'", "'s", "'LL", "n't", '(', ')', '[', ']', '{', '}', '$', '%', '&',
+    '<|endoftext|>', '<|im_start|>', 'hello', ' world', 'The', ' quick', 'brown', 'FOX', 'camelCase', 'snake_case',
+    'https://example.com/a?b=c', '\u0301', '\u200b', 'x'.repeat(40),
+  ];
+  let seed = 20261126;
+  const random = () => ((seed = (seed * 1103515245 + 12345) % 2 ** 31) / 2 ** 31);
+  for (let i = 0; i < 600; i++) {
+    let text = '';
+    const parts = 1 + Math.floor(random() * 30);
+    for (let j = 0; j < parts; j++) text += alphabet[Math.floor(random() * alphabet.length)];
+    assert.is(countTokens(text), rawTokens(text), `seed case ${i}: ${JSON.stringify(text)}`);
+    assert.is(countTokens(text), rawTokens(text), 'the same again, remembered');
+  }
+});
+
+test('counts equal the encoder\'s over real prose, code and markup: the repository\'s own documents', () => {
   const root = new URL('../../', import.meta.url);
-  const encoder = new Tiktoken(o200kBase);
-  for (const file of ['README.md', 'docs/architecture.md', 'docs/protocol.md', 'gateway/lua/includes/live-state.lua']) {
+  for (const file of ['README.md', 'docs/architecture.md', 'docs/protocol.md', 'gateway/lua/includes/live-state.lua', 'gateway/web/widget.css']) {
     const text = readFileSync(new URL(file, root), 'utf8');
-    for (const part of [text, ...text.split(/\n\n/)]) {
-      const expected = encoder.encode(part, [], []).length;
-      assert.is(countTokens(part), expected, `${file}: ${part.slice(0, 60)}`);
-      assert.is(countTokens(part), expected, 'the same again, remembered');
-    }
+    assert.is(countTokens(text), rawTokens(text), file);
+    for (const paragraph of text.split(/\n\n/)) assert.is(countTokens(paragraph), rawTokens(paragraph), `${file}: ${paragraph.slice(0, 60)}`);
+  }
+  for (const long of ['x'.repeat(3000), '1234567890'.repeat(50), ' '.repeat(500), 'é'.repeat(700), '\ud83d'.repeat(5), 'a\ud800b']) {
+    assert.is(countTokens(long), rawTokens(long), JSON.stringify(long.slice(0, 20)));
   }
 });
 

@@ -344,12 +344,12 @@ export class SessionService {
     return active;
   }
 
-  /** The user's last socket on this gateway went away: their active chats pause unless another gateway sees them. */
   /** Keeps this gateway's sighting of a connected user fresh, apart from the (slower, heavier) meter tick. */
   heartbeat(userId: string): Promise<boolean> {
     return this.store.refreshPresence(userId, this.gatewayId);
   }
 
+  /** The user's last socket on this gateway went away: their active chats pause unless another gateway sees them. */
   async leave(userId: string): Promise<void> {
     await this.commit(userId, await this.store.presenceLeave(userId, this.gatewayId));
   }
