@@ -28,6 +28,8 @@ export interface BenchProcess {
   readonly exited: boolean;
   /** SIGTERM, then SIGKILL after a grace period; resolves once it exited. */
   stop(): Promise<void>;
+  /** Runs a full garbage collection in the process (scripts/bench/gc-on-signal.ts) and gives it a second. */
+  collectGarbage(): Promise<void>;
 }
 
 export interface SpawnOptions {
@@ -89,7 +91,7 @@ async function healthy(url: string): Promise<boolean> {
 
 /** Spawns the process and resolves once GET /healthz on `port` answers 200 (rejects with its output otherwise). */
 export async function spawnBenchProcess(options: SpawnOptions): Promise<BenchProcess> {
-  const nodeArgs = ['--import', 'tsx'];
+  const nodeArgs = ['--import', 'tsx', '--expose-gc', '--import', path.join(ROOT, 'scripts/bench/gc-on-signal.ts')];
   if (options.cpuProfileDir) {
     nodeArgs.unshift('--cpu-prof', `--cpu-prof-dir=${options.cpuProfileDir}`, `--cpu-prof-name=${options.name}.cpuprofile`);
   }
@@ -152,5 +154,10 @@ export async function spawnBenchProcess(options: SpawnOptions): Promise<BenchPro
       return exited;
     },
     stop,
+    async collectGarbage() {
+      if (exited) return;
+      child.kill('SIGUSR2');
+      await new Promise((resolve) => setTimeout(resolve, 1000));
+    },
   };
 }

@@ -1,7 +1,7 @@
 /**
  * Scenario 1, idle connections: ramp N authenticated connections (one user each) onto one gateway, hold them, and
- * read the gateway's RSS; then the same ramp onto the bare Socket.IO server (no auth, no Redis). Figures: connect
- * rate (connections / ramp time), RSS per connection ((RSS after the hold − RSS before the ramp) / connections),
+ * read the gateway's RSS and heap, each after a full garbage collection (scripts/bench/gc-on-signal.ts); then the
+ * same ramp onto the bare Socket.IO server (no auth, no Redis). Figures: connect rate (connections / ramp time), RSS per connection ((RSS after the hold − RSS before the ramp) / connections),
  * disconnects during the hold. N is capped by the open-files limit the processes got (reported when it is).
  */
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
@@ -70,6 +70,7 @@ async function ramp(ctx: ScenarioContext, server: BenchProcess, userIds: string[
   await ctx.load.call('connect', { ...connectParams, pool: `${pool}-warm`, userIds: userIds.slice(0, Math.min(WARM_UP_CONNECTIONS, attempted)) });
   await ctx.load.call('disconnect', { pool: `${pool}-warm` });
   await sleep(1000);
+  await server.collectGarbage();
   const heapBefore = await heapUsed(server.url);
   const before = readProc(server.pid)!;
   const sampler = new ProcSampler({ server: server.pid, load: ctx.load.pid });
@@ -78,6 +79,7 @@ async function ramp(ctx: ScenarioContext, server: BenchProcess, userIds: string[
   const cpu = sampler.stop();
   ctx.progress.note(`  ${pool}: ${result.connected} connected in ${(result.durationMs / 1000).toFixed(1)} s (${result.failed} failed); holding`);
   await sleep(idle.holdMs);
+  await server.collectGarbage();
   const after = readProc(server.pid)!;
   const heapAfter = await heapUsed(server.url);
   const stats = await ctx.load.call('poolStats', { pool });
