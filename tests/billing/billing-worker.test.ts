@@ -8,6 +8,7 @@ import { billingJobId, type SettlementResult } from '#shared/contract/billing-jo
 import { parseRatio } from '#shared/money/money.ts';
 import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { waitFor } from '../../scripts/lib/wait-until.ts';
 import { createParties, messageJob, sessionHeader, settleJob, stateJob, type Parties } from './fixtures.ts';
 
 const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
@@ -51,22 +52,16 @@ test.after(async () => {
   await t?.drop();
 });
 
-/** Waits for a condition, checking every 20 ms, failing after `timeoutMs`. */
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 10_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 async function finished(jobId: string) {
-  return waitFor(`job ${jobId} to finish`, async () => {
-    const job = await queue.getJob(jobId);
-    return job?.finishedOn ? job : undefined;
-  });
+  return waitFor(
+    async () => {
+      const job = await queue.getJob(jobId);
+      return job?.finishedOn ? job : undefined;
+    },
+    10_000,
+    `job ${jobId} to finish`,
+  );
 }
 
 test('jobs through a real BullMQ queue settle a session once and report it to onSettled', async () => {
@@ -180,10 +175,14 @@ test('a failing onSettled hook retries the job; the retry settles nothing twice'
       jobId,
       backoff: { type: 'fixed', delay: 10 },
     });
-    const job = await waitFor('the retried job to complete', async () => {
-      const j = await hookQueue.getJob(jobId);
-      return j?.finishedOn ? j : undefined;
-    });
+    const job = await waitFor(
+      async () => {
+        const j = await hookQueue.getJob(jobId);
+        return j?.finishedOn ? j : undefined;
+      },
+      10_000,
+      'the retried job to complete',
+    );
     assert.is(await job.getState(), 'completed');
     assert.is(job.attemptsMade, 2);
     assert.is(calls, 2);

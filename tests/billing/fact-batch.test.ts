@@ -10,6 +10,7 @@ import { writeFacts, type Fact } from '#billing/settle/write-facts.ts';
 import { packJobs, type BillingJob } from '#gateway/sessions/outbox-jobs.ts';
 import { QueueJobSink } from '#gateway/sessions/queue-job-sink.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import { waitFor } from '../../scripts/lib/wait-until.ts';
 import { createParties, messageJob, sessionHeader, settleJob, snapshot, stateJob, type Parties } from './fixtures.ts';
 
 // Facts (messages, states, checkpoints) travel and are written many at a time: duplicates inside a batch, a batch
@@ -36,15 +37,6 @@ test.after(async () => {
   await t?.drop();
 });
 
-async function waitFor<T>(what: string, probe: () => Promise<T | undefined | null | false>, timeoutMs = 20_000): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 20));
-  }
-}
 
 const message = (data: MessageJob): Fact => ({ name: 'message', data });
 const messagesOf = (sessionId: string) =>
@@ -188,10 +180,11 @@ test('through BullMQ: concurrent relays share batch jobs; re-relayed, regrouped 
 
     await worker.start();
     await queue.resume();
-    await waitFor('the queue to drain', async () => {
-      const left = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized');
-      return Object.values(left).every((n) => n === 0);
-    });
+    await waitFor(
+      async () => Object.values(await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized')).every((n) => n === 0),
+      20_000,
+      'the queue to drain',
+    );
     const failed = await queue.getJobCounts('failed');
     assert.is(failed.failed, 0);
     for (const [i, header] of sessions.entries()) {

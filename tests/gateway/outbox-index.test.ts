@@ -2,9 +2,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { outboxIndexKey, userKeys } from '#shared/redis/keys.ts';
-import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
 import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
+import { createClone, createUser, request, startSystem, unreachableWhile, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // The recovery sweep finds outboxes through an index the Lua scripts keep (no keyspace SCAN): every outbox holding
 // facts is in it, an emptied one leaves it.
@@ -13,12 +12,7 @@ let queueDown = false;
 test.before(async () => {
   system = await startSystem({
     env: { OUTBOX_GRACE_MS: '0', RECONCILE_MS: '600000' },
-    wrapJobs: (sink: BillingJobSink) => ({
-      async addJobs(jobs) {
-        if (queueDown) throw new Error('injected: the queue is unreachable');
-        await sink.addJobs(jobs);
-      },
-    }),
+    wrapJobs: unreachableWhile(() => queueDown),
   });
 });
 test.after(async () => {

@@ -3,8 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { userKeys } from '#shared/redis/keys.ts';
-import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
+import { createClone, createUser, nextEvent, request, startSystem, unreachableWhile, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Recovery without extra processes: a client that drops mid-reply, an outbox left behind by a crash, and live
 // state lost from Redis. Checkpoints every 200 ms; the sweep and reconciler are run by hand.
@@ -14,12 +13,7 @@ test.before(async () => {
   system = await startSystem({
     env: { CHECKPOINT_MS: '200', OUTBOX_GRACE_MS: '0', RECONCILE_MS: '600000' },
     openai: { reply: () => 'one two three four five six seven eight nine ten', chunkDelayMs: 60 },
-    wrapJobs: (sink: BillingJobSink) => ({
-      async addJobs(jobs) {
-        if (queueDown) throw new Error('injected: the queue is unreachable');
-        await sink.addJobs(jobs);
-      },
-    }),
+    wrapJobs: unreachableWhile(() => queueDown),
   });
 });
 test.after(async () => {

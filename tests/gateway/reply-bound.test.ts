@@ -69,18 +69,24 @@ async function connect(userId: string): Promise<TestClient> {
   return client;
 }
 
+/** Starts `count` chats of the clone one after another; their ids in order. */
+async function startChats(client: TestClient, cloneId: string, count: number): Promise<string[]> {
+  const sessions: string[] = [];
+  for (let i = 0; i < count; i++) {
+    const started = await request(client, 'session:start', { cloneId, type: 'chat' });
+    if (!started.ok) throw new Error(JSON.stringify(started));
+    sessions.push(started.session.id);
+  }
+  return sessions;
+}
+
 test('beyond the bound, replies queue in order instead of streaming at once; every one comes, none is dropped', async () => {
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '0.0100');
   const client = await connect(userId);
   const completed: WireMessage[] = [];
   client.on('message:completed', ({ message }) => completed.push(message));
-  const sessions: string[] = [];
-  for (let i = 0; i < 4; i++) {
-    const started = await request(client, 'session:start', { cloneId, type: 'chat' });
-    if (!started.ok) throw new Error(JSON.stringify(started));
-    sessions.push(started.session.id);
-  }
+  const sessions = await startChats(client, cloneId, 4);
   // every message is acknowledged at once, whether its reply generates or waits
   for (const [i, sessionId] of sessions.entries()) {
     const sent = await request(client, 'message:send', { sessionId, clientMessageId: `q${i}`, content: `q${i}` });
@@ -107,13 +113,8 @@ test('a reply still waiting when its session pauses is dropped from the queue: n
   const client = await connect(userId);
   const completed: WireMessage[] = [];
   client.on('message:completed', ({ message }) => completed.push(message));
-  const sessions: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const started = await request(client, 'session:start', { cloneId, type: 'chat' });
-    if (!started.ok) throw new Error(JSON.stringify(started));
-    sessions.push(started.session.id);
-    await request(client, 'message:send', { sessionId: started.session.id, clientMessageId: `p${i}`, content: `p${i}` });
-  }
+  const sessions = await startChats(client, cloneId, 3);
+  for (const [i, sessionId] of sessions.entries()) await request(client, 'message:send', { sessionId, clientMessageId: `p${i}`, content: `p${i}` });
   await waitFor(() => gateway.service.replyLoad.queued === 1, 5000, 'the third reply waiting');
   const paused = await request(client, 'session:pause', { sessionId: sessions[2]! });
   assert.ok(paused.ok);

@@ -236,15 +236,16 @@ export function nextEvent<E extends keyof ServerToClientEvents>(
   });
 }
 
-/** Polls `check` until it returns a value that is not undefined/false, or fails after `timeoutMs`. */
-export async function waitFor<T>(check: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 10_000, what = 'condition'): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await check();
-    if (value !== undefined && value !== false) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((resolve) => setTimeout(resolve, 25));
-  }
+export { waitFor } from '../../scripts/lib/wait-until.ts';
+
+/** A `wrapJobs` whose sink throws while `down()` says the queue is unreachable (the outbox must hold the facts). */
+export function unreachableWhile(down: () => boolean): (sink: BillingJobSink) => BillingJobSink {
+  return (sink) => ({
+    async addJobs(jobs) {
+      if (down()) throw new Error('injected: the queue is unreachable');
+      await sink.addJobs(jobs);
+    },
+  });
 }
 
 /** Inserts a user with the given credits; returns its id. */
