@@ -178,8 +178,7 @@ export class Gateway {
     const metrics = this.createMetrics();
     const verifier = new TokenVerifier({ secret: config.JWT_SECRET, audience: config.JWT_AUDIENCE });
     const schemas = clientPayloadSchemas({ maxMessageChars: config.MAX_MESSAGE_CHARS });
-    // a slot outlives a silent gateway as long as its sighting of the user does
-    this.slots = new ConnectionSlots({ redis, prefix: config.REDIS_PREFIX, max: config.MAX_CONNECTIONS_PER_USER, leaseMs: config.PRESENCE_TIMEOUT_MS, logger });
+    this.slots = new ConnectionSlots({ redis, prefix: config.REDIS_PREFIX, max: config.MAX_CONNECTIONS_PER_USER, leaseMs: config.CONNECTION_LEASE_MS, logger });
     this.logins = new LoginRecorder(db);
     this.recheck = new TokenRecheck({ sockets: () => this.io.of('/').sockets.values(), db, intervalMs: config.TOKEN_RECHECK_MS, logger });
 

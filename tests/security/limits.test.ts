@@ -210,9 +210,9 @@ test('the cap holds across gateways sharing Redis', async () => {
   await second.close();
 });
 
-test('the slots of a SIGKILLed gateway lapse after PRESENCE_TIMEOUT_MS; a live gateway keeps renewing its own', async () => {
+test('the slots of a SIGKILLed gateway lapse after CONNECTION_LEASE_MS; a live gateway keeps renewing its own', async () => {
   const LEASE_MS = 1500;
-  cluster = await startCluster({ env: { MAX_CONNECTIONS_PER_USER: '2', PRESENCE_TIMEOUT_MS: String(LEASE_MS) } });
+  cluster = await startCluster({ env: { MAX_CONNECTIONS_PER_USER: '2', CONNECTION_LEASE_MS: String(LEASE_MS) } });
   const [doomed, survivor] = await Promise.all([cluster.startGateway('doomed'), cluster.startGateway('survivor')]);
   const userId = await createClusterUser(cluster.database.db);
   const held = [await cluster.connect(doomed, userId), await cluster.connect(doomed, userId)];

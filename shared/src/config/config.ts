@@ -58,6 +58,8 @@ export const configSchema = z.object({
    * longer exists, is disconnected (the client reconnects with a fresh token).
    */
   TOKEN_RECHECK_MS: integer(60_000, 50),
+  /** How long a connection slot outlives its gateway's last renewal (a crashed gateway's sockets stop counting then). */
+  CONNECTION_LEASE_MS: integer(60_000, 100),
   /** Client events one socket may send per second, sustained (then `rate_limited`). */
   EVENTS_PER_SECOND: integer(20, 1),
   /** Client events one socket may send in a burst. */
