@@ -156,6 +156,43 @@ test('without KeepAlive the fake closes an idle stream (1011), which is reported
   }, { keepAliveMs: 60_000, reconnectAttempts: 0 });
 });
 
+test('a stream the network drops (1011) is reopened: speech after the drop still becomes an utterance, nothing failed', async () => {
+  const transcripts = ['Before the drop.', 'After the drop.'];
+  await withStt({ transcripts }, async (fake, stt) => {
+    const { events, listener } = recorder();
+    await stt.start(listener);
+    sendAll(stt, concatSamples(silence(RATE, 200), tone(RATE, 400), silence(RATE, 600)));
+    await until(() => events.includes('utterance:Before the drop.'), 'the first utterance');
+    fake.dropStreams(1011, 'network failure');
+    await until(() => fake.streams.length === 2 && fake.streams[1]!.closed === undefined, 'a second stream, open');
+    // the client sees the new socket open a moment after the server does: frames before that are not sent
+    await until(() => {
+      sendAll(stt, silence(RATE, 20));
+      return fake.streams[1]!.bytes > 0;
+    }, 'audio flowing on the reopened stream');
+    sendAll(stt, concatSamples(tone(RATE, 400), silence(RATE, 600)));
+    await until(() => events.some((e) => e.startsWith('utterance:') && e !== 'utterance:Before the drop.'), 'an utterance on the reopened stream');
+    assert.equal(events.filter((e) => e.startsWith('failed:')), [], 'a reopened stream is not a failure');
+    assert.is(fake.streams[0]!.closed?.code, 1011);
+  }, { reconnectAttempts: 2 });
+});
+
+test('drops beyond reconnectAttempts are reported as failed, once', async () => {
+  await withStt({}, async (fake, stt) => {
+    const { events, listener } = recorder();
+    await stt.start(listener);
+    for (let drop = 1; drop <= 2; drop++) {
+      fake.dropStreams(1011, `drop ${drop}`);
+      if (drop < 2) await until(() => fake.streams.length === drop + 1 && fake.streams[drop]!.closed === undefined, `stream ${drop + 1} open`);
+    }
+    await until(() => events.length > 0, 'the failure');
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    assert.equal(events.length, 1, JSON.stringify(events));
+    assert.match(events[0]!, /^failed:the Deepgram stream closed \(code 1011: drop 2/);
+    assert.is(fake.streams.length, 2, 'no third stream');
+  }, { reconnectAttempts: 1 });
+});
+
 test('a refused key makes start() reject', async () => {
   await withStt({ apiKey: 'the-right-key' }, async (fake, stt) => {
     const error = await stt.start(recorder().listener).then(
