@@ -9,6 +9,7 @@
  * a group that fails is split up, so one bad fact or session never fails the others, and a settlement whose user is
  * busy waits on its own.
  */
+import { hostname } from 'node:os';
 import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -70,7 +71,7 @@ export interface BillingWorkerOptions {
    * BILLING_CONCURRENCY (Postgres transactions at once; the worker holds JOBS_PER_TRANSACTION times as many jobs) and
    * platformFeeRate (the platform's share of each charge).
    */
-  config: Pick<Config, 'BILLING_CONCURRENCY' | 'platformFeeRate'>;
+  config: Pick<Config, 'BILLING_CONCURRENCY' | 'BILLING_LOCK_MS' | 'platformFeeRate'>;
   db: Kysely<Database>;
   /** BullMQ connection: ioredis options or an ioredis instance, with `maxRetriesPerRequest: null`. Not closed by `close()`. */
   connection: ConnectionOptions;
@@ -157,10 +158,14 @@ export class BillingWorker {
     const worker = new Worker(BILLING_QUEUE, (job) => this.#process(job), {
       connection,
       prefix,
+      // stored on every job it runs (job.processedBy): which process holds or ran a job
+      name: `billing:${hostname()}:${process.pid}`,
       concurrency: config.BILLING_CONCURRENCY * JOBS_PER_TRANSACTION,
       // Every job is idempotent, so a job whose lock was lost may safely run again; a job stalled by repeated worker
       // crashes must not be failed for good (a message job has no reconciler to rescue it).
       maxStalledCount: 1000,
+      lockDuration: config.BILLING_LOCK_MS,
+      stalledInterval: config.BILLING_LOCK_MS,
     });
     this.#worker = worker;
     worker.on('error', (error) => logger?.error({ err: error }, 'billing worker error'));

@@ -36,6 +36,8 @@ export interface ChaosCluster {
   slowStarts: string[];
   /** SIGKILLs the slot's process (it stays down until `restart`). */
   kill(slot: Slot): Promise<void>;
+  /** SIGSTOP for `ms`, then SIGCONT: the process is frozen (a long GC pause, a stalled VM), not dead. */
+  freeze(slot: Slot, ms: number): Promise<void>;
   /** Starts the slot's process again on its ports; resolves once healthy. */
   restart(slot: Slot): Promise<void>;
   close(): Promise<void>;
@@ -58,6 +60,8 @@ const CHAOS_SETTINGS: Record<string, string> = {
   DUE_POLL_MS: '50',
   CHECKPOINT_MS: '2000',
   LEASE_MS: '2000',
+  // short job locks, so a worker frozen for a few seconds loses its running jobs to the other one (fault loop)
+  BILLING_LOCK_MS: '2000',
   OUTBOX_GRACE_MS: '1000',
   RECONCILE_MS: '2000',
   PRESENCE_TIMEOUT_MS: '3000',
@@ -154,6 +158,14 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
     crashes,
     slowStarts,
     gateways: () => slots.filter((s) => s.kind === 'gateway'),
+    async freeze(slot, ms) {
+      process.kill(slot.process.pid, 'SIGSTOP');
+      try {
+        await new Promise((resolve) => setTimeout(resolve, ms));
+      } finally {
+        process.kill(slot.process.pid, 'SIGCONT');
+      }
+    },
     async kill(slot) {
       slot.killed = true;
       await slot.process.kill('SIGKILL');

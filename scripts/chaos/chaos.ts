@@ -13,7 +13,7 @@
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { Queue } from 'bullmq';
+import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { createDatabase } from '#shared/db/database.ts';
@@ -83,6 +83,17 @@ try {
     const record = emptyRecord();
     phase = 'running the load and the faults';
     log(`load: ${users} users on ${cluster.gateways().length} gateways for ${durationS}s; faults until ${Math.max(1, durationS - (short ? 3 : 10))}s`);
+    // jobs a worker's stalled check took back from a worker that stopped renewing its locks (the frozen one, or one
+    // SIGKILLed mid-job): each then ran again elsewhere, while the frozen worker still held it
+    const eventsRedis = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
+    eventsRedis.on('error', () => undefined); // Redis restarts are part of the run
+    const probeRedis = eventsRedis.duplicate();
+    probeRedis.on('error', () => undefined);
+    const probeQueue = new Queue(BILLING_QUEUE, { connection: probeRedis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
+    const jobEvents = new QueueEvents(BILLING_QUEUE, { connection: eventsRedis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
+    jobEvents.on('error', () => undefined);
+    let takenOver = 0;
+    jobEvents.on('stalled', () => void (takenOver += 1));
     const [, faults] = await Promise.all([
       runLoad({
         users: people.map((p) => ({ id: p.id })),
@@ -93,7 +104,16 @@ try {
         random: seededRandom(seed ^ 0x5bd1e995),
         until,
       }, record),
-      runFaults({ cluster, random, startedAt, until: until - (short ? 3000 : 10_000), killEverySeconds: short ? [2, 4] : [3, 6], log }),
+      runFaults({
+        cluster,
+        random,
+        startedAt,
+        until: until - (short ? 3000 : 10_000),
+        killEverySeconds: short ? [2, 4] : [3, 6],
+        freezeMs: 3 * Number(cluster.env.BILLING_LOCK_MS),
+        activeJobHolders: async () => (await probeQueue.getActive()).flatMap((job) => (job.processedBy ? [job.processedBy] : [])),
+        log,
+      }),
     ]);
     log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ${record.timeouts} unanswered, errors ${JSON.stringify(Object.fromEntries(record.errors))}`);
 
@@ -129,6 +149,10 @@ try {
     }
     log(`drained in ${((Date.now() - drainStart) / 1000).toFixed(1)}s`);
 
+    await bounded('closing the job events', Promise.all([jobEvents.close(), probeQueue.close()]));
+    eventsRedis.disconnect();
+    probeRedis.disconnect();
+
     phase = 'checking the invariants';
     const report = await checkInvariants(db, record, initialCredits);
     const restarts = faults.redisRestarts + faults.postgresRestarts;
@@ -148,7 +172,8 @@ try {
     const allHold = report.checks.every((c) => c.ok) && report.lost === 0 && report.created === 0;
     console.log(
       `chaos: ${allHold ? 'PASS' : 'FAIL'} seed=${seed} sessions=${report.sessions} messages=${report.messages} kills=${faults.kills} ` +
-        `restarts=${restarts} (redis ${faults.redisRestarts}, postgres ${faults.postgresRestarts}) duplicates absorbed=${record.duplicatesAbsorbed} ` +
+        `restarts=${restarts} (redis ${faults.redisRestarts}, postgres ${faults.postgresRestarts}) freezes=${faults.freezes} ` +
+        `jobs taken over=${takenOver} duplicates absorbed=${record.duplicatesAbsorbed} ` +
         `lost=${report.lost} created=${report.created} in ${((Date.now() - began) / 1000).toFixed(0)}s`,
     );
     exitCode = allHold ? 0 : 1;

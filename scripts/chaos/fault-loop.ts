@@ -1,8 +1,10 @@
 /**
  * The chaos run's faults, seeded so a run replays: every few seconds a random gateway or billing worker is
  * SIGKILLed and started again; Redis is SIGKILLed and restarted (AOF replay) at fixed fractions of the run (at
- * least twice); Postgres is crash-restarted (`pg_ctl restart -m immediate`) once. Each fault is logged with the
- * time since the start.
+ * least twice); Postgres is crash-restarted (`pg_ctl restart -m immediate`) once; a billing worker is frozen
+ * (SIGSTOP) for a few job-lock lifetimes, so the other worker takes over its running jobs while it still holds them,
+ * then thawed (SIGCONT) to finish them too: two workers run the same jobs at once. Each fault is logged with the time
+ * since the start.
  */
 import type { SeededRandom } from '../lib/seeded-random.ts';
 import type { ChaosCluster } from './chaos-cluster.ts';
@@ -11,6 +13,8 @@ export interface FaultCounts {
   kills: number;
   redisRestarts: number;
   postgresRestarts: number;
+  /** Billing workers frozen past their job locks. */
+  freezes: number;
 }
 
 export interface FaultLoopOptions {
@@ -21,6 +25,10 @@ export interface FaultLoopOptions {
   until: number;
   /** Seconds between process kills: [min, max]. */
   killEverySeconds: [number, number];
+  /** How long a frozen billing worker stays frozen: a few of its BILLING_LOCK_MS. */
+  freezeMs: number;
+  /** Who holds the billing jobs running now (their `processedBy`: `billing:<host>:<pid>`). */
+  activeJobHolders(): Promise<string[]>;
   log(line: string): void;
 }
 
@@ -28,9 +36,10 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runFaults(options: FaultLoopOptions): Promise<FaultCounts> {
   const { cluster, random, startedAt, until, log } = options;
-  const counts: FaultCounts = { kills: 0, redisRestarts: 0, postgresRestarts: 0 };
+  const counts: FaultCounts = { kills: 0, redisRestarts: 0, postgresRestarts: 0, freezes: 0 };
   const span = until - startedAt;
-  const planned: Array<{ at: number; kind: 'redis' | 'postgres'; done: boolean }> = [
+  const planned: Array<{ at: number; kind: 'redis' | 'postgres' | 'freeze'; done: boolean }> = [
+    { at: startedAt + span * 0.15, kind: 'freeze', done: false },
     { at: startedAt + span * 0.25, kind: 'redis', done: false },
     { at: startedAt + span * 0.45, kind: 'postgres', done: false },
     { at: startedAt + span * 0.7, kind: 'redis', done: false },
@@ -41,22 +50,44 @@ export async function runFaults(options: FaultLoopOptions): Promise<FaultCounts>
   const down = new Set<string>();
   const restarting: Array<Promise<void>> = [];
   let nextKill = Date.now() + gap();
+  const runPlanned = async (kind: 'redis' | 'postgres' | 'freeze') => {
+    const t0 = Date.now();
+    if (kind === 'redis') {
+      await cluster.redis.kill('SIGKILL');
+      await sleep(random.between(200, 1000));
+      await cluster.redis.restart();
+      counts.redisRestarts += 1;
+      log(`${stamp()} redis SIGKILL → restarted with AOF replay (${Date.now() - t0} ms down)`);
+    } else if (kind === 'postgres') {
+      await cluster.postgres.crashRestart();
+      counts.postgresRestarts += 1;
+      log(`${stamp()} postgres pg_ctl restart -m immediate (${Date.now() - t0} ms)`);
+    } else {
+      // a worker that is up and holds a running job (looked for up to 5 s), frozen in the middle of it
+      const workers = () => cluster.slots.filter((slot) => slot.kind === 'billing' && !down.has(slot.name) && !slot.process.exited);
+      let slot: (typeof cluster.slots)[number] | undefined;
+      for (const deadline = Date.now() + 5000; !slot && Date.now() < deadline; await sleep(5)) {
+        const holders = await options.activeJobHolders().catch(() => [] as string[]);
+        slot = workers().find((w) => holders.some((holder) => holder.endsWith(`:${w.process.pid}`)));
+      }
+      slot ??= workers().length > 0 ? random.pick(workers()) : undefined;
+      if (!slot) return;
+      down.add(slot.name);
+      log(`${stamp()} SIGSTOP ${slot.name} (pid ${slot.process.pid}) for ${options.freezeMs} ms: its job locks lapse, the other worker takes its jobs`);
+      try {
+        await cluster.freeze(slot, options.freezeMs);
+      } finally {
+        down.delete(slot.name);
+      }
+      counts.freezes += 1;
+      log(`${stamp()} SIGCONT ${slot.name}: it finishes the jobs it held`);
+    }
+  };
   while (Date.now() < until) {
     const due = planned.find((p) => !p.done && p.at <= Date.now());
     if (due) {
       due.done = true;
-      const t0 = Date.now();
-      if (due.kind === 'redis') {
-        await cluster.redis.kill('SIGKILL');
-        await sleep(random.between(200, 1000));
-        await cluster.redis.restart();
-        counts.redisRestarts += 1;
-        log(`${stamp()} redis SIGKILL → restarted with AOF replay (${Date.now() - t0} ms down)`);
-      } else {
-        await cluster.postgres.crashRestart();
-        counts.postgresRestarts += 1;
-        log(`${stamp()} postgres pg_ctl restart -m immediate (${Date.now() - t0} ms)`);
-      }
+      await runPlanned(due.kind);
       continue;
     }
     const up = cluster.slots.filter((s) => !down.has(s.name));
@@ -79,19 +110,7 @@ export async function runFaults(options: FaultLoopOptions): Promise<FaultCounts>
     await sleep(50);
   }
   // what is planned always happens, even when restarts took the time
-  for (const p of planned.filter((x) => !x.done)) {
-    const t0 = Date.now();
-    if (p.kind === 'redis') {
-      await cluster.redis.kill('SIGKILL');
-      await cluster.redis.restart();
-      counts.redisRestarts += 1;
-      log(`${stamp()} redis SIGKILL → restarted with AOF replay (${Date.now() - t0} ms down)`);
-    } else {
-      await cluster.postgres.crashRestart();
-      counts.postgresRestarts += 1;
-      log(`${stamp()} postgres pg_ctl restart -m immediate (${Date.now() - t0} ms)`);
-    }
-  }
+  for (const p of planned.filter((x) => !x.done)) await runPlanned(p.kind);
   await Promise.all(restarting);
   return counts;
 }

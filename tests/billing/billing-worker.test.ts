@@ -27,7 +27,7 @@ test.before(async () => {
   redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   queue = createBillingQueue(redis, PREFIX);
   worker = new BillingWorker({
-    config: { BILLING_CONCURRENCY: 4, platformFeeRate: parseRatio('0.20') },
+    config: { BILLING_CONCURRENCY: 4, BILLING_LOCK_MS: 30_000, platformFeeRate: parseRatio('0.20') },
     db: t.db,
     connection: redis,
     prefix: PREFIX,
@@ -158,7 +158,7 @@ test('a failing onSettled hook retries the job; the retry settles nothing twice'
   const hookQueue = createBillingQueue(redis, local);
   let calls = 0;
   const flaky = new BillingWorker({
-    config: { BILLING_CONCURRENCY: 1, platformFeeRate: parseRatio('0.20') },
+    config: { BILLING_CONCURRENCY: 1, BILLING_LOCK_MS: 30_000, platformFeeRate: parseRatio('0.20') },
     db: t.db,
     connection: redis,
     prefix: local,

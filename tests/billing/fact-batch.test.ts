@@ -152,7 +152,7 @@ test('through BullMQ: concurrent relays share batch jobs; re-relayed, regrouped 
   const queue: Queue = createBillingQueue(redis, prefix);
   const sink = new QueueJobSink(queue, { maxFacts: 16 });
   const worker = new BillingWorker({
-    config: { BILLING_CONCURRENCY: 4, platformFeeRate: parseRatio('0.20') },
+    config: { BILLING_CONCURRENCY: 4, BILLING_LOCK_MS: 30_000, platformFeeRate: parseRatio('0.20') },
     db: t.db,
     connection: redis,
     prefix,

@@ -167,7 +167,7 @@ test('the worker settles many relayed settlements at once (batched), each once, 
   const queue = createBillingQueue(redis, prefix);
   const reported: SettlementResult[] = [];
   const worker = new BillingWorker({
-    config: { BILLING_CONCURRENCY: 8, platformFeeRate: FEE },
+    config: { BILLING_CONCURRENCY: 8, BILLING_LOCK_MS: 30_000, platformFeeRate: FEE },
     db: t.db,
     connection: redis,
     prefix,
@@ -215,7 +215,7 @@ test('the worker: a busy user’s settlement waits holding nothing, while the ot
   const prefix = `${PREFIX}_busy`;
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   const queue = createBillingQueue(redis, prefix);
-  const worker = new BillingWorker({ config: { BILLING_CONCURRENCY: 4, platformFeeRate: FEE }, db: t.db, connection: redis, prefix });
+  const worker = new BillingWorker({ config: { BILLING_CONCURRENCY: 4, BILLING_LOCK_MS: 30_000, platformFeeRate: FEE }, db: t.db, connection: redis, prefix });
   const lock = new pg.Client({ connectionString: t.url });
   await lock.connect();
   try {

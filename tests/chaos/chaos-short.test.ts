@@ -27,6 +27,7 @@ test(`the short chaos run keeps every invariant (seed ${seed})`, async () => {
   const figure = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(summary)?.[1] ?? NaN);
   assert.ok(figure('kills') > 0, summary);
   assert.ok(figure('restarts') >= 3, summary);
+  assert.is(figure('freezes'), 1, summary);
   assert.ok(figure('absorbed') > 0, summary);
   assert.ok(figure('sessions') > 0 && figure('messages') > 0, summary);
   assert.is(figure('lost'), 0);

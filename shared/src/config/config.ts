@@ -100,6 +100,12 @@ export const configSchema = z.object({
   ENDED_STATE_TTL_MS: integer(86_400_000, 1000),
   /** Billing jobs processed at once by one worker. */
   BILLING_CONCURRENCY: integer(8, 1),
+  /**
+   * How long a billing worker's hold on a running job lasts unless renewed (BullMQ lockDuration; also how often the
+   * workers look for jobs whose holder stopped renewing, stalledInterval). A frozen worker's jobs run elsewhere after
+   * this; every job is idempotent, so the frozen one finishing them too changes nothing.
+   */
+  BILLING_LOCK_MS: integer(30_000, 500),
   /** OpenAI embedding model of the knowledge base (used when OPENAI_API_KEY is set). */
   EMBEDDING_MODEL: z.string().min(1).default('text-embedding-3-small'),
   /** Length of the built-in local embeddings (`local-hash-v1`, used without OPENAI_API_KEY). */
