@@ -90,6 +90,7 @@ try {
     const probeRedis = eventsRedis.duplicate();
     probeRedis.on('error', () => undefined);
     const probeQueue = new Queue(BILLING_QUEUE, { connection: probeRedis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
+    probeQueue.on('error', () => undefined);
     const jobEvents = new QueueEvents(BILLING_QUEUE, { connection: eventsRedis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
     jobEvents.on('error', () => undefined);
     let takenOver = 0;
