@@ -2,7 +2,8 @@
  * `spawnService`: one Tollgate process (a gateway, a billing worker) as `node --import tsx <script>` with its own
  * environment, its output captured (the tail kept), ready once `GET /healthz` answers 200; `kill(signal)` for
  * crashes, `stop()` for a clean stop (SIGTERM, then SIGKILL after a grace period). Every child still running is
- * killed when this process exits. Used by the chaos run and the real-process tests.
+ * killed when this process exits (`stopAllServices` stops them cleanly first, for signal handlers). Used by the chaos
+ * run, the real-process tests and the bench (which adds node flags and a raised open-files limit).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -35,9 +36,39 @@ export interface ServiceOptions {
   /** The port its /healthz answers on (the caller puts it in `env`). */
   port: number;
   env: Record<string, string>;
+  /** More node flags, after tsx is loaded and before the script (e.g. `--cpu-prof`). */
+  nodeArgs?: string[];
+  /** Open-files limit wanted (`ulimit -n` in a shell that then execs node, so the pid stays node's); the hard limit caps it. */
+  fdLimit?: number;
+  /** How long `stop()` waits after SIGTERM before SIGKILL (default 15 s). */
+  termGraceMs?: number;
 }
 
 const running = new Set<ChildProcess>();
+
+/** Registers a child started some other way, so it is killed with the rest when this process exits. */
+export function trackChild(child: ChildProcess): void {
+  running.add(child);
+  child.once('exit', () => running.delete(child));
+}
+
+/** Every child still running, SIGTERMed then SIGKILLed after `graceMs` (signal handlers and failures call this). */
+export async function stopAllServices(graceMs = TERM_GRACE_MS): Promise<void> {
+  await Promise.all(
+    [...running].map(
+      (child) =>
+        new Promise<void>((resolve) => {
+          if (child.exitCode !== null || child.signalCode !== null) return resolve();
+          const timer = setTimeout(() => child.kill('SIGKILL'), graceMs);
+          child.once('exit', () => {
+            clearTimeout(timer);
+            resolve();
+          });
+          child.kill('SIGTERM');
+        }),
+    ),
+  );
+}
 process.on('exit', () => {
   for (const child of running) {
     try {
@@ -50,7 +81,14 @@ process.on('exit', () => {
 
 /** Spawns the process without waiting for it (see `waitHealthy`). */
 export function spawnService(options: ServiceOptions): ServiceProcess {
-  const child = spawn(process.execPath, ['--import', 'tsx', options.script], { cwd: ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
+  const args = ['--import', 'tsx', ...(options.nodeArgs ?? []), options.script];
+  const wanted = options.fdLimit ?? 0;
+  // raise the soft limit as far as asked (or as far as the hard limit lets), then become node
+  const shell = `ulimit -n ${wanted} 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null; exec "$0" "$@"`;
+  const child =
+    wanted > 0
+      ? spawn('/bin/sh', ['-c', shell, process.execPath, ...args], { cwd: ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, args, { cwd: ROOT, env: options.env, stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);
   let output = '';
   const append = (chunk: Buffer) => {
@@ -89,7 +127,7 @@ export function spawnService(options: ServiceOptions): ServiceProcess {
     wait: () => exit,
     kill,
     async stop() {
-      const timer = setTimeout(() => void kill('SIGKILL'), TERM_GRACE_MS);
+      const timer = setTimeout(() => void kill('SIGKILL'), options.termGraceMs ?? TERM_GRACE_MS);
       const code = await kill('SIGTERM');
       clearTimeout(timer);
       return code;
