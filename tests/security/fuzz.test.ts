@@ -15,12 +15,14 @@ import { io, type Socket } from 'socket.io-client';
 import { signAgentToken } from '#shared/auth/agent-token.ts';
 import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
 import { signedWebhook, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET } from '../support/livekit.ts';
+import { seedFrom } from '../../scripts/lib/seeded-random.ts';
 import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 const PAYLOADS_PER_EVENT = Number(process.env.FUZZ_PAYLOADS ?? 10_000);
 const WEBHOOK_BODIES = Number(process.env.FUZZ_WEBHOOKS ?? 2_000);
 const BATCH = 500;
-const SEED = Number(process.env.FUZZ_SEED) || Math.floor(Math.random() * 2 ** 31);
+// a new seed every run unless FUZZ_SEED is given (printed below, and in every failure message, to replay it)
+const SEED = seedFrom('FUZZ_SEED');
 /** Frames above 64 KiB close the socket (tests/security/limits.test.ts); every generated payload stays below. */
 const MAX_FRAME_BYTES = 60_000;
 
