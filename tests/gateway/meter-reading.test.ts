@@ -4,7 +4,7 @@ import { formatMoney, parseMoney } from '#shared/money/money.ts';
 import { dueKey } from '#shared/redis/keys.ts';
 import type { MeterTick } from '#shared/contract/socket-events.ts';
 import { activeMsAt, costAt } from '#gateway/meter/live-session.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
+import { connectedUserAndClone, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Scripts answer with the whole state of the sessions they changed or were asked about only, plus a short reading of
 // every open session (what ticks and warnings need). Those readings must say what the live state says, at once.
@@ -17,9 +17,7 @@ test.after(async () => {
 });
 
 test('an advance reads every open session and returns whole state only of the sessions asked about', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
+  const { userId, cloneId, client } = await connectedUserAndClone(system, '50.0000', '6.0000');
   const a = await request(client, 'session:start', { cloneId, type: 'chat' });
   const b = await request(client, 'session:start', { cloneId, type: 'chat' });
   const c = await startInRoom(system, client, { cloneId, type: 'voice' });
@@ -46,9 +44,7 @@ test('an advance reads every open session and returns whole state only of the se
 });
 
 test('meter ticks carry the live figures and follow a change made through another gateway at once', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '0.0600');
-  const client = await system.connect(userId);
+  const { userId, cloneId, client } = await connectedUserAndClone(system, '50.0000', '0.0600');
   const a = await request(client, 'session:start', { cloneId, type: 'chat' });
   const b = await request(client, 'session:start', { cloneId, type: 'chat' });
   if (!a.ok || !b.ok) throw new Error('start failed');
@@ -72,9 +68,7 @@ test('meter ticks carry the live figures and follow a change made through anothe
 });
 
 test('a lone chat\'s tick: credits left and cost add up to the budget exactly', async () => {
-  const userId = await createUser(system, '7.0000');
-  const { cloneId } = await createClone(system, '3.3333');
-  const client = await system.connect(userId);
+  const { userId, cloneId, client } = await connectedUserAndClone(system, '7.0000', '3.3333');
   const a = await request(client, 'session:start', { cloneId, type: 'chat' });
   if (!a.ok) throw new Error('start failed');
   const tick = await new Promise<MeterTick>((resolve) => client.on('meter:tick', resolve));
@@ -83,9 +77,7 @@ test('a lone chat\'s tick: credits left and cost add up to the budget exactly', 
 });
 
 test('the active sessions of a user record their checkpoints together', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '1.0000');
-  const client = await system.connect(userId);
+  const { userId, cloneId, client } = await connectedUserAndClone(system, '50.0000', '1.0000');
   const a = await request(client, 'session:start', { cloneId, type: 'chat' });
   await new Promise((resolve) => setTimeout(resolve, 120));
   const b = await request(client, 'session:start', { cloneId, type: 'chat' });
@@ -105,9 +97,7 @@ test('the active sessions of a user record their checkpoints together', async ()
 });
 
 test('an answer that finds nothing due sooner than the schedule holds asks for no scheduling', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '1.0000');
-  const client = await system.connect(userId);
+  const { userId, cloneId, client } = await connectedUserAndClone(system, '50.0000', '1.0000');
   const a = await request(client, 'session:start', { cloneId, type: 'chat' });
   if (!a.ok) throw new Error('start failed');
   const outcome = await system.gateway.store.advance(userId, system.gateway.gatewayId);

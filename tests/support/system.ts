@@ -248,6 +248,13 @@ export function unreachableWhile(down: () => boolean): (sink: BillingJobSink) =>
   });
 }
 
+/** A user with `credits`, a clone priced `ratePerMinute`, and the user's connected client: most tests' first lines. */
+export async function connectedUserAndClone(system: TestSystem, credits: string, ratePerMinute: string): Promise<{ userId: string; cloneId: string; client: TestClient }> {
+  const userId = await createUser(system, credits);
+  const { cloneId } = await createClone(system, ratePerMinute);
+  return { userId, cloneId, client: await system.connect(userId) };
+}
+
 /** Inserts a user with the given credits; returns its id. */
 export function createUser(system: TestSystem, credits = '100.0000', role: 'user' | 'creator' = 'user'): Promise<string> {
   return createUserRow(system.database.db, credits, role);
