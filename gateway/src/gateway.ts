@@ -129,9 +129,13 @@ export class Gateway {
     const notifier: UserNotifier = {
       emit: (userId, event, ...args) => {
         this.io.to(userRoom(userId)).emit(event, ...args);
-        // the gateway that made a session active may not be the one holding the user's sockets (a second tab, a
-        // LiveKit webhook): those gateways send the meter ticks, so they must start watching the user now
-        if (event === 'session:updated' && (args[0] as WireSession).status === 'active') this.io.serverSideEmit('user:active', userId);
+        // A session became active (a start, a resume, a LiveKit join). The gateways holding the user's sockets send the
+        // meter ticks, so they must watch the user now, even if their last tick found nothing active: this one at once
+        // (a server-side event never comes back to its sender), the others through the adapter.
+        if (event === 'session:updated' && (args[0] as WireSession).status === 'active') {
+          this.watchIfLocal(userId);
+          this.io.serverSideEmit('user:active', userId);
+        }
       },
       emitLocal: (userId, event, ...args) => {
         this.io.local.to(userRoom(userId)).emit(event, ...args);
@@ -202,9 +206,7 @@ export class Gateway {
       next();
     });
 
-    this.io.on('user:active', (userId) => {
-      if (this.localSockets.has(userId)) this.ticker.watch(userId);
-    });
+    this.io.on('user:active', (userId) => this.watchIfLocal(userId));
 
     this.io.on('connection', (socket) => {
       const { userId } = socket.data;
@@ -229,9 +231,7 @@ export class Gateway {
         eventBurst: config.EVENT_BURST,
         logger,
         eventsHandled: metrics.eventsHandled,
-        onActivity: (id) => {
-          if (this.localSockets.has(id)) this.ticker.watch(id);
-        },
+        onActivity: (id) => this.watchIfLocal(id),
       });
       socket.on('disconnect', () => {
         metrics.connections.dec();
@@ -273,6 +273,11 @@ export class Gateway {
         redis: () => redis.ping(),
       },
     });
+  }
+
+  /** Meters the user from this gateway if it holds one of their sockets (ticks go to local sockets only). */
+  private watchIfLocal(userId: string): void {
+    if (this.localSockets.has(userId)) this.ticker.watch(userId);
   }
 
   /** Listens on config PORT (0 picks a free port) and starts the schedulers; returns the port. */

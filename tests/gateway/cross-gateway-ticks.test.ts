@@ -1,12 +1,14 @@
 /**
  * Meter ticks come from the gateway holding the socket. A session made active through another gateway (the user's
  * second tab, a LiveKit webhook landing anywhere) must be ticked on every gateway holding the user's sockets, even
- * one that had stopped watching the user because nothing of theirs was active.
+ * one that had stopped watching the user because nothing of theirs was active — and by the gateway that made the
+ * change itself when it holds the sockets (a LiveKit webhook landing on it).
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { Socket } from 'socket.io-client';
 import { createClone, createUser, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { postWebhook } from '../support/livekit.ts';
 
 let system: TestSystem;
 test.before(async () => {
@@ -42,6 +44,22 @@ test('a chat started through gateway B is ticked on the socket held by gateway A
   assert.ok(ended.ok);
   await waitFor(() => system.gateway.ticker.slotOf(userId) === undefined, 5000, 'A to stop watching after the end');
   await b.close();
+});
+
+test('a voice session made active by a LiveKit join webhook on the gateway holding the socket is ticked there', async () => {
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '1.0000');
+  const client = await system.connect(userId);
+  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
+  if (!started.ok) throw new Error(JSON.stringify(started));
+  const sessionId = started.session.id;
+  // waiting for the join, nothing is active: the gateway's tick stops watching the user
+  await waitFor(() => system.gateway.ticker.slotOf(userId) === undefined, 5000, 'the gateway to stop watching');
+  const ticks = ticksOf(client);
+  const status = await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: userId, joinedAtMs: Date.now() });
+  assert.is(status, 200);
+  await waitFor(() => ticks.filter((id) => id === sessionId).length >= 3, 5000, 'ticks after the join');
+  assert.ok((await request(client, 'session:end', { sessionId })).ok);
 });
 
 test.run();

@@ -217,6 +217,18 @@ test('a user deleted while connected is cut within TOKEN_RECHECK_MS', async () =
   assert.ok(at - deletedAt <= RECHECK_MS + SLACK_MS, `cut ${at - deletedAt} ms after the deletion`);
 });
 
+test('a token naming its user in upper case is the same user: connected, in their room, and not cut at the recheck', async () => {
+  const userId = await createUser(system);
+  const client = await system.connect(userId, { token: await system.token(userId.toUpperCase()) });
+  let disconnected = false;
+  client.on('disconnect', () => (disconnected = true));
+  const sockets = [...system.gateway.io.of('/').sockets.values()].filter((socket) => socket.id === client.id);
+  assert.is(sockets[0]?.data.userId, userId, 'the canonical (lower-case) id');
+  await new Promise((resolve) => setTimeout(resolve, RECHECK_MS * 3));
+  assert.is(disconnected, false, 'still connected after three rechecks');
+  client.disconnect();
+});
+
 test('a socket restored by connection state recovery (no handshake) keeps its token\'s exp and is cut at it', async () => {
   const userId = await createUser(system);
   const exp = Math.ceil(Date.now() / 1000) + 3;

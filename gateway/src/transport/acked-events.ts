@@ -52,10 +52,12 @@ export function ackedEvents(socket: Socket, options: AckedEventsOptions) {
           logger.warn({ socket: socket.id, event }, 'socket flooding past its rate limit: disconnected');
           // Read nothing more of what it already sent (a polite close would still parse all of it), let the answers
           // so far go out with the close, and drop the connection soon whatever the client does.
-          const connection = socket.request.socket;
-          connection.pause();
+          // The handshake request's TCP connection is this socket's own only when the client opened with a websocket;
+          // after long polling it may be a keep-alive connection (another user's, behind a proxy): just disconnect.
+          const ownConnection = socket.handshake.query.transport === 'websocket' ? socket.request.socket : undefined;
+          ownConnection?.pause();
           socket.disconnect(true);
-          setTimeout(() => connection.destroy(), FLOOD_CLOSE_GRACE_MS).unref();
+          if (ownConnection) setTimeout(() => ownConnection.destroy(), FLOOD_CLOSE_GRACE_MS).unref();
           return;
         }
         ack?.(RATE_LIMITED);

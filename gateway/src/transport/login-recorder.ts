@@ -73,8 +73,8 @@ export class LoginRecorder {
         )
         SELECT id FROM found
       `.execute(this.db);
-      const existing = new Set(rows.map((row) => row.id.toLowerCase()));
-      for (const [userId, waiters] of batch) for (const waiter of waiters) waiter.resolve(existing.has(userId.toLowerCase()));
+      const existing = new Set(rows.map((row) => row.id));
+      for (const [userId, waiters] of batch) for (const waiter of waiters) waiter.resolve(existing.has(userId));
     } catch (error) {
       for (const waiters of batch.values()) for (const waiter of waiters) waiter.reject(error);
     }

@@ -15,7 +15,8 @@ export interface TokenVerifierOptions {
   audience: string;
 }
 
-const subject = z.string().uuid();
+// user ids are lowercase everywhere (Postgres prints them so; Redis keys and rooms are built from them)
+const subject = z.string().uuid().transform((id) => id.toLowerCase());
 const agentClaims = z.object({ role: z.literal(AGENT_ROLE), sub: z.string().regex(/^agent:[\w-]{1,64}$/) });
 
 export class TokenVerifier {
