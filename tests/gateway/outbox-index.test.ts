@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
-import { outboxIndexKey, userKeys } from '#shared/redis/keys.ts';
+import { outboxIndexBackfilledKey, outboxIndexKey, userIdOfKey, userKeys } from '#shared/redis/keys.ts';
 import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
 import { createClone, createUser, request, startSystem, unreachableWhile, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
@@ -47,7 +47,7 @@ test('an outbox holding facts is in the index until the relay empties it', async
   client.disconnect();
 });
 
-test('an indexed outbox found empty leaves the index; an outbox written before the index is found once per process', async () => {
+test('an indexed outbox found empty leaves the index; outboxes written before the index are found by one scan, ever', async () => {
   const ghost = userKeys(system.config.REDIS_PREFIX, randomUUID()).outbox;
   await system.redis.sadd(indexKey(), ghost);
   await system.gateway.relay.sweep();
@@ -58,10 +58,20 @@ test('an indexed outbox found empty leaves the index; an outbox written before t
   const legacy = userKeys(system.config.REDIS_PREFIX, userId).outbox;
   await system.redis.xadd(legacy, '*', 'kind', 'checkpoint', 'data', '{}');
   await system.redis.srem(indexKey(), legacy);
+  // as right after the upgrade: no process has looked for such outboxes yet
+  const marker = outboxIndexBackfilledKey(system.config.REDIS_PREFIX);
+  await system.redis.del(marker);
   const fresh = new SessionStore(system.redis, storeOptions(system.config));
-  assert.ok((await fresh.usersWithOutbox()).includes(userId), 'the first look of a process scans once');
+  assert.ok((await fresh.usersWithOutbox()).includes(userId), 'the first look after the upgrade scans');
   assert.is(await system.redis.sismember(indexKey(), legacy), 1, 'and indexes what it found');
-  await system.redis.del(legacy);
+  assert.is(await system.redis.exists(marker), 1, 'and marks it done');
+  // every later process trusts the index: an unindexed outbox now is not looked for (none can be written any more)
+  const later = userKeys(system.config.REDIS_PREFIX, randomUUID()).outbox;
+  await system.redis.xadd(later, '*', 'kind', 'checkpoint', 'data', '{}');
+  await system.redis.srem(indexKey(), later);
+  const another = new SessionStore(system.redis, storeOptions(system.config));
+  assert.is((await another.usersWithOutbox()).includes(userIdOfKey(later)!), false, 'no second scan');
+  await system.redis.del(legacy, later);
   await system.redis.srem(indexKey(), legacy);
 });
 

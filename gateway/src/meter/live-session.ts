@@ -3,7 +3,7 @@
  * (the same rules as gateway/lua/includes/live-state.lua; a property test keeps the two in step).
  */
 import { formatMoney, minUnits, type Units } from '#shared/money/money.ts';
-import { durationMinutes, timeCost } from '#shared/money/pricing.ts';
+import { timeCost } from '#shared/money/pricing.ts';
 import type { SessionStatus, SessionType, WireSession } from '#shared/contract/socket-events.ts';
 
 export interface LiveSession {
@@ -94,21 +94,12 @@ export function costAt(session: LiveSession, now: number): Units {
   return session.cap === null ? cost : minUnits(cost, session.cap);
 }
 
-/** Credits the user can still spend: the budget (balance − unsettled) minus what open sessions cost so far. */
-export function availableCredits(budget: Units, open: readonly LiveSession[], now: number): Units {
-  return open.reduce((left, s) => left - costAt(s, now), budget);
-}
-
 /** Whole seconds until `available` is used up at the combined rate of the active sessions; null when nothing burns. */
 export function secondsLeft(available: Units, open: ReadonlyArray<Pick<LiveSession, 'status' | 'rate'>>): number | null {
   const ratePerMinute = open.filter((s) => s.status === 'active').reduce((sum, s) => sum + s.rate, 0n);
   if (ratePerMinute === 0n) return null;
   if (available <= 0n) return 0;
   return Number((available * 60n) / ratePerMinute);
-}
-
-export function durationOf(session: LiveSession, now: number): number {
-  return durationMinutes(activeMsAt(session, now));
 }
 
 const iso = (ms: number) => new Date(ms).toISOString();

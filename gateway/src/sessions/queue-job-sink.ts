@@ -1,8 +1,9 @@
 /**
  * Billing jobs into the BullMQ billing queue, group-committed: calls that arrive while an `addBulk` is in flight
  * wait for it and then go together in the next one, packed by `packJobs` (many facts to a job, settlements with
- * settlements). A lone call is sent in the same event-loop turn, so nothing waits when the queue is idle. Each call resolves when its jobs are
- * in Redis, and rejects (leaving its outbox entries for a retry) if the `addBulk` carrying them failed.
+ * settlements). A lone call waits only for the rest of the current I/O turn (setImmediate), so relays of events that
+ * arrived together share a batch and nothing else waits. Each call resolves when its jobs are in Redis, and rejects
+ * (leaving its outbox entries for a retry) if the `addBulk` carrying them failed.
  * Deterministic job ids make a repeated add a no-op; a fact that lands in two different batches is absorbed by the
  * worker.
  */
@@ -12,7 +13,7 @@ import { packJobs, type BillingJob } from './outbox-jobs.ts';
 import type { BillingJobSink } from './outbox-relay.ts';
 
 export interface QueueJobSinkOptions {
-  /** Most facts in one `fact-batch` job. Default MAX_BATCH_FACTS (250). */
+  /** Most facts in one `fact-batch` job: default and at most MAX_BATCH_FACTS (250), what the worker's schema accepts. */
   maxFacts?: number;
   /** Most jobs (facts and settlements) handed to one `addBulk`. Default 2 000. */
   maxJobsPerAdd?: number;
@@ -33,7 +34,8 @@ export class QueueJobSink implements BillingJobSink {
 
   constructor(queue: Queue, options: QueueJobSinkOptions = {}) {
     this.#queue = queue;
-    this.#maxFacts = options.maxFacts ?? MAX_BATCH_FACTS;
+    // a bigger batch would be refused by the worker's schema and its facts failed for good
+    this.#maxFacts = Math.min(options.maxFacts ?? MAX_BATCH_FACTS, MAX_BATCH_FACTS);
     this.#maxJobsPerAdd = options.maxJobsPerAdd ?? 2_000;
   }
 

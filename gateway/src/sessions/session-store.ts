@@ -4,7 +4,7 @@
  */
 import type { Redis } from 'ioredis';
 import type { Units } from '#shared/money/money.ts';
-import { dueKey, dueLeaseKey, outboxIndexKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
+import { dueKey, dueLeaseKey, outboxIndexBackfilledKey, outboxIndexKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
 import type { Config } from '#shared/config/config.ts';
 import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
@@ -356,8 +356,8 @@ export class SessionStore {
 
   /**
    * Users whose outbox may hold something, for the recovery sweep: the members of the outbox index the scripts keep
-   * (SSCAN, no keyspace walk). The first call of a process also SCANs once for outboxes written before the index
-   * existed (an upgrade from a version without it) and indexes them.
+   * (SSCAN, no keyspace walk). Outboxes written before the index existed (an upgrade from a version without it) are
+   * indexed by one SCAN, by the first process to sweep; a marker key keeps every later process from walking again.
    */
   async usersWithOutbox(): Promise<string[]> {
     if (!this.backfilled) {
@@ -378,11 +378,14 @@ export class SessionStore {
   }
 
   private async indexUnindexedOutboxes(): Promise<void> {
+    const marker = outboxIndexBackfilledKey(this.options.prefix);
+    if ((await this.redis.exists(marker)) === 1) return;
     let cursor = '0';
     do {
       const [next, keys] = await this.redis.scan(cursor, 'MATCH', outboxPattern(this.options.prefix), 'COUNT', 1000);
       cursor = next;
       if (keys.length > 0) await this.redis.sadd(this.outboxIndex, ...keys);
     } while (cursor !== '0');
+    await this.redis.set(marker, new Date().toISOString());
   }
 }

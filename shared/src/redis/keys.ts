@@ -73,6 +73,11 @@ export function outboxIndexKey(prefix: string): string {
   return `${prefix}:outboxes`;
 }
 
+/** Set once the outboxes written before the index existed have been indexed (one keyspace SCAN, ever). */
+export function outboxIndexBackfilledKey(prefix: string): string {
+  return `${prefix}:outboxes:backfilled`;
+}
+
 /** The pattern of every user's outbox: outboxes written before the index existed are found by it once per process. */
 export function outboxPattern(prefix: string): string {
   return `${prefix}:u:*:outbox`;
