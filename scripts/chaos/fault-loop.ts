@@ -65,12 +65,14 @@ export async function runFaults(options: FaultLoopOptions): Promise<FaultCounts>
     } else {
       // a worker that is up and holds a running job (looked for up to 5 s), frozen in the middle of it
       const workers = () => cluster.slots.filter((slot) => slot.kind === 'billing' && !down.has(slot.name) && !slot.process.exited);
+      // drawn whatever happens next, so the seeded sequence of later faults does not depend on the polling below
+      const fallback = workers().length > 0 ? random.pick(workers()) : undefined;
       let slot: (typeof cluster.slots)[number] | undefined;
-      for (const deadline = Date.now() + 5000; !slot && Date.now() < deadline; await sleep(5)) {
+      for (const deadline = Date.now() + 5000; !slot && Date.now() < deadline; await sleep(25)) {
         const holders = await options.activeJobHolders().catch(() => [] as string[]);
         slot = workers().find((w) => holders.some((holder) => holder.endsWith(`:${w.process.pid}`)));
       }
-      slot ??= workers().length > 0 ? random.pick(workers()) : undefined;
+      slot ??= fallback && !down.has(fallback.name) && !fallback.process.exited ? fallback : undefined;
       if (!slot) return;
       down.add(slot.name);
       log(`${stamp()} SIGSTOP ${slot.name} (pid ${slot.process.pid}) for ${options.freezeMs} ms: its job locks lapse, the other worker takes its jobs`);
