@@ -9,13 +9,7 @@
 ]]
 --@include live-state
 local now = nowMs()
-local due = storedDue()
-local caughtUp = due ~= nil and due > now
-if caughtUp then
-  redis.call('HSET', accountKey, 'cursor', n2s(now))
-else
-  due = advance(now)
-end
+local due, caughtUp = catchUp(now)
 notePresence(now)
 if ARGV[4] and ARGV[4] ~= '' then touched[ARGV[4]] = true end
 if #changes == 0 then

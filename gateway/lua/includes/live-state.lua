@@ -223,6 +223,18 @@ local function lastSeen()
   return latest
 end
 
+-- The earliest instant an active session of `list` is due to record a checkpoint (nil: none is active).
+local function earliestCheckpoint(list)
+  local earliest = nil
+  for _, s in ipairs(list) do
+    if s.status == 'active' then
+      local due = tonumber(s.checkpointAt or s.startedAt) + CHECKPOINT_MS
+      if earliest == nil or due < earliest then earliest = due end
+    end
+  end
+  return earliest
+end
+
 local function hasActiveChat(list)
   for _, s in ipairs(list) do
     if s.status == 'active' and s.type == 'chat' then return true end
@@ -322,24 +334,12 @@ local function advance(now)
       -- checkpoints record the billed state as it is now; they change nothing, so they are written last. When one
       -- of the user's sessions is due, every active one records (earlier than it had to): the user's sessions then
       -- share one checkpoint instant, and one advance writes them all.
-      local checkpointDue = nil
-      for _, s in ipairs(list) do
-        if s.status == 'active' then
-          local due = tonumber(s.checkpointAt or s.startedAt) + CHECKPOINT_MS
-          if checkpointDue == nil or due < checkpointDue then checkpointDue = due end
-        end
-      end
+      local checkpointDue = earliestCheckpoint(list)
       if checkpointDue ~= nil and checkpointDue <= now then
         for _, s in ipairs(list) do
           if s.status == 'active' and tonumber(s.checkpointAt or s.startedAt) < now then recordCheckpoint(s, now) end
         end
-        checkpointDue = nil
-        for _, s in ipairs(list) do
-          if s.status == 'active' then
-            local due = tonumber(s.checkpointAt or s.startedAt) + CHECKPOINT_MS
-            if checkpointDue == nil or due < checkpointDue then checkpointDue = due end
-          end
-        end
+        checkpointDue = earliestCheckpoint(list)
       end
       if checkpointDue ~= nil then
         if dueAt == nil or checkpointDue < dueAt then dueAt = checkpointDue end
@@ -396,13 +396,14 @@ end
 -- Applies what is due up to `now`. When the last advance's due instant is still ahead, nothing is: only the cursor
 -- moves to now, as the advance would have moved it (a script's closing advance recomputes everything after its own
 -- change).
+-- Returns the due instant the run now knows (nil: unknown) and whether nothing was due (the stored instant held).
 local function catchUp(now)
   local due = storedDue()
-  if due == nil or due <= now then
-    advance(now)
-  else
+  if due ~= nil and due > now then
     redis.call('HSET', accountKey, 'cursor', n2s(now))
+    return due, true
   end
+  return advance(now), false
 end
 
 -- A socket request through gateway `gatewayId`. When the user arrives at a gateway that was not seeing them, and
