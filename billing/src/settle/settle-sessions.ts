@@ -19,6 +19,7 @@
  * waited for but answered `deferred`: the caller settles them on their own, so one busy user never holds back a
  * whole batch.
  */
+import { moneyText } from '../ledger/money-text.ts';
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type { SettleSessionJob, SettlementResult } from '#shared/contract/billing-jobs.ts';
 import type { Database } from '#shared/db/schema.ts';
@@ -288,7 +289,7 @@ async function settleUsersAndSessions(trx: Transaction<Database>, settling: read
     throw new Error(`settlement wrote ${rows[0]?.settled ?? 0} of ${sessions.length} sessions and ${rows.length} of ${users.length} users`);
   }
   for (const row of rows) {
-    balances.set(row.id, { creditsRemaining: formatMoney(parseMoney(row.credits_remaining)), creditsVersion: row.credits_version });
+    balances.set(row.id, { creditsRemaining: moneyText(row.credits_remaining), creditsVersion: row.credits_version });
   }
   return balances;
 }
@@ -375,17 +376,17 @@ async function previousSettlements(
     .where('adjustment_id', 'is', null)
     .execute();
   const userOf = new Map(users.map((u) => [u.id, u]));
+  const entryOf = new Map(entries.map((e) => [`${e.session_id}/${e.kind}`, e.amount]));
   const results = new Map<string, SettlementResult>();
   for (const job of jobs) {
     const { sessionId, userId } = job.session;
     const balance = userOf.get(userId)!;
-    const amount = (kind: string) =>
-      parseMoney(entries.find((e) => e.session_id === sessionId && e.kind === kind)?.amount ?? '0');
+    const amount = (kind: string) => parseMoney(entryOf.get(`${sessionId}/${kind}`) ?? '0');
     results.set(sessionId, {
       sessionId,
       userId,
       applied: false,
-      creditsRemaining: formatMoney(parseMoney(balance.credits_remaining)),
+      creditsRemaining: moneyText(balance.credits_remaining),
       creditsVersion: balance.credits_version,
       charged: formatMoney(-amount('session_charge')),
       creatorEarning: formatMoney(amount('creator_earning')),
