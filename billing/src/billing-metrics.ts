@@ -14,6 +14,7 @@ export class BillingMetrics {
   readonly jobs: Counter<'name' | 'result'>;
   readonly settleLatency: Histogram;
   readonly queueDepth: Gauge<'state'>;
+  readonly messageCountMismatches: Gauge;
 
   /** `jobCounts` is asked on each scrape; when it fails the previous values stay. */
   constructor(
@@ -30,6 +31,11 @@ export class BillingMetrics {
       name: 'billing_settle_latency_seconds',
       help: 'Seconds from a session end to its settlement commit',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers: [registry],
+    });
+    this.messageCountMismatches = new Gauge({
+      name: 'billing_message_count_mismatches',
+      help: "Settled sessions of the last day whose message_count differs from their stored messages (lost facts), as of the reconciler's last run",
       registers: [registry],
     });
     this.queueDepth = new Gauge({

@@ -47,6 +47,7 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
     intervalMs: config.RECONCILE_MS,
     endedGraceMs: config.RECONCILE_MS,
     onSettled,
+    onReport: (report) => worker.metrics.messageCountMismatches.set(report.messageCountMismatches.length),
   });
   const ingestWorker = new IngestWorker({ config, db, embedder: createEmbedder(config), connection: redis, prefix: queuePrefix(config.REDIS_PREFIX), logger });
   const app = buildBillingApp({
@@ -60,6 +61,7 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
     },
     // an adjustment moved the user's credits: the live state takes the new balance, as after a settlement
     onBalanceChanged: (userId) => refreshUser(userId),
+    failedJobs: () => worker.failedJobs(),
     documents: {
       uploadDir: config.UPLOAD_DIR,
       maxUploadBytes: config.MAX_UPLOAD_BYTES,

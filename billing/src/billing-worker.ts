@@ -26,6 +26,8 @@ import {
 } from '#shared/contract/billing-jobs.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { BillingMetrics, QUEUE_DEPTH_STATES, type BillingJobResult } from './billing-metrics.ts';
+import { failedBillingJobs } from './failed-billing-jobs.ts';
+import type { FailedBillingJob } from './ledger/reconciliation.ts';
 import { GroupCommit } from './group-commit.ts';
 import { Limiter } from './limiter.ts';
 import { BillingJobError } from './settle/billing-job-error.ts';
@@ -176,6 +178,11 @@ export class BillingWorker {
       ),
     );
     await worker.waitUntilReady();
+  }
+
+  /** The jobs that failed for good (their facts were never written), for the reconciliation. */
+  async failedJobs(): Promise<FailedBillingJob[]> {
+    return this.#queue ? failedBillingJobs(this.#queue) : [];
   }
 
   /** Stops taking jobs, waits for the running ones, and closes the worker's own connections. */

@@ -33,6 +33,8 @@ test('an empty ledger reconciles', async () => {
     endedUnsettled: [],
     unbalancedSessions: [],
     balanceMismatches: [],
+    messageCountMismatches: [],
+    failedJobs: [],
   });
 });
 

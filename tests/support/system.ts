@@ -302,6 +302,7 @@ export function billingAppOf(
     logger: options.logger ?? { info() {}, warn() {}, error() {} },
     registry: new Registry(),
     checks: {},
+    failedJobs: () => system.worker.failedJobs(),
     ...(options.documents ? { documents: options.documents } : {}),
   });
 }

@@ -3,14 +3,25 @@
  * empty query values count as absent, as an HTML form sends them.
  */
 import { z } from 'zod';
+import { storableText } from '#shared/contract/storable-text.ts';
 import { AppError } from '#shared/errors/app-error.ts';
 import type { DateRange, TimeRange } from '#billing/ledger/time-range.ts';
 
+/**
+ * Years Postgres and JavaScript agree on: year 0000 parses in JavaScript (1 BC) but is no date to Postgres, and a
+ * bound of a range is no use outside them anyway.
+ */
+const inPostgresYears = (text: string) => {
+  const time = Date.parse(text);
+  return Number.isFinite(time) && time >= Date.UTC(1, 0, 1) && time < Date.UTC(10_000, 0, 1);
+};
+const IN_YEARS = 'a year from 0001 to 9999';
+
 /** 'YYYY-MM-DD' (midnight UTC) or an ISO datetime with Z or an offset. */
-const instant = z.union([z.iso.date(), z.iso.datetime({ offset: true })], {
-  error: 'an ISO date (YYYY-MM-DD) or datetime',
-});
-const date = z.iso.date({ error: 'a date YYYY-MM-DD' });
+const instant = z
+  .union([z.iso.date(), z.iso.datetime({ offset: true })], { error: 'an ISO date (YYYY-MM-DD) or datetime' })
+  .refine(inPostgresYears, IN_YEARS);
+const date = z.iso.date({ error: 'a date YYYY-MM-DD' }).refine(inPostgresYears, IN_YEARS);
 const id = z.guid({ error: 'a uuid' });
 
 const timeRange = { from: instant.optional(), to: instant.optional() };
@@ -22,7 +33,7 @@ export const sessionListQuery = z.object({
   cloneId: id.optional(),
   creatorId: id.optional(),
   type: z.enum(['chat', 'voice', 'video']).optional(),
-  endReason: z.string().max(100).optional(),
+  endReason: storableText().max(100).optional(),
   cursor: z.string().max(500).optional(),
   limit: z.coerce.number().int().min(1).max(500).default(50),
 });
@@ -43,11 +54,10 @@ const signedAmount = z
   .refine((amount) => /[1-9]/.test(amount), 'must not be zero');
 
 export const adjustmentBody = z.strictObject({
-  idempotencyKey: z.string().min(1).max(100),
+  idempotencyKey: storableText().min(1).max(100),
   sessionId: id,
   amount: signedAmount,
-  reason: z
-    .string()
+  reason: storableText()
     .max(500)
     .refine((reason) => reason.trim().length > 0, 'must not be blank'),
 });

@@ -12,7 +12,7 @@ import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { closeUnusedConnections } from './close-unused-connections.ts';
 import { consoleFiles } from './console-files.ts';
 import { toHttpError } from './http-error.ts';
-import { ledgerApi, type ApiLogger } from './ledger-api.ts';
+import { ledgerApi, type ApiLogger, type LedgerApiOptions } from './ledger-api.ts';
 import { documentsApi, type DocumentsApiOptions } from './documents-api.ts';
 
 export interface BillingAppOptions {
@@ -25,6 +25,8 @@ export interface BillingAppOptions {
   checks: Record<string, () => Promise<unknown>>;
   /** Told after an adjustment changed a user's credits. Default: nothing. */
   onBalanceChanged?: (userId: string) => Promise<void>;
+  /** The billing queue's failed jobs, for the reconciliation. Default: none known. */
+  failedJobs?: LedgerApiOptions['failedJobs'];
   /** The web console's directory. Default billing/console. */
   consoleDir?: string;
   /** The creators' knowledge-base upload API; absent: not served. */
@@ -70,6 +72,7 @@ export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
     platformFeeRate: options.config.platformFeeRate,
     logger,
     onBalanceChanged: options.onBalanceChanged,
+    failedJobs: options.failedJobs,
   });
   return app;
 }

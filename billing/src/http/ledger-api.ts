@@ -12,7 +12,7 @@ import { createAdjustment } from '#billing/ledger/create-adjustment.ts';
 import { creatorAnalytics } from '#billing/ledger/creator-analytics.ts';
 import { openLedgerExport } from '#billing/ledger/ledger-export.ts';
 import { listSessions } from '#billing/ledger/list-sessions.ts';
-import { reconcile } from '#billing/ledger/reconciliation.ts';
+import { reconcile, type FailedBillingJob } from '#billing/ledger/reconciliation.ts';
 import { sessionDetail } from '#billing/ledger/session-detail.ts';
 import { userAnalytics } from '#billing/ledger/user-analytics.ts';
 import { adminAuth } from './admin-auth.ts';
@@ -45,6 +45,8 @@ export interface LedgerApiOptions {
   logger: ApiLogger;
   /** Told after an adjustment changed a user's credits (the billing process refreshes the live state). */
   onBalanceChanged?: ((userId: string) => Promise<void>) | undefined;
+  /** The billing queue's failed jobs, for the reconciliation; default none known. */
+  failedJobs?: (() => Promise<FailedBillingJob[]>) | undefined;
 }
 
 /** A file name part from a query bound: what it said, reduced to safe characters. */
@@ -86,7 +88,7 @@ export async function ledgerApi(api: FastifyInstance, options: LedgerApiOptions)
 
   api.get('/ledger/reconciliation', async (request) => {
     const query = parseInput(rangeQuery, request.query, 'query');
-    return reconcile(db, toTimeRange(query));
+    return reconcile(db, toTimeRange(query), { failedJobs: await options.failedJobs?.() });
   });
 
   api.get('/analytics/creators', async (request) => {

@@ -1,7 +1,9 @@
 /**
  * The reconciliation billing staff run: per UTC day of end_time, what sessions cost, what users were debited and
  * creators and the platform credited, adjustments to users, and which sessions' settlements do not balance; plus
- * sessions still open, ended sessions never settled, and users whose total_spent does not match their ledger.
+ * sessions still open, ended sessions never settled, and users whose total_spent does not match their ledger; and
+ * facts that were acknowledged but never written — billing jobs that failed for good, settled sessions whose
+ * message_count differs from the messages stored for them.
  * Every sum is taken in SQL over numeric and added up in bigint units: exact.
  */
 import { sql, type Kysely } from 'kysely';
@@ -38,6 +40,26 @@ export interface BalanceMismatch {
   difference: string;
 }
 
+/** A settled session that acknowledged more (or fewer) messages than were stored: a lost fact. */
+export interface MessageCountMismatch {
+  sessionId: string;
+  /** sessions.message_count: the messages the gateway acknowledged and counted. */
+  messageCount: number;
+  /** Rows in `messages` for the session. */
+  storedMessages: number;
+}
+
+/** A billing job in the queue's failed set: its facts were never written (it stays there for a person to look at). */
+export interface FailedBillingJob {
+  id: string;
+  name: string;
+  /** The sessions its facts belong to. */
+  sessionIds: string[];
+  failedReason: string;
+  /** ISO time of the failure. */
+  failedAt: string | null;
+}
+
 export interface Reconciliation {
   ok: boolean;
   days: ReconciliationDay[];
@@ -46,11 +68,46 @@ export interface Reconciliation {
   endedUnsettled: string[];
   unbalancedSessions: string[];
   balanceMismatches: BalanceMismatch[];
+  messageCountMismatches: MessageCountMismatch[];
+  failedJobs: FailedBillingJob[];
 }
 
 export interface ReconcileOptions {
-  /** An ended session may wait this long for its settlement before it makes the reconciliation fail. Default 5 min. */
+  /**
+   * An ended session may wait this long for its settlement, and a settled one for its last messages, before it makes
+   * the reconciliation fail. Default 5 min.
+   */
   settleGraceMs?: number;
+  /** The billing queue's failed jobs (they fail the reconciliation); default none known. */
+  failedJobs?: FailedBillingJob[];
+}
+
+/** Most mismatched sessions listed (the count beyond it is still a failure). */
+const MAX_LISTED = 1000;
+
+/**
+ * Settled sessions, ended within `range`, settled more than `graceMs` ago, whose message_count is not the number of
+ * their stored messages.
+ */
+export async function messageCountMismatches(
+  db: Kysely<Database>,
+  range: TimeRange,
+  graceMs: number,
+): Promise<MessageCountMismatch[]> {
+  const { rows } = await sql<{ id: string; message_count: number; stored: number }>`
+    SELECT s.id, s.message_count, count(m.id)::int AS stored
+    FROM sessions s
+    LEFT JOIN messages m ON m.session_id = s.id
+    WHERE s.settled_at IS NOT NULL
+      AND s.settled_at < now() - make_interval(secs => ${graceMs / 1000})
+      ${range.from ? sql`AND s.end_time >= ${range.from}` : sql``}
+      ${range.to ? sql`AND s.end_time < ${range.to}` : sql``}
+    GROUP BY s.id, s.message_count
+    HAVING s.message_count <> count(m.id)
+    ORDER BY s.id
+    LIMIT ${MAX_LISTED}
+  `.execute(db);
+  return rows.map((row) => ({ sessionId: row.id, messageCount: row.message_count, storedMessages: row.stored }));
 }
 
 export async function reconcile(
@@ -102,17 +159,23 @@ export async function reconcile(
         difference: formatMoney(parseMoney(row.total_spent) - parseMoney(row.ledger_spent)),
       }));
       const endedUnsettled = unsettled.rows.map((row) => row.id);
+      const mismatchedCounts = await messageCountMismatches(trx, range, graceMs);
+      const failedJobs = options.failedJobs ?? [];
       return {
         ok:
           days.unbalancedSessions.length === 0 &&
           balanceMismatches.length === 0 &&
-          unsettled.rows.every((row) => !row.overdue),
+          unsettled.rows.every((row) => !row.overdue) &&
+          mismatchedCounts.length === 0 &&
+          failedJobs.length === 0,
         days: days.days,
         totals: days.totals,
         openSessions: open.rows[0]?.n ?? 0,
         endedUnsettled,
         unbalancedSessions: days.unbalancedSessions,
         balanceMismatches,
+        messageCountMismatches: mismatchedCounts,
+        failedJobs,
       };
     });
 }

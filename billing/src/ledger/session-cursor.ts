@@ -11,7 +11,28 @@ export interface SessionCursor {
   id: string;
 }
 
-const shape = z.tuple([z.string().regex(/^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}\.\d{6}Z$/), z.guid()]);
+const END_TIME = /^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})\.\d{6}Z$/;
+
+/** A real instant in years 0001–9999 (what Postgres compares it with): no month 99, no 29 February 2021. */
+function isEndTime(text: string): boolean {
+  const parts = END_TIME.exec(text);
+  if (!parts) return false;
+  const [year, month, day, hour, minute, second] = parts.slice(1).map(Number) as [number, number, number, number, number, number];
+  const date = new Date(0);
+  date.setUTCFullYear(year, month - 1, day);
+  date.setUTCHours(hour, minute, second);
+  return (
+    year >= 1 &&
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    date.getUTCHours() === hour &&
+    date.getUTCMinutes() === minute &&
+    date.getUTCSeconds() === second
+  );
+}
+
+const shape = z.tuple([z.string().refine(isEndTime), z.guid()]);
 
 export function encodeSessionCursor(cursor: SessionCursor): string {
   return Buffer.from(JSON.stringify([cursor.endTime, cursor.id]), 'utf8').toString('base64url');

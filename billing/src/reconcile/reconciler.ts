@@ -5,7 +5,8 @@
  *   already ended with) and settled at its last checkpoint — never above what the user had used;
  * - a session ended in Redis but still unsettled in Postgres a while later (its settlement job was lost) is settled
  *   from the live state's final totals.
- * Settling is idempotent, so racing the normal flow is harmless.
+ * Settling is idempotent, so racing the normal flow is harmless. Each run also looks for lost facts: sessions of
+ * the last day whose message_count differs from their stored messages (logged as errors, reported).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -16,6 +17,7 @@ import type { SessionHeader, SettleSessionJob, SettlementResult } from '#shared/
 import type { Database, SessionRow } from '#shared/db/schema.ts';
 import type { SessionStore } from '#gateway/sessions/session-store.ts';
 import { settleJobFromLive } from '#gateway/sessions/outbox-jobs.ts';
+import { messageCountMismatches, type MessageCountMismatch } from '../ledger/reconciliation.ts';
 import { settleSession } from '../settle/settle-session.ts';
 
 export interface ReconcilerOptions {
@@ -29,7 +31,12 @@ export interface ReconcilerOptions {
   endedGraceMs: number;
   /** Told after each settlement it makes (the billing process refreshes the user's live balance). */
   onSettled?: (result: SettlementResult) => Promise<void>;
+  /** Told each run's report (the billing process counts lost facts in /metrics). */
+  onReport?: (report: ReconcileReport) => void;
 }
+
+/** How far back each run looks for sessions whose messages were lost. */
+const LOST_MESSAGES_WINDOW_MS = 24 * 3600_000;
 
 export interface ReconcileReport {
   checked: number;
@@ -37,6 +44,8 @@ export interface ReconcileReport {
   stateLost: string[];
   /** Sessions ended in Redis whose settlement had not happened, settled from the live state. */
   resettled: string[];
+  /** Sessions settled in the last day that acknowledged other than their stored messages. */
+  messageCountMismatches: MessageCountMismatch[];
 }
 
 function headerOf(row: SessionRow): SessionHeader {
@@ -74,7 +83,7 @@ export class Reconciler {
   async runOnce(): Promise<ReconcileReport> {
     const { db, store, logger } = this.options;
     const rows = await db.selectFrom('sessions').selectAll().where('settled_at', 'is', null).execute();
-    const report: ReconcileReport = { checked: rows.length, stateLost: [], resettled: [] };
+    const report: ReconcileReport = { checked: rows.length, stateLost: [], resettled: [], messageCountMismatches: [] };
     for (const row of rows) {
       const live = await store.peek(row.user_id, row.id);
       if (live && live.status !== 'ended') continue;
@@ -87,6 +96,15 @@ export class Reconciler {
         report.stateLost.push(row.id);
       }
     }
+    report.messageCountMismatches = await messageCountMismatches(
+      db,
+      { from: new Date(Date.now() - LOST_MESSAGES_WINDOW_MS), to: undefined },
+      this.options.endedGraceMs,
+    );
+    if (report.messageCountMismatches.length > 0) {
+      logger.error({ sessions: report.messageCountMismatches }, 'settled sessions whose acknowledged messages were not all stored');
+    }
+    this.options.onReport?.(report);
     if (report.stateLost.length + report.resettled.length > 0) {
       logger.warn({ ...report }, 'reconciler settled sessions the normal flow had not');
     } else {

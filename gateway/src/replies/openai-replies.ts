@@ -3,6 +3,7 @@
  * streamed through the official SDK.
  */
 import OpenAI, { APIConnectionTimeoutError } from 'openai';
+import { toStorableText } from '#shared/contract/storable-text.ts';
 import { countPromptTokens, countTokens } from './count-tokens.ts';
 import type { Reply, ReplyGenerator, ReplyRequest } from './reply-generator.ts';
 import { buildChatMessages } from './system-prompt.ts';
@@ -54,6 +55,8 @@ export class OpenAiReplyGenerator implements ReplyGenerator {
       timer = setTimeout(() => stall.abort(), this.#timeoutMs);
     };
 
+    // the model may send what Postgres cannot store (NUL, a lone surrogate): the user sees what is stored
+    const storable = new StorableStream();
     let content = '';
     let totalTokens: number | undefined;
     let finished = false;
@@ -73,9 +76,17 @@ export class OpenAiReplyGenerator implements ReplyGenerator {
         if (choice.finish_reason) finished = true;
         const delta = choice.delta?.content;
         if (delta) {
-          content += delta;
-          onDelta(delta);
+          const text = storable.push(delta);
+          if (text) {
+            content += text;
+            onDelta(text);
+          }
         }
+      }
+      const rest = storable.end();
+      if (rest) {
+        content += rest;
+        onDelta(rest);
       }
     } catch (error) {
       request.signal?.throwIfAborted();
@@ -90,6 +101,31 @@ export class OpenAiReplyGenerator implements ReplyGenerator {
     if (!finished) throw new Error('the model server closed the reply stream before it finished');
 
     return { content, tokensUsed: totalTokens ?? countPromptTokens(messages) + countTokens(content) };
+  }
+}
+
+/**
+ * Deltas made storable (`toStorableText`) as they stream. A high surrogate ending a delta is held back for the next
+ * one: the pair may have been split between two chunks, and only a surrogate left alone becomes U+FFFD.
+ */
+class StorableStream {
+  #held = '';
+
+  push(delta: string): string {
+    let text = this.#held + delta;
+    this.#held = '';
+    const last = text.charCodeAt(text.length - 1);
+    if (last >= 0xd800 && last <= 0xdbff) {
+      this.#held = text.slice(-1);
+      text = text.slice(0, -1);
+    }
+    return toStorableText(text);
+  }
+
+  end(): string {
+    const rest = toStorableText(this.#held);
+    this.#held = '';
+    return rest;
   }
 }
 

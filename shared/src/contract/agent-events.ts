@@ -8,6 +8,7 @@
  */
 import { z } from 'zod';
 import { canonicalUuid, type Ack, type LiveKitJoin, type ServerToClientEvents, type WireMessage } from './socket-events.ts';
+import { storableText } from './storable-text.ts';
 
 export const AGENT_NAMESPACE = '/agent';
 
@@ -30,8 +31,8 @@ export function agentPayloadSchemas(limits: { maxMessageChars: number }) {
     'agent:utterance': z
       .object({
         sessionId: uuid,
-        clientMessageId: z.string().min(1).max(64),
-        content: z.string().min(1).max(limits.maxMessageChars),
+        clientMessageId: storableText().min(1).max(64),
+        content: storableText().min(1).max(limits.maxMessageChars),
       })
       .strict(),
     'agent:interrupt': sessionRef,

@@ -11,6 +11,7 @@
  */
 import { createHash } from 'node:crypto';
 import { z } from 'zod';
+import { storableText } from './storable-text.ts';
 
 export const BILLING_QUEUE = 'billing';
 
@@ -61,11 +62,11 @@ export const messageJobSchema = z.object({
   message: z.object({
     id: z.string().uuid(),
     senderType: z.enum(['user', 'ai']),
-    content: z.string(),
+    content: storableText(),
     tokensUsed: z.number().int().nonnegative(),
     costIncrement: moneyString,
     createdAt: isoTime,
-    clientMessageId: z.string().max(64).nullable(),
+    clientMessageId: storableText().max(64).nullable(),
     /** AI replies: the passages of the clone's documents the reply rests on. */
     citations: z.array(z.object({ documentId: z.string().uuid(), title: z.string(), chunkIndex: z.number().int().nonnegative() })).default([]),
   }),

@@ -6,6 +6,7 @@
  */
 import { z } from 'zod';
 import type { ErrorCode } from '../errors/app-error.ts';
+import { storableText } from './storable-text.ts';
 
 export type Money = string;
 export type IsoTime = string;
@@ -86,8 +87,8 @@ export function clientPayloadSchemas(limits: ContractLimits) {
     'message:send': z
       .object({
         sessionId: uuid,
-        clientMessageId: z.string().min(1).max(64),
-        content: z.string().min(1).max(limits.maxMessageChars),
+        clientMessageId: storableText().min(1).max(64),
+        content: storableText().min(1).max(limits.maxMessageChars),
       })
       .strict(),
     'session:history': z.object({ sessionId: uuid, afterMessageId: uuid.optional() }).strict(),
@@ -95,7 +96,7 @@ export function clientPayloadSchemas(limits: ContractLimits) {
       .object({
         sessionId: uuid,
         rating: z.number().int().min(1).max(5),
-        feedback: z.string().max(4000).optional(),
+        feedback: storableText().max(4000).optional(),
       })
       .strict(),
   } as const;

@@ -20,6 +20,8 @@ import o200kBase from 'js-tiktoken/ranks/o200k_base';
 const MAX_CACHED_CHARS = 4_000_000;
 /** Most pieces whose counts are remembered (forgotten all at once beyond it). */
 const MAX_CACHED_PIECES = 200_000;
+/** Longest piece whose count is remembered: words repeat, a long run of symbols rarely does (and would fill memory). */
+const MAX_CACHED_PIECE_CHARS = 64;
 
 /** o200k_base's pre-tokenisation pattern: what one byte-pair-encoded piece is. */
 const PIECE = new RegExp(o200kBase.pat_str, 'gu');
@@ -57,27 +59,94 @@ function utf8Bytes(piece: string): string {
   return piece;
 }
 
-/** Tokens of one piece: byte pair merges, the pair of lowest rank first, until no adjacent pair is a token. */
+/**
+ * Tokens of one piece: byte pair merges, the pair of lowest rank first (the leftmost of equal ranks), until no
+ * adjacent pair is a token — tiktoken's rule. The pairs wait in a heap and merged parts in a linked list, so a piece
+ * of n bytes costs O(n log n): a run that never merges (thousands of random CJK characters or emoji in one piece)
+ * cannot hold the event loop, where rescanning every pair after each merge cost O(n²) — seconds for one message.
+ */
 function encodePiece(bytes: string, table: Map<string, number>): number {
-  if (bytes.length === 1 || table.has(bytes)) return 1;
-  // part i is bytes[bounds[i], bounds[i + 1])
-  const bounds = Array.from({ length: bytes.length + 1 }, (_, i) => i);
-  while (bounds.length > 2) {
-    let lowest = Infinity;
-    let at = -1;
-    for (let i = 0; i + 2 < bounds.length; i++) {
-      const rank = table.get(bytes.slice(bounds[i], bounds[i + 2]));
-      if (rank !== undefined && rank < lowest) {
-        lowest = rank;
-        at = i;
-      }
-    }
-    if (at < 0) break;
-    bounds.splice(at + 1, 1);
+  const n = bytes.length;
+  if (n === 1 || table.has(bytes)) return 1;
+  // part starting at byte i (while alive): bytes[i, next[i]); pairRank[i]: rank of that part joined with the next
+  const next = new Int32Array(n);
+  const prev = new Int32Array(n);
+  const pairRank = new Float64Array(n);
+  const heap = new MergeHeap();
+  for (let i = 0; i < n; i++) {
+    next[i] = i + 1;
+    prev[i] = i - 1;
   }
-  let tokens = 0;
-  for (let i = 0; i + 1 < bounds.length; i++) if (table.has(bytes.slice(bounds[i], bounds[i + 1]))) tokens += 1;
-  return tokens;
+  const rankPair = (i: number): void => {
+    const j = next[i]!;
+    const rank = j < n ? table.get(bytes.slice(i, next[j])) : undefined;
+    pairRank[i] = rank ?? -1;
+    if (rank !== undefined) heap.push(rank, i);
+  };
+  for (let i = 0; i + 1 < n; i++) rankPair(i);
+  pairRank[n - 1] = -1;
+  let parts = n;
+  while (parts > 1 && heap.size > 0) {
+    const key = heap.pop();
+    const rank = Math.floor(key / POSITIONS);
+    const i = key - rank * POSITIONS;
+    // a pair that changed since it was queued (either part merged) has another rank now: a rank names one byte string
+    if (pairRank[i] !== rank) continue;
+    const j = next[i]!;
+    const after = next[j]!;
+    next[i] = after;
+    if (after < n) prev[after] = i;
+    pairRank[j] = -1;
+    parts -= 1;
+    rankPair(i);
+    if (prev[i]! >= 0) rankPair(prev[i]!);
+  }
+  return parts;
+}
+
+/** Heap keys are rank × POSITIONS + position: the lowest rank first, the leftmost of equal ranks. */
+const POSITIONS = 2 ** 32;
+
+/** A binary min-heap of merge keys. */
+class MergeHeap {
+  readonly #keys: number[] = [];
+
+  get size(): number {
+    return this.#keys.length;
+  }
+
+  push(rank: number, position: number): void {
+    const keys = this.#keys;
+    const key = rank * POSITIONS + position;
+    let at = keys.length;
+    keys.push(key);
+    while (at > 0) {
+      const parent = (at - 1) >> 1;
+      if (keys[parent]! <= key) break;
+      keys[at] = keys[parent]!;
+      at = parent;
+    }
+    keys[at] = key;
+  }
+
+  pop(): number {
+    const keys = this.#keys;
+    const top = keys[0]!;
+    const last = keys.pop()!;
+    if (keys.length === 0) return top;
+    let at = 0;
+    for (;;) {
+      const left = 2 * at + 1;
+      if (left >= keys.length) break;
+      const right = left + 1;
+      const child = right < keys.length && keys[right]! < keys[left]! ? right : left;
+      if (keys[child]! >= last) break;
+      keys[at] = keys[child]!;
+      at = child;
+    }
+    keys[at] = last;
+    return top;
+  }
 }
 
 /** The tokens of one piece, encoded the first time it is seen. */
@@ -85,6 +154,7 @@ function countPiece(piece: string): number {
   let tokens = pieceCounts.get(piece);
   if (tokens === undefined) {
     tokens = encodePiece(utf8Bytes(piece), getRanks());
+    if (piece.length > MAX_CACHED_PIECE_CHARS) return tokens;
     if (pieceCounts.size >= MAX_CACHED_PIECES) pieceCounts.clear();
     pieceCounts.set(piece, tokens);
   }
