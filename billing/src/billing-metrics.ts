@@ -3,6 +3,7 @@
  * several workers — in tests — never collide on metric names).
  */
 import { Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { cachedReading } from '#shared/observability/cached-reading.ts';
 
 /** Results a job can end with: `duplicate` and `stale` are idempotency at work, not errors. */
 export type BillingJobResult = 'ok' | 'duplicate' | 'stale' | 'invalid' | 'error';
@@ -16,11 +17,16 @@ export class BillingMetrics {
   readonly queueDepth: Gauge<'state'>;
   readonly messageCountMismatches: Gauge;
 
-  /** `jobCounts` is asked on each scrape; when it fails the previous values stay. */
+  /**
+   * `jobCounts` is asked on a scrape when its last answer is older than `countsMaxAgeMs` (METRICS_CACHE_MS; default 0,
+   * every scrape); when it fails the previous values stay.
+   */
   constructor(
     readonly registry: Registry,
     jobCounts: () => Promise<Record<string, number>>,
+    countsMaxAgeMs = 0,
   ) {
+    const counts = cachedReading(jobCounts, countsMaxAgeMs);
     this.jobs = new Counter({
       name: 'billing_jobs_total',
       help: 'Billing jobs processed, by job name and result (a fact-batch job counts as each fact it carries)',
@@ -45,8 +51,8 @@ export class BillingMetrics {
       registers: [registry],
       async collect() {
         try {
-          const counts = await jobCounts();
-          for (const state of QUEUE_DEPTH_STATES) this.set({ state }, counts[state] ?? 0);
+          const byState = await counts();
+          for (const state of QUEUE_DEPTH_STATES) this.set({ state }, byState[state] ?? 0);
         } catch {
           // Redis unreachable: /metrics still answers; /healthz reports the outage.
         }

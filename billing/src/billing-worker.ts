@@ -71,9 +71,10 @@ export function createBillingQueue(connection: ConnectionOptions, prefix: string
 export interface BillingWorkerOptions {
   /**
    * BILLING_CONCURRENCY (Postgres transactions at once; the worker holds JOBS_PER_TRANSACTION times as many jobs) and
-   * platformFeeRate (the platform's share of each charge).
+   * platformFeeRate (the platform's share of each charge); METRICS_CACHE_MS (how long a scrape reuses the queue's job
+   * counts; default 0, read on every scrape).
    */
-  config: Pick<Config, 'BILLING_CONCURRENCY' | 'BILLING_LOCK_MS' | 'platformFeeRate'>;
+  config: Pick<Config, 'BILLING_CONCURRENCY' | 'BILLING_LOCK_MS' | 'platformFeeRate'> & Partial<Pick<Config, 'METRICS_CACHE_MS'>>;
   db: Kysely<Database>;
   /** BullMQ connection: ioredis options or an ioredis instance, with `maxRetriesPerRequest: null`. Not closed by `close()`. */
   connection: ConnectionOptions;
@@ -134,8 +135,10 @@ export class BillingWorker {
   constructor(options: BillingWorkerOptions) {
     this.#options = options;
     this.registry = options.registry ?? new Registry();
-    this.metrics = new BillingMetrics(this.registry, async () =>
-      this.#queue ? this.#queue.getJobCounts(...QUEUE_DEPTH_STATES) : {},
+    this.metrics = new BillingMetrics(
+      this.registry,
+      async () => (this.#queue ? this.#queue.getJobCounts(...QUEUE_DEPTH_STATES) : {}),
+      options.config.METRICS_CACHE_MS,
     );
     // BILLING_CONCURRENCY transactions at once: half of them fact writes (they only share session rows, locked in id
     // order), one settlement batch (settlements share user and clone rows), the rest settlements alone.

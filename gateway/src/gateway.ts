@@ -3,7 +3,7 @@
  * authentication, the client events, the due-event scheduler and the meter ticker. `start()` listens,
  * `close()` stops everything in order. Resources passed in (db, redis, queue) are closed by their owner.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import { randomUUID } from 'node:crypto';
 import { Server } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
@@ -23,6 +23,8 @@ import {
   type SocketData,
   type WireSession,
 } from '#shared/contract/socket-events.ts';
+import { createHttpApp } from '#shared/http/http-app.ts';
+import { cachedReading } from '#shared/observability/cached-reading.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import { DueScheduler } from './meter/due-scheduler.ts';
@@ -111,7 +113,11 @@ export class Gateway {
   constructor(private readonly options: GatewayOptions) {
     const { config, db, redis, queue, logger } = options;
     this.gatewayId = options.gatewayId ?? randomUUID();
-    this.app = Fastify({ logger: false });
+    // every error answer `{ error: { code, message } }`, request deadlines that never cut an upgraded websocket
+    this.app = createHttpApp({
+      limits: config,
+      onServerError: (error, request) => logger.error({ err: error, method: request?.method, route: request?.routeOptions.url }, 'gateway http request failed'),
+    });
     this.adapterRedis = redis.duplicate();
     this.io = new Server(this.app.server, {
       // any process can reach any user's sockets, and a client that drops briefly gets its missed events
@@ -268,6 +274,7 @@ export class Gateway {
     registerWebRoutes(this.app, { config, db });
     registerOpsRoutes(this.app, {
       registry: this.registry,
+      metricsToken: config.METRICS_TOKEN,
       checks: {
         postgres: () => sql`select 1`.execute(db),
         redis: () => redis.ping(),
@@ -334,8 +341,20 @@ export class Gateway {
 
   private createMetrics() {
     const { registry } = this;
-    const { db, queue } = this.options;
+    const { db, queue, config } = this.options;
     collectDefaultMetrics({ register: registry });
+    // Postgres and the queue are asked at most once per METRICS_CACHE_MS, however often /metrics is scraped
+    const openSessions = cachedReading(
+      () =>
+        db
+          .selectFrom('sessions')
+          .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
+          .where('status', '!=', 'ended')
+          .groupBy('status')
+          .execute(),
+      config.METRICS_CACHE_MS,
+    );
+    const jobCounts = cachedReading(() => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'), config.METRICS_CACHE_MS);
     const connections = new Gauge({ name: 'gateway_connections', help: 'Open Socket.IO connections on this process', registers: [registry] });
     const service = () => this.service;
     new Gauge({
@@ -361,12 +380,7 @@ export class Gateway {
       labelNames: ['status'] as const,
       registers: [registry],
       async collect() {
-        const rows = await db
-          .selectFrom('sessions')
-          .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
-          .where('status', '!=', 'ended')
-          .groupBy('status')
-          .execute();
+        const rows = await openSessions();
         this.reset();
         for (const status of ['active', 'paused']) {
           this.set({ status }, Number(rows.find((r) => r.status === status)?.count ?? 0));
@@ -379,7 +393,7 @@ export class Gateway {
       labelNames: ['state'] as const,
       registers: [registry],
       async collect() {
-        const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
+        const counts = await jobCounts();
         for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
       },
     });

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
@@ -96,5 +96,133 @@ test('a malformed multipart body is a 400 invalid_payload, not a 500, and stores
   const rows = await harness.database.db.selectFrom('documents').select('id').where('clone_id', '=', cloneId).execute();
   assert.is(rows.length, 0);
 });
+
+/** One multipart part as sent: a field (no `filename`) or a file (`filename` as it appears in the header, unescaped). */
+interface RawPart {
+  name: string;
+  filename?: string;
+  /** A header `filename*=` value instead of `filename=` (RFC 5987, e.g. utf-8''a%00b.txt). */
+  filenameStar?: string;
+  type?: string;
+  content: string;
+}
+
+function rawMultipart(parts: RawPart[]) {
+  const boundary = `----tollgate${randomUUID()}`;
+  const chunks = parts.map((part) => {
+    const file = part.filenameStar !== undefined ? `; filename*=${part.filenameStar}` : part.filename !== undefined ? `; filename="${part.filename}"` : '';
+    const type = part.type ? `\r\nContent-Type: ${part.type}` : '';
+    return `--${boundary}\r\nContent-Disposition: form-data; name="${part.name}"${file}${type}\r\n\r\n${part.content}\r\n`;
+  });
+  return { payload: Buffer.from(`${chunks.join('')}--${boundary}--\r\n`), headers: { 'content-type': `multipart/form-data; boundary=${boundary}` } };
+}
+
+const documentsOf = (cloneId: string) =>
+  harness.database.db.selectFrom('documents').select(['id', 'title', 'file_name', 'file_path']).where('clone_id', '=', cloneId).orderBy('created_at').execute();
+
+test('no token is 401 before the clone id is looked at (GET and POST, a malformed id too); a bad id with a token is 400', async () => {
+  const creator = await createUser(harness.database, 'creator');
+  const ok = multipart('a.txt', 'text/plain', 'hello');
+  for (const id of ['abc', randomUUID(), '%20', 'x'.repeat(90)]) {
+    const url = `/api/clones/${id}/documents`;
+    for (const response of [await harness.request({ method: 'GET', url, token: null }), await harness.request({ method: 'POST', url, token: null, ...ok })]) {
+      assert.is(response.statusCode, 401, `${id}: ${response.body}`);
+      assert.equal(response.json(), { error: { code: 'unauthorized', message: response.json().error.message } });
+    }
+    const forged = await harness.request({ method: 'GET', url, token: await harness.token(creator, { secret: 'another-secret-0123456789-0123456789' }) });
+    assert.is(forged.statusCode, 401, forged.body);
+  }
+  const token = await harness.token(creator);
+  for (const response of [
+    await harness.request({ method: 'GET', url: '/api/clones/abc/documents', token }),
+    await harness.request({ method: 'POST', url: '/api/clones/abc/documents', token, ...ok }),
+  ]) {
+    assert.is(response.statusCode, 400, response.body);
+    assert.is(response.json().error.code, 'invalid_payload');
+  }
+});
+
+test('a NUL in the filename or the title is 400 invalid_payload and stores nothing', async () => {
+  const creator = await createUser(harness.database, 'creator');
+  const cloneId = await cloneOf(creator);
+  const url = `/api/clones/${cloneId}/documents`;
+  const token = await harness.token(creator);
+  const bodies = [
+    rawMultipart([{ name: 'file', filename: 'a\u0000b.txt', type: 'text/plain', content: 'hello' }]),
+    rawMultipart([{ name: 'file', filenameStar: "utf-8''a%00b.txt", type: 'text/plain', content: 'hello' }]),
+    rawMultipart([{ name: 'title', content: 'my\u0000notes' }, { name: 'file', filename: 'a.txt', type: 'text/plain', content: 'hello' }]),
+    rawMultipart([{ name: 'file', filename: 'a.txt', type: 'text/plain', content: 'hello' }, { name: 'title', content: 'trailing\u0000' }]),
+  ];
+  for (const body of bodies) {
+    const response = await harness.request({ method: 'POST', url, token, ...body });
+    assert.is(response.statusCode, 400, response.body);
+    assert.is(response.json().error.code, 'invalid_payload');
+  }
+  assert.equal(await documentsOf(cloneId), []);
+});
+
+test('a filename of ".", "..", "" or a path ending in them is stored under a safe default name; a path keeps its last part', async () => {
+  const creator = await createUser(harness.database, 'creator');
+  const cloneId = await cloneOf(creator);
+  const url = `/api/clones/${cloneId}/documents`;
+  const token = await harness.token(creator);
+  const cases: Array<[string, string, string]> = [
+    ['.', 'text/plain', 'document.txt'],
+    ['..', 'text/markdown', 'document.md'],
+    ['', 'text/html', 'document.html'],
+    ['../..', 'text/plain', 'document.txt'],
+    ['   ', 'text/plain', 'document.txt'],
+    ['notes/../../etc/secret.md', 'text/markdown', 'secret.md'],
+    ['C:\\\\Users\\\\me\\\\report.txt', 'text/plain', 'report.txt'],
+  ];
+  for (const [filename, type, expected] of cases) {
+    const response = await harness.request({ method: 'POST', url, token, ...rawMultipart([{ name: 'file', filename, type, content: 'hello' }]) });
+    assert.is(response.statusCode, 202, `${JSON.stringify(filename)}: ${response.body}`);
+    const { document } = response.json();
+    assert.is(document.fileName, expected, JSON.stringify(filename));
+    assert.is(document.title, expected, JSON.stringify(filename));
+    const row = await harness.database.db.selectFrom('documents').select(['title', 'file_name', 'file_path']).where('id', '=', document.id).executeTakeFirstOrThrow();
+    assert.equal([row.title, row.file_name], [expected, expected]);
+    assert.ok(row.file_path.endsWith(`-${expected}`), row.file_path);
+    const file = path.resolve(uploadDir, row.file_path);
+    assert.ok(file.startsWith(path.join(uploadDir, cloneId) + path.sep) && existsSync(file), file);
+  }
+});
+
+test('only the documented parts: one `file` part and an optional `title` field, in either order; anything else is 400 and stores nothing', async () => {
+  const creator = await createUser(harness.database, 'creator');
+  const cloneId = await cloneOf(creator);
+  const url = `/api/clones/${cloneId}/documents`;
+  const token = await harness.token(creator);
+  const file = { name: 'file', filename: 'a.txt', type: 'text/plain', content: 'hello' };
+  const title = { name: 'title', content: 'Notes' };
+  const refused: RawPart[][] = [
+    [{ ...file, name: 'upload' }],
+    [{ ...file, name: 'title' }],
+    [file, { ...file, filename: 'b.txt' }],
+    [title, title, file],
+    [file, title, title],
+    [{ name: 'extra', content: 'x' }, file],
+    [file, { name: 'extra', content: 'x' }],
+    [title, file, { name: 'file', content: 'not a file' }],
+    [{ name: 'file', content: 'a field named file, no file' }],
+    [title],
+  ];
+  for (const parts of refused) {
+    const response = await harness.request({ method: 'POST', url, token, ...rawMultipart(parts) });
+    assert.is(response.statusCode, 400, `${JSON.stringify(parts.map((p) => p.name))}: ${response.body}`);
+    assert.is(response.json().error.code, 'invalid_payload');
+  }
+  assert.equal(await documentsOf(cloneId), [], 'nothing stored for refused uploads');
+  assert.equal(readdirIfAny(path.join(uploadDir, cloneId)), [], 'no file written for refused uploads');
+  // the title may follow the file
+  const after = await harness.request({ method: 'POST', url, token, ...rawMultipart([file, title]) });
+  assert.is(after.statusCode, 202, after.body);
+  assert.is(after.json().document.title, 'Notes');
+});
+
+function readdirIfAny(dir: string): string[] {
+  return existsSync(dir) ? readdirSync(dir) : [];
+}
 
 test.run();

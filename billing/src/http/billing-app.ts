@@ -1,13 +1,15 @@
 /**
  * The billing process's HTTP app: `/healthz` and `/metrics`, the billing staff API under `/api` (admin-only) and the
- * web console (`/`, `/console/*`), with one error handler: every failure is `{ error: { code, message } }`.
+ * web console (`/`, `/console/*`), on the shared hardened app (createHttpApp): every failure is
+ * `{ error: { code, message } }` (toHttpError), requests have deadlines, and /metrics may require METRICS_TOKEN.
  * Built without listening, so tests call it with `inject` or listen on port 0.
  */
-import Fastify, { type FastifyInstance } from 'fastify';
+import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
 import type { Registry } from 'prom-client';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
+import { createHttpApp, type HttpLimits } from '#shared/http/http-app.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { closeUnusedConnections } from './close-unused-connections.ts';
 import { consoleFiles } from './console-files.ts';
@@ -17,7 +19,7 @@ import { documentsApi, type DocumentsApiOptions } from './documents-api.ts';
 
 export interface BillingAppOptions {
   db: Kysely<Database>;
-  config: Pick<Config, 'JWT_SECRET' | 'JWT_AUDIENCE' | 'platformFeeRate'>;
+  config: Pick<Config, 'JWT_SECRET' | 'JWT_AUDIENCE' | 'platformFeeRate' | 'METRICS_TOKEN'> & HttpLimits;
   logger: ApiLogger;
   /** Served on /metrics. */
   registry: Registry;
@@ -37,23 +39,17 @@ export interface BillingAppOptions {
 const BODY_LIMIT = 16 * 1024;
 
 export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
-  const app = Fastify({ bodyLimit: BODY_LIMIT });
   const { logger } = options;
+  const app = createHttpApp({
+    limits: options.config,
+    bodyLimit: BODY_LIMIT,
+    toAnswer: toHttpError,
+    onServerError: (error, request) =>
+      logger.error({ err: error, method: request?.method, route: request?.routeOptions.url }, 'billing http request failed'),
+  });
   closeUnusedConnections(app);
 
-  app.setErrorHandler((error, request, reply) => {
-    const answer = toHttpError(error);
-    if (answer.status >= 500) {
-      logger.error({ err: error, method: request.method, route: request.routeOptions.url }, 'billing http request failed');
-    }
-    if (answer.status === 401) reply.header('www-authenticate', 'Bearer');
-    return reply.code(answer.status).send(answer.body);
-  });
-  app.setNotFoundHandler((_request, reply) =>
-    reply.code(404).send({ error: { code: 'not_found', message: 'no such route' } }),
-  );
-
-  registerOpsRoutes(app, { registry: options.registry, checks: options.checks });
+  registerOpsRoutes(app, { registry: options.registry, checks: options.checks, metricsToken: options.config.METRICS_TOKEN });
   app.register(consoleFiles, { dir: options.consoleDir });
   if (options.documents) {
     app.register(documentsApi, {

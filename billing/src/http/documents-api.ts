@@ -1,19 +1,21 @@
 /**
  * The knowledge-base upload API, for a clone's own creator: `POST /api/clones/:cloneId/documents` (multipart,
- * one `file` part and an optional `title` field) stores the file under UPLOAD_DIR, inserts a `pending` document and
- * queues its ingestion; `GET /api/clones/:cloneId/documents` lists the clone's documents with their processing
- * status and, for failed ones, why.
+ * exactly one `file` part and an optional `title` field, nothing else) stores the file under UPLOAD_DIR, inserts a
+ * `pending` document and queues its ingestion; `GET /api/clones/:cloneId/documents` lists the clone's documents with
+ * their processing status and, for failed ones, why. Both check the bearer token before anything else (401).
  */
 import { randomUUID } from 'node:crypto';
 import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import multipart from '@fastify/multipart';
-import type { FastifyPluginAsync } from 'fastify';
+import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { Database } from '#shared/db/schema.ts';
-import { documentKind } from '#shared/documents/document-kind.ts';
+import { isStorableText, UNSTORABLE_TEXT } from '#shared/contract/storable-text.ts';
+import { DocumentError } from '#shared/documents/document-error.ts';
+import { documentKind, type DocumentKind } from '#shared/documents/document-kind.ts';
 import { AppError } from '#shared/errors/app-error.ts';
 import { bearerToken } from './admin-auth.ts';
 
@@ -34,22 +36,47 @@ const params = z.object({ cloneId: z.string().uuid() });
 /** A file name safe to keep on disk: letters, digits, dot, dash, underscore. */
 const safeName = (name: string) => path.basename(name).replace(/[^A-Za-z0-9._-]+/g, '_').slice(-100) || 'file';
 
+/** The name a file sent without a usable one (empty, `.`, `..`: busboy keeps only a path's last part) is stored under. */
+const DEFAULT_NAME: Readonly<Record<DocumentKind, string>> = {
+  text: 'document.txt',
+  markdown: 'document.md',
+  html: 'document.html',
+  pdf: 'document.pdf',
+};
+
+/** Column widths of `documents`. */
+const MAX_NAME_CHARS = 255;
+const MAX_TYPE_CHARS = 100;
+
+/** The one upload a request carries: its `file` part read whole, and its `title` field if it had one. */
+interface Upload {
+  fileName: string;
+  fileType: string;
+  bytes: Buffer;
+  title: string | undefined;
+}
+
 export const documentsApi: FastifyPluginAsync<DocumentsApiOptions> = async (app, options) => {
   const { db } = options;
   const verifier = new TokenVerifier({ secret: options.jwtSecret, audience: options.jwtAudience });
-  await app.register(multipart, { limits: { files: 1, fileSize: options.maxUploadBytes, fields: 5, fieldSize: 1000 } });
+  // One file and one field are documented; room for one part more of each kind, so the first part too many reaches
+  // readUpload (and is refused 400 naming it) before busboy's limits (413) would stop the body.
+  await app.register(multipart, { limits: { files: 2, fields: 2, parts: 3, fileSize: options.maxUploadBytes, fieldSize: 1000 } });
 
-  /** The requester must be the clone's creator. */
-  const creatorOf = async (authorization: Parameters<typeof bearerToken>[0], cloneId: string) => {
-    const userId = await verifier.verify(bearerToken(authorization));
+  /** The requester must be the clone's creator: who they are first (401), then which clone (400, 404, 403). */
+  const creatorsClone = async (request: FastifyRequest): Promise<string> => {
+    const userId = await verifier.verify(bearerToken(request));
+    const parsed = params.safeParse(request.params);
+    if (!parsed.success) throw new AppError('invalid_payload', 'the clone id must be a uuid');
+    const { cloneId } = parsed.data;
     const clone = await db.selectFrom('clones').select('creator_id').where('id', '=', cloneId).executeTakeFirst();
     if (!clone) throw new AppError('not_found', 'no such clone');
     if (clone.creator_id !== userId) throw new AppError('forbidden', "only the clone's creator manages its documents");
+    return cloneId;
   };
 
   app.get('/clones/:cloneId/documents', async (request) => {
-    const { cloneId } = params.parse(request.params);
-    await creatorOf(request, cloneId);
+    const cloneId = await creatorsClone(request);
     const rows = await db
       .selectFrom('documents')
       .select(['id', 'title', 'file_name', 'file_type', 'file_size_bytes', 'processing_status', 'chunk_count', 'failure_reason', 'created_at'])
@@ -72,36 +99,27 @@ export const documentsApi: FastifyPluginAsync<DocumentsApiOptions> = async (app,
   });
 
   app.post('/clones/:cloneId/documents', async (request, reply) => {
-    const { cloneId } = params.parse(request.params);
-    await creatorOf(request, cloneId);
+    const cloneId = await creatorsClone(request);
     if (!request.isMultipart()) throw new AppError('invalid_payload', 'send multipart/form-data with a `file` part');
-    const part = await malformedAsInvalid(request.file());
-    if (!part) throw new AppError('invalid_payload', 'no `file` part');
-    try {
-      documentKind(part.mimetype, part.filename);
-    } catch (error) {
-      part.file.resume();
-      throw new AppError('invalid_payload', error instanceof Error ? error.message : 'unsupported file type');
-    }
-    const bytes = await malformedAsInvalid(part.toBuffer()); // RequestFileTooLargeError (413) past MAX_UPLOAD_BYTES
-    const titleField = part.fields.title;
-    const title = (titleField && 'value' in titleField ? String(titleField.value) : '').trim() || part.filename;
+    // the whole body is read and judged before anything is written
+    const upload = await readUpload(request);
+    const title = clip(upload.title?.trim() || upload.fileName, MAX_NAME_CHARS);
     const id = randomUUID();
-    const relative = path.join(cloneId, `${id}-${safeName(part.filename)}`);
+    const relative = path.join(cloneId, `${id}-${safeName(upload.fileName)}`);
     const absolute = path.resolve(options.uploadDir, relative);
     await mkdir(path.dirname(absolute), { recursive: true });
-    await writeFile(absolute, bytes);
+    await writeFile(absolute, upload.bytes);
     try {
       await db
         .insertInto('documents')
         .values({
           id,
           clone_id: cloneId,
-          title: title.slice(0, 255),
-          file_name: part.filename.slice(0, 255),
+          title,
+          file_name: upload.fileName,
           file_path: relative,
-          file_type: part.mimetype.slice(0, 100),
-          file_size_bytes: bytes.length,
+          file_type: upload.fileType,
+          file_size_bytes: upload.bytes.length,
         })
         .execute();
     } catch (error) {
@@ -109,9 +127,63 @@ export const documentsApi: FastifyPluginAsync<DocumentsApiOptions> = async (app,
       throw error;
     }
     await options.enqueue?.(id);
-    return reply.code(202).send({ document: { id, title, fileName: part.filename, processingStatus: 'pending', sizeBytes: bytes.length } });
+    return reply
+      .code(202)
+      .send({ document: { id, title, fileName: upload.fileName, processingStatus: 'pending', sizeBytes: upload.bytes.length } });
   });
 };
+
+/**
+ * Reads the multipart body: exactly one file part named `file` (a supported type, up to MAX_UPLOAD_BYTES) and at most
+ * one field named `title`, in any order. Any other part, a second of either, or text Postgres cannot store (NUL, a lone
+ * surrogate) is `invalid_payload`.
+ */
+async function readUpload(request: FastifyRequest): Promise<Upload> {
+  let file: Omit<Upload, 'title'> | undefined;
+  let title: string | undefined;
+  const parts = request.parts()[Symbol.asyncIterator]();
+  for (;;) {
+    const next = await malformedAsInvalid(parts.next());
+    if (next.done) break;
+    const part = next.value;
+    if (part.type === 'field' && part.fieldname === 'title' && title === undefined) {
+      if (typeof part.value !== 'string') throw new AppError('invalid_payload', 'the `title` field must be text');
+      title = storable(part.value, 'the title');
+      continue;
+    }
+    if (part.type === 'file' && part.fieldname === 'file' && file === undefined) {
+      try {
+        const given = storable(part.filename, 'the file name').trim();
+        const fileType = storable(part.mimetype, 'the file type');
+        const kind = documentKind(fileType, given);
+        const fileName = clip(given || DEFAULT_NAME[kind], MAX_NAME_CHARS);
+        // RequestFileTooLargeError (413) past MAX_UPLOAD_BYTES
+        file = { fileName, fileType: clip(fileType, MAX_TYPE_CHARS), bytes: await malformedAsInvalid(part.toBuffer()) };
+      } catch (error) {
+        part.file.resume();
+        if (error instanceof DocumentError) throw new AppError('invalid_payload', error.message);
+        throw error;
+      }
+      continue;
+    }
+    if (part.type === 'file') part.file.resume();
+    const what = part.type === 'file' ? 'file part' : 'field';
+    throw new AppError('invalid_payload', `unexpected ${what} ${JSON.stringify(part.fieldname)}: send one \`file\` part and at most one \`title\` field`);
+  }
+  if (!file) throw new AppError('invalid_payload', 'no `file` part');
+  return { ...file, title };
+}
+
+/** The text as sent, or invalid_payload when Postgres could not store it so. */
+function storable(text: string, what: string): string {
+  if (!isStorableText(text)) throw new AppError('invalid_payload', `${what} ${UNSTORABLE_TEXT}`);
+  return text;
+}
+
+/** At most `max` characters (code points, as a varchar counts them), never half a surrogate pair. */
+function clip(text: string, max: number): string {
+  return text.length <= max ? text : Array.from(text).slice(0, max).join('');
+}
 
 /**
  * The multipart parser (busboy) rejects a body that does not parse — a boundary other than the header's, none, a

@@ -12,6 +12,7 @@ import type { Kysely } from 'kysely';
 import { z } from 'zod';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
+import { AppError } from '#shared/errors/app-error.ts';
 
 export interface WebRoutesOptions {
   config: Config;
@@ -82,7 +83,7 @@ export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOption
 
   const sendAsset = (name: string, request: FastifyRequest, reply: FastifyReply) => {
     const asset = assets.get(name);
-    if (!asset) return reply.code(404).type('text/plain; charset=utf-8').send('not found');
+    if (!asset) throw new AppError('not_found', 'no such file');
     reply.header('etag', asset.etag).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
     if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
     return reply.type(asset.type).send(asset.body);

@@ -144,6 +144,22 @@ export const configSchema = z.object({
   DEEPGRAM_TTS_MODEL: z.string().min(1).default('aura-2-thalia-en'),
   /** Gateway the voice agent connects to (Socket.IO, with an agent token). */
   AGENT_GATEWAY_URL: z.string().url().default('http://127.0.0.1:3000'),
+  /**
+   * Longest an HTTP request may take to arrive, headers and body, on both processes (then 408 and the connection is
+   * closed). Long-lived Socket.IO connections are not requests in progress and are not cut.
+   */
+  HTTP_REQUEST_TIMEOUT_MS: integer(300_000, 100),
+  /**
+   * Slowest average rate a request body may arrive at, in bytes per second, after the first HTTP_UPLOAD_GRACE_MS
+   * (then 408 and the connection is closed); 0: no minimum.
+   */
+  HTTP_MIN_UPLOAD_BYTES_PER_SEC: integer(1024, 0),
+  /** How long a request body may take before HTTP_MIN_UPLOAD_BYTES_PER_SEC applies to it. */
+  HTTP_UPLOAD_GRACE_MS: integer(10_000, 0),
+  /** When set, `GET /metrics` on both processes requires `Authorization: Bearer <METRICS_TOKEN>` (else 401). */
+  METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
+  /** How long a scrape of `/metrics` reuses the counts it read from Postgres and the queue (0: read on every scrape). */
+  METRICS_CACHE_MS: integer(5000, 0),
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -2,14 +2,14 @@
  * The processes' pino logger. Secrets never reach its output, in two layers: fields that carry tokens, keys or
  * passwords are redacted by path wherever they are logged; and, as the last guard against a secret inside an error
  * message or a URL, every line is scrubbed of the configured secrets (JWT_SECRET, LIVEKIT_API_SECRET,
- * OPENAI_API_KEY, DEEPGRAM_API_KEY, the passwords of DATABASE_URL and REDIS_URL) and of anything shaped like a JWT
+ * OPENAI_API_KEY, DEEPGRAM_API_KEY, METRICS_TOKEN, the passwords of DATABASE_URL and REDIS_URL) and of anything shaped like a JWT
  * (access tokens, agent tokens, LiveKit room and admin tokens).
  */
 import { pino, type DestinationStream, type Logger } from 'pino';
 import type { Config } from '../config/config.ts';
 
 export type LoggerConfig = Pick<Config, 'LOG_LEVEL'> &
-  Partial<Pick<Config, 'JWT_SECRET' | 'LIVEKIT_API_SECRET' | 'OPENAI_API_KEY' | 'DEEPGRAM_API_KEY' | 'DATABASE_URL' | 'REDIS_URL'>>;
+  Partial<Pick<Config, 'JWT_SECRET' | 'LIVEKIT_API_SECRET' | 'OPENAI_API_KEY' | 'DEEPGRAM_API_KEY' | 'METRICS_TOKEN' | 'DATABASE_URL' | 'REDIS_URL'>>;
 
 /** Field names whose values are secrets wherever they appear (top level and one level down, pino's redact paths). */
 const SECRET_FIELDS = [
@@ -26,6 +26,7 @@ const SECRET_FIELDS = [
   'LIVEKIT_API_SECRET',
   'OPENAI_API_KEY',
   'DEEPGRAM_API_KEY',
+  'METRICS_TOKEN',
   'DATABASE_URL',
   'REDIS_URL',
 ];
@@ -55,7 +56,7 @@ export function createLogger(config: LoggerConfig, name: string, destination?: D
 
 /** The configured secrets, as they could appear in a log line (as is, JSON-escaped, URL-encoded). */
 export function secretValues(config: LoggerConfig): string[] {
-  const values = [config.JWT_SECRET, config.LIVEKIT_API_SECRET, config.OPENAI_API_KEY, config.DEEPGRAM_API_KEY];
+  const values = [config.JWT_SECRET, config.LIVEKIT_API_SECRET, config.OPENAI_API_KEY, config.DEEPGRAM_API_KEY, config.METRICS_TOKEN];
   for (const url of [config.DATABASE_URL, config.REDIS_URL]) {
     const password = url ? passwordOf(url) : '';
     if (password) values.push(password, safeDecode(password));

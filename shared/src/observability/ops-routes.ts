@@ -1,9 +1,12 @@
 /**
  * The operational endpoints both processes serve: `GET /healthz` (200 when every dependency answers,
- * 503 naming the ones that do not) and `GET /metrics` (Prometheus text from prom-client).
+ * 503 naming the ones that do not) and `GET /metrics` (Prometheus text from prom-client; with a metrics token, only
+ * for `Authorization: Bearer <token>`, else 401).
  */
-import type { FastifyInstance } from 'fastify';
+import { createHash, timingSafeEqual } from 'node:crypto';
+import type { FastifyInstance, FastifyRequest } from 'fastify';
 import type { Registry } from 'prom-client';
+import { AppError } from '../errors/app-error.ts';
 
 export interface OpsRoutesOptions {
   registry: Registry;
@@ -11,7 +14,12 @@ export interface OpsRoutesOptions {
   checks: Record<string, () => Promise<unknown>>;
   /** Longest a check may take before it counts as failed. */
   checkTimeoutMs?: number;
+  /** METRICS_TOKEN: when set, /metrics answers only requests bearing it. Default: anyone. */
+  metricsToken?: string | undefined;
 }
+
+const BEARER = /^Bearer +([^ ]+) *$/i;
+const digest = (text: string) => createHash('sha256').update(text).digest();
 
 export function registerOpsRoutes(app: FastifyInstance, options: OpsRoutesOptions): void {
   const timeoutMs = options.checkTimeoutMs ?? 2000;
@@ -35,7 +43,15 @@ export function registerOpsRoutes(app: FastifyInstance, options: OpsRoutesOption
     const ok = results.every(([, status]) => status === 'ok');
     return reply.code(ok ? 200 : 503).send({ ok, checks: Object.fromEntries(results) });
   });
-  app.get('/metrics', async (_request, reply) => {
+  const expected = options.metricsToken === undefined ? undefined : digest(options.metricsToken);
+  /** Compared as digests: equal lengths for timingSafeEqual, and no timing that tells how much of the token matched. */
+  const mayScrape = (request: FastifyRequest) => {
+    if (expected === undefined) return true;
+    const given = BEARER.exec(request.headers.authorization ?? '')?.[1];
+    return given !== undefined && timingSafeEqual(digest(given), expected);
+  };
+  app.get('/metrics', async (request, reply) => {
+    if (!mayScrape(request)) throw new AppError('unauthorized', 'the metrics need their bearer token');
     const text = await options.registry.metrics();
     return reply.header('content-type', options.registry.contentType).send(text);
   });
