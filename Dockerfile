@@ -10,6 +10,7 @@ RUN npm ci --no-audit --no-fund && npm cache clean --force
 COPY shared ./shared
 COPY gateway ./gateway
 COPY billing ./billing
+COPY agent ./agent
 COPY scripts ./scripts
 COPY tsconfig.json tsconfig.base.json ./
 

@@ -7,7 +7,7 @@
  *   transport.feed(writeWav(...));           // the user speaks again
  *   transport.playbacks[0].samples            // how much of the first reply was heard
  */
-import type { AudioFrame, MediaTransport } from '#gateway/voice/media-transport.ts';
+import type { AudioFrame, MediaTransport } from '#agent/media-transport.ts';
 import { readWav } from './wav.ts';
 
 export interface MemoryTransportOptions {

@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import { DeepgramSpeechToText, type DeepgramSpeechToTextOptions } from '#gateway/voice/deepgram-speech-to-text.ts';
-import type { SpeechToTextListener } from '#gateway/voice/speech-to-text.ts';
+import { DeepgramSpeechToText, type DeepgramSpeechToTextOptions } from '#agent/deepgram-speech-to-text.ts';
+import type { SpeechToTextListener } from '#agent/speech-to-text.ts';
 import { startFakeDeepgram, type FakeDeepgram, type FakeDeepgramOptions } from '../support/fake-deepgram.ts';
 import { concatSamples, silence, tone } from '../support/wav.ts';
 

@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { DeepgramError } from '@deepgram/sdk';
-import type { AudioFrame } from '#gateway/voice/media-transport.ts';
-import { DeepgramTextToSpeech, type DeepgramTextToSpeechOptions } from '#gateway/voice/deepgram-text-to-speech.ts';
+import type { AudioFrame } from '#agent/media-transport.ts';
+import { DeepgramTextToSpeech, type DeepgramTextToSpeechOptions } from '#agent/deepgram-text-to-speech.ts';
 import { startFakeDeepgram, type FakeDeepgram, type FakeDeepgramOptions } from '../support/fake-deepgram.ts';
 
 async function withTts(

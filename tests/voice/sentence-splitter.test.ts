@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { SentenceSplitter } from '#gateway/voice/sentence-splitter.ts';
+import { SentenceSplitter } from '#agent/sentence-splitter.ts';
 
 /** Feeds the text in the given pieces; returns each push's sentences and the flushed rest. */
 function split(pieces: string[], splitter = new SentenceSplitter()): { pushed: string[][]; rest: string | undefined } {

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
 import type { WireMessage } from '#shared/contract/socket-events.ts';
-import { VoiceAgent } from '#gateway/voice/voice-agent.ts';
+import { VoiceAgent } from '#agent/voice-agent.ts';
 import { startFakeDeepgram, type FakeDeepgram } from '../support/fake-deepgram.ts';
 import { postWebhook } from '../support/livekit.ts';
 import { MemoryTransport } from '../support/memory-transport.ts';

@@ -1,11 +1,11 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { pino } from 'pino';
-import type { CloneConversation } from '#gateway/voice/clone-conversation.ts';
-import { DeepgramSpeechToText } from '#gateway/voice/deepgram-speech-to-text.ts';
-import { DeepgramTextToSpeech } from '#gateway/voice/deepgram-text-to-speech.ts';
-import { SentenceSplitter } from '#gateway/voice/sentence-splitter.ts';
-import { VoicePipeline, VoiceTurnAborted } from '#gateway/voice/voice-pipeline.ts';
+import type { CloneConversation } from '#agent/clone-conversation.ts';
+import { DeepgramSpeechToText } from '#agent/deepgram-speech-to-text.ts';
+import { DeepgramTextToSpeech } from '#agent/deepgram-text-to-speech.ts';
+import { SentenceSplitter } from '#agent/sentence-splitter.ts';
+import { VoicePipeline, VoiceTurnAborted } from '#agent/voice-pipeline.ts';
 import { startFakeDeepgram, type FakeDeepgram, type FakeDeepgramOptions } from '../support/fake-deepgram.ts';
 import { MemoryTransport } from '../support/memory-transport.ts';
 import { concatSamples, silence, tone, writeWav } from '../support/wav.ts';

@@ -1,5 +1,5 @@
 /**
- * The voice agent process (Procfile `agent`): speaks for clones in LiveKit rooms (gateway/src/voice/voice-agent.ts).
+ * The voice agent process (Procfile `agent`): speaks for clones in LiveKit rooms (agent/src/voice-agent.ts).
  * Needs DEEPGRAM_API_KEY and a LiveKit server (LIVEKIT_URL); connects to the gateway at AGENT_GATEWAY_URL.
  */
 import { hostname } from 'node:os';
