@@ -54,20 +54,6 @@ const MAX_FACTS_PER_WRITE = 2_000;
 /** Most settlements one transaction makes. */
 const MAX_SETTLEMENTS_PER_TRANSACTION = 500;
 
-/** A queue for producers (the gateway): jobs retry 10 times with exponential backoff; failed jobs are kept. */
-export function createBillingQueue(connection: ConnectionOptions, prefix: string): Queue {
-  return new Queue(BILLING_QUEUE, {
-    connection,
-    prefix,
-    defaultJobOptions: {
-      attempts: 10,
-      backoff: { type: 'exponential', delay: 1000 },
-      removeOnComplete: { age: 86_400, count: 10_000 },
-      removeOnFail: false,
-    },
-  });
-}
-
 export interface BillingWorkerOptions {
   /**
    * BILLING_CONCURRENCY (Postgres transactions at once; the worker holds JOBS_PER_TRANSACTION times as many jobs) and

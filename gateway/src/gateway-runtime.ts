@@ -7,8 +7,8 @@ import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
-import { queuePrefix } from '#shared/redis/keys.ts';
-import { createBillingQueue } from '#billing/billing-worker.ts';
+import { queuePrefix } from '#shared/live-state/keys.ts';
+import { createBillingQueue } from '#shared/contract/billing-queue.ts';
 import { Gateway } from './gateway.ts';
 import { createReplyGenerator } from './replies/reply-generator.ts';
 

@@ -17,7 +17,7 @@ import { Queue, QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { createDatabase } from '#shared/db/database.ts';
-import { outboxPattern, queuePrefix } from '#shared/redis/keys.ts';
+import { outboxPattern, queuePrefix } from '#shared/live-state/keys.ts';
 import { formatMoney, type Units } from '#shared/money/money.ts';
 import { seededRandom } from '../lib/seeded-random.ts';
 import { startChaosCluster } from './chaos-cluster.ts';

@@ -6,11 +6,12 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { billingJobId, type SettleSessionJob, type SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { formatMoney, parseMoney, parseRatio } from '#shared/money/money.ts';
-import { BillingWorker, createBillingQueue } from '#billing/billing-worker.ts';
+import { BillingWorker } from '#billing/billing-worker.ts';
+import { createBillingQueue } from '#shared/contract/billing-queue.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
 import { settleSessions, type SettleOutcome } from '#billing/settle/settle-sessions.ts';
-import type { BillingJob } from '#gateway/sessions/outbox-jobs.ts';
-import { QueueJobSink } from '#gateway/sessions/queue-job-sink.ts';
+import type { BillingJob } from '#shared/live-state/outbox-jobs.ts';
+import { QueueJobSink } from '#gateway/outbox/queue-job-sink.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { createParties, sessionHeader, settleJob, snapshot } from './fixtures.ts';
 

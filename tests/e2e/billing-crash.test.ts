@@ -5,7 +5,7 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
-import { queuePrefix } from '#shared/redis/keys.ts';
+import { queuePrefix } from '#shared/live-state/keys.ts';
 import {
   createClone,
   createUser,

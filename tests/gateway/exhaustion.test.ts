@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { parseMoney } from '#shared/money/money.ts';
-import type { BillingJobSink } from '#gateway/sessions/outbox-relay.ts';
+import type { BillingJobSink } from '#gateway/outbox/outbox-relay.ts';
 import { createClone, createUser, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Due events are found here only by the actions themselves: the scheduler and the ticks are slowed right down.

@@ -2,11 +2,11 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { parseMoney } from '#shared/money/money.ts';
-import { dueKey } from '#shared/redis/keys.ts';
+import { dueKey } from '#shared/live-state/keys.ts';
 import { billingJobId, type SettleSessionJob } from '#shared/contract/billing-jobs.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
-import { refreshBalance } from '#gateway/sessions/balance-refresh.ts';
-import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
+import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
+import { SessionStore, storeOptions } from '#shared/live-state/session-store.ts';
 import { createClone, createUser, request, startSystem, type TestSystem, startInRoom } from '../support/system.ts';
 
 // No billing worker here: the tests settle by hand, in the order they choose.

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import { timeCost } from '#shared/money/pricing.ts';
 
 // The Lua meter keeps money in doubles; it must agree with the bigint rules for every realistic rate and duration.
-const include = readFileSync(new URL('../../gateway/lua/includes/live-state.lua', import.meta.url), 'utf8');
+const include = readFileSync(new URL('../../shared/src/live-state/lua/includes/live-state.lua', import.meta.url), 'utf8');
 const evaluate = `${include}
 local out = {}
 for i = 4, #ARGV, 2 do out[#out + 1] = n2s(timeCost(tonumber(ARGV[i]), tonumber(ARGV[i + 1]))) end

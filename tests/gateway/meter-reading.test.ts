@@ -1,9 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
-import { dueKey } from '#shared/redis/keys.ts';
+import { dueKey } from '#shared/live-state/keys.ts';
 import type { MeterTick } from '#shared/contract/socket-events.ts';
-import { activeMsAt, costAt } from '#gateway/meter/live-session.ts';
+import { activeMsAt, costAt } from '#shared/live-state/live-session.ts';
 import { connectedUserAndClone, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Scripts answer with the whole state of the sessions they changed or were asked about only, plus a short reading of

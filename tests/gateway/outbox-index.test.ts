@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
-import { outboxIndexBackfilledKey, outboxIndexKey, userIdOfKey, userKeys } from '#shared/redis/keys.ts';
-import { SessionStore, storeOptions } from '#gateway/sessions/session-store.ts';
+import { outboxIndexBackfilledKey, outboxIndexKey, userIdOfKey, userKeys } from '#shared/live-state/keys.ts';
+import { SessionStore, storeOptions } from '#shared/live-state/session-store.ts';
 import { createClone, createUser, request, startSystem, unreachableWhile, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // The recovery sweep finds outboxes through an index the Lua scripts keep (no keyspace SCAN): every outbox holding

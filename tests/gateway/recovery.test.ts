@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
-import { userKeys } from '#shared/redis/keys.ts';
+import { userKeys } from '#shared/live-state/keys.ts';
 import { createClone, createUser, nextEvent, request, startSystem, unreachableWhile, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Recovery without extra processes: a client that drops mid-reply, an outbox left behind by a crash, and live

@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { parseMoney, formatMoney } from '#shared/money/money.ts';
-import { userKeys } from '#shared/redis/keys.ts';
+import { userKeys } from '#shared/live-state/keys.ts';
 import type { WireSession } from '#shared/contract/socket-events.ts';
 import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 

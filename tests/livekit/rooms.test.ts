@@ -3,7 +3,7 @@ import * as assert from 'uvu/assert';
 import { jwtVerify } from 'jose';
 import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
-import { userKeys } from '#shared/redis/keys.ts';
+import { userKeys } from '#shared/live-state/keys.ts';
 import { postWebhook, signedWebhook, TEST_LIVEKIT_SECRET, type WebhookSpec } from '../support/livekit.ts';
 import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 

@@ -63,7 +63,7 @@ test('piece by piece and remembered, every count equals the encoder\'s over vari
 
 test('counts equal the encoder\'s over real prose, code and markup: the repository\'s own documents', () => {
   const root = new URL('../../', import.meta.url);
-  for (const file of ['README.md', 'docs/architecture.md', 'docs/protocol.md', 'gateway/lua/includes/live-state.lua', 'gateway/web/widget.css']) {
+  for (const file of ['README.md', 'docs/architecture.md', 'docs/protocol.md', 'shared/src/live-state/lua/includes/live-state.lua', 'gateway/web/widget.css']) {
     const text = readFileSync(new URL(file, root), 'utf8');
     assert.is(countTokens(text), rawTokens(text), file);
     for (const paragraph of text.split(/\n\n/)) assert.is(countTokens(paragraph), rawTokens(paragraph), `${file}: ${paragraph.slice(0, 60)}`);

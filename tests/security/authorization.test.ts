@@ -11,7 +11,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
-import { userKeys } from '#shared/redis/keys.ts';
+import { userKeys } from '#shared/live-state/keys.ts';
 import { billingAppOf, createClone, createUser, nextEvent, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 const REPLY_WORDS = 40;

@@ -14,7 +14,7 @@ import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { AuthExpiredReason } from '#shared/contract/socket-events.ts';
 import { TollgateClient, type ConnectionState } from '#shared/client/tollgate-client.ts';
-import { connectionsKey } from '#shared/redis/keys.ts';
+import { connectionsKey } from '#shared/live-state/keys.ts';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
 import { createClone, createUser, nextEvent, request, startSystem, TEST_JWT_SECRET, waitFor, type TestClient, type TestSystem } from '../support/system.ts';

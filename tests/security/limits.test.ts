@@ -9,7 +9,7 @@ import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
 import type { Redis } from 'ioredis';
-import { connectionsKey } from '#shared/redis/keys.ts';
+import { connectionsKey } from '#shared/live-state/keys.ts';
 import { FLOOD_FACTOR } from '#gateway/transport/acked-events.ts';
 import { createUser as createClusterUser, startCluster, type Cluster } from '../support/processes.ts';
 import { createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';

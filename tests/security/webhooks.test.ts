@@ -8,7 +8,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createHash } from 'node:crypto';
 import { SignJWT } from 'jose';
-import { userKeys } from '#shared/redis/keys.ts';
+import { userKeys } from '#shared/live-state/keys.ts';
 import { signedWebhook, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type WebhookSpec } from '../support/livekit.ts';
 import { createClone, createUser, request, startSystem, type TestSystem } from '../support/system.ts';
 

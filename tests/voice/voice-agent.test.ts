@@ -156,7 +156,7 @@ test('a second agent does not serve a session another agent holds; a user token 
 test('a session whose agent died is offered again by the sweep once the claim lapses', async () => {
   const { io } = await import('socket.io-client');
   const { signAgentToken } = await import('#shared/auth/agent-token.ts');
-  const { agentClaimKey } = await import('#shared/redis/keys.ts');
+  const { agentClaimKey } = await import('#shared/live-state/keys.ts');
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '1.0000');
   const client = await system.connect(userId);

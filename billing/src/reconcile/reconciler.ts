@@ -15,8 +15,8 @@ import { formatMoney, minUnits, parseMoney } from '#shared/money/money.ts';
 import { durationMinutes, timeCost } from '#shared/money/pricing.ts';
 import type { SessionHeader, SettleSessionJob, SettlementResult } from '#shared/contract/billing-jobs.ts';
 import type { Database, SessionRow } from '#shared/db/schema.ts';
-import type { SessionStore } from '#gateway/sessions/session-store.ts';
-import { settleJobFromLive } from '#gateway/sessions/outbox-jobs.ts';
+import type { SessionStore } from '#shared/live-state/session-store.ts';
+import { settleJobFromLive } from '#shared/live-state/outbox-jobs.ts';
 import { messageCountMismatches, type MessageCountMismatch } from '../ledger/reconciliation.ts';
 import { settleSession } from '../settle/settle-session.ts';
 

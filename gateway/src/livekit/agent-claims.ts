@@ -4,8 +4,8 @@
  * next time the user is in the room another agent is dispatched.
  */
 import type { Redis } from 'ioredis';
-import { agentClaimKey } from '#shared/redis/keys.ts';
-import { registerScripts, runScript } from '../sessions/lua-scripts.ts';
+import { agentClaimKey } from '#shared/live-state/keys.ts';
+import { registerScripts, runScript } from '#shared/live-state/lua-scripts.ts';
 
 export class AgentClaims {
   constructor(

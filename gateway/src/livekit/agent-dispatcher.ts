@@ -7,9 +7,9 @@
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { AgentDispatch } from '#shared/contract/agent-events.ts';
-import { occupiedRoomsKey } from '#shared/redis/keys.ts';
-import type { LiveSession } from '../meter/live-session.ts';
-import type { SessionStore } from '../sessions/session-store.ts';
+import { occupiedRoomsKey } from '#shared/live-state/keys.ts';
+import type { LiveSession } from '#shared/live-state/live-session.ts';
+import type { SessionStore } from '#shared/live-state/session-store.ts';
 import type { AgentNamespace } from '../transport/agent-events.ts';
 import type { AgentClaims } from './agent-claims.ts';
 import type { VoiceRooms } from './voice-rooms.ts';

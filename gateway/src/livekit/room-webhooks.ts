@@ -7,7 +7,7 @@
 import type { FastifyInstance } from 'fastify';
 import { WebhookReceiver, type WebhookEvent } from 'livekit-server-sdk';
 import type { Logger } from 'pino';
-import type { RoomEvent } from '../sessions/session-store.ts';
+import type { RoomEvent } from '#shared/live-state/session-store.ts';
 
 /** A webhook about a session's room, as the session service takes it. */
 export interface RoomWebhook {

@@ -10,7 +10,7 @@ import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
 import type { Config } from '#shared/config/config.ts';
 import type { LiveKitJoin, SessionType } from '#shared/contract/socket-events.ts';
-import { roomOwnerKey } from '#shared/redis/keys.ts';
+import { roomOwnerKey } from '#shared/live-state/keys.ts';
 
 export interface VoiceRoomsOptions {
   config: Config;

@@ -6,7 +6,7 @@
  * changes what is charged.
  */
 import type { Logger } from 'pino';
-import type { SessionStore } from '../sessions/session-store.ts';
+import type { SessionStore } from '#shared/live-state/session-store.ts';
 import type { SessionService } from '../sessions/session-service.ts';
 
 export interface DueSchedulerOptions {

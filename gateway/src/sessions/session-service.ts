@@ -34,11 +34,11 @@ import { buildChatMessages } from '../replies/system-prompt.ts';
 import { CloneProfiles } from '../replies/clone-profiles.ts';
 import { DeltaCoalescer } from '../replies/delta-coalescer.ts';
 import { ReplySlots } from '../replies/reply-slots.ts';
-import { secondsLeft, toWireSession, type LiveSession } from '../meter/live-session.ts';
-import { assertScriptOk, ScriptCode } from './script-codes.ts';
-import type { OutboxRelay } from './outbox-relay.ts';
-import { refreshBalance } from './balance-refresh.ts';
-import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore, type StoredMessage } from './session-store.ts';
+import { secondsLeft, toWireSession, type LiveSession } from '#shared/live-state/live-session.ts';
+import { assertScriptOk, ScriptCode } from '#shared/live-state/script-codes.ts';
+import type { OutboxRelay } from '../outbox/outbox-relay.ts';
+import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
+import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore, type StoredMessage } from '#shared/live-state/session-store.ts';
 
 /** Sends an event to the sockets of a user: every one on any gateway process, or this process's only. */
 export interface UserNotifier {

@@ -18,7 +18,7 @@ import type { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { AgentClaims } from '../livekit/agent-claims.ts';
 import type { VoiceRooms } from '../livekit/voice-rooms.ts';
 import type { SessionService } from '../sessions/session-service.ts';
-import type { SessionStore } from '../sessions/session-store.ts';
+import type { SessionStore } from '#shared/live-state/session-store.ts';
 import { ackedEvents } from './acked-events.ts';
 
 export type AgentNamespace = Namespace<AgentToServerEvents, ServerToAgentEvents, Record<string, never>, AgentSocketData>;

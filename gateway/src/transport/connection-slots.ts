@@ -6,8 +6,8 @@
  */
 import type { Redis } from 'ioredis';
 import type { Logger } from 'pino';
-import { connectionsKey } from '#shared/redis/keys.ts';
-import { commandName, registerScripts, runScript } from '../sessions/lua-scripts.ts';
+import { connectionsKey } from '#shared/live-state/keys.ts';
+import { commandName, registerScripts, runScript } from '#shared/live-state/lua-scripts.ts';
 
 export interface ConnectionSlotsOptions {
   redis: Redis;

@@ -12,7 +12,7 @@
  */
 import { Queue } from 'bullmq';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
-import { queuePrefix } from '#shared/redis/keys.ts';
+import { queuePrefix } from '#shared/live-state/keys.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import type { BenchProcess } from '../bench-process.ts';
 import { GatewayMetricsWindow, type GatewayWindow } from '../gateway-metrics.ts';

@@ -11,7 +11,7 @@ import { Queue } from 'bullmq';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
-import { queuePrefix } from '#shared/redis/keys.ts';
+import { queuePrefix } from '#shared/live-state/keys.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import { GatewayMetricsWindow } from '../gateway-metrics.ts';
 import { rounded, summarize } from '../latency-stats.ts';

@@ -19,7 +19,7 @@ import { Queue } from 'bullmq';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
-import { queuePrefix } from '#shared/redis/keys.ts';
+import { queuePrefix } from '#shared/live-state/keys.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import { rounded, summarize } from '../latency-stats.ts';
 import { ProcSampler } from '../proc-stats.ts';

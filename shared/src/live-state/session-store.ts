@@ -4,11 +4,11 @@
  */
 import type { Redis } from 'ioredis';
 import type { Units } from '#shared/money/money.ts';
-import { dueKey, dueLeaseKey, outboxIndexBackfilledKey, outboxIndexKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/redis/keys.ts';
+import { dueKey, dueLeaseKey, outboxIndexBackfilledKey, outboxIndexKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/live-state/keys.ts';
 import type { Config } from '#shared/config/config.ts';
 import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
-import { parseLiveSession, type LiveSession, type MeterReading } from '../meter/live-session.ts';
+import { parseLiveSession, type LiveSession, type MeterReading } from './live-session.ts';
 import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
 import type { ScriptCode } from './script-codes.ts';
 

@@ -1,6 +1,6 @@
 /**
  * A session's live state as the Lua scripts keep it in Redis, and the pure meter arithmetic over it
- * (the same rules as gateway/lua/includes/live-state.lua; a property test keeps the two in step).
+ * (the same rules as shared/src/live-state/lua/includes/live-state.lua; a property test keeps the two in step).
  */
 import { formatMoney, minUnits, type Units } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';

@@ -5,8 +5,8 @@
  * applies each fact once even when it arrives in two different batches.
  */
 import type { Logger } from 'pino';
-import { jobFromOutbox, type BillingJob } from './outbox-jobs.ts';
-import type { OutboxEntry, SessionStore } from './session-store.ts';
+import { jobFromOutbox, type BillingJob } from '#shared/live-state/outbox-jobs.ts';
+import type { OutboxEntry, SessionStore } from '#shared/live-state/session-store.ts';
 
 /** Where billing jobs go (a BullMQ queue in production and tests). */
 export interface BillingJobSink {

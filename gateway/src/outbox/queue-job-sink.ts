@@ -9,7 +9,8 @@
  */
 import type { Queue } from 'bullmq';
 import { MAX_BATCH_FACTS } from '#shared/contract/billing-jobs.ts';
-import { packJobs, type BillingJob } from './outbox-jobs.ts';
+import type { BillingJob } from '#shared/live-state/outbox-jobs.ts';
+import { packJobs } from './pack-jobs.ts';
 import type { BillingJobSink } from './outbox-relay.ts';
 
 export interface QueueJobSinkOptions {

@@ -1,5 +1,5 @@
 /**
- * The status codes the live-state scripts return (see gateway/lua/includes/live-state.lua), and the one
+ * The status codes the live-state scripts return (see shared/src/live-state/lua/includes/live-state.lua), and the one
  * function that turns a failing code into an error.
  */
 import { AppError } from '#shared/errors/app-error.ts';

@@ -1,12 +1,12 @@
 /**
- * Loads the Lua scripts of gateway/lua once, pastes `--@include name` lines from gateway/lua/includes,
+ * Loads the Lua scripts of shared/src/live-state/lua once, pastes `--@include name` lines from shared/src/live-state/lua/includes,
  * and registers each script on an ioredis client with `defineCommand`.
  */
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
 
-const LUA_DIR = fileURLToPath(new URL('../../lua/', import.meta.url));
+const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
 
 /** Each script and how many of its arguments are KEYS. */
 export const SCRIPTS = {
