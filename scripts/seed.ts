@@ -5,7 +5,7 @@
 import { loadConfigOrExit } from '#shared/config/config.ts';
 import { createDatabase, ensureDatabaseExists } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
-import { DEMO_IDS, seedDemoData } from '#shared/db/seed.ts';
+import { DEMO_IDS, seedDemoData } from './lib/seed-demo-data.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { embedMissingChunks } from '#shared/documents/embed-missing-chunks.ts';
 

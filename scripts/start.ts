@@ -13,7 +13,7 @@ import { SignJWT } from 'jose';
 import { loadConfigOrExit, loadConfigWith, type Config } from '#shared/config/config.ts';
 import { createDatabase, redactUrl } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
-import { DEMO_ADMIN_ID, DEMO_CREATOR_ID, DEMO_USER_ID, seedDemoData } from '#shared/db/seed.ts';
+import { DEMO_ADMIN_ID, DEMO_CREATOR_ID, DEMO_USER_ID, seedDemoData } from './lib/seed-demo-data.ts';
 import { createLogger } from '#shared/observability/logger.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { embedMissingChunks } from '#shared/documents/embed-missing-chunks.ts';

@@ -13,7 +13,7 @@ import type { Kysely } from 'kysely';
 import { configSchema } from '#shared/config/config.ts';
 import { createDatabase, quoteIdentifier, withDatabase } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
-import { freePort } from '#shared/net/free-port.ts';
+import { freePort } from '../lib/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { ROOT, spawnBenchProcess, stopAllBenchProcesses, type BenchProcess } from './bench-process.ts';
 

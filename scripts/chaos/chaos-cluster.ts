@@ -7,7 +7,7 @@ import { randomBytes } from 'node:crypto';
 import { configSchema } from '#shared/config/config.ts';
 import { createDatabase, ensureDatabaseExists, withDatabase } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
-import { freePort } from '#shared/net/free-port.ts';
+import { freePort } from '../lib/free-port.ts';
 import { startPostgresServer, type PostgresServer } from '../lib/private-postgres.ts';
 import { startRedisServer, type RedisServer } from '../lib/private-redis.ts';
 import { spawnService, waitHealthy, type ServiceProcess } from '../lib/service-process.ts';

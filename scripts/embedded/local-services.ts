@@ -9,7 +9,7 @@ import path from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { freePort } from '#shared/net/free-port.ts';
+import { freePort } from '../lib/free-port.ts';
 
 export interface LocalService {
   url: string;

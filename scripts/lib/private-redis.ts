@@ -8,7 +8,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort } from '#shared/net/free-port.ts';
+import { freePort } from './free-port.ts';
 import { waitUntil } from './wait-until.ts';
 
 export interface RedisServer {

@@ -5,7 +5,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { ensureDatabaseExists, quoteIdentifier, withDatabase } from '#shared/db/database.ts';
 import { migrateDown, migrateToLatest, migrations } from '#shared/db/migrator.ts';
-import { DEMO_IDS, seedDemoData } from '#shared/db/seed.ts';
+import { DEMO_IDS, seedDemoData } from '../../scripts/lib/seed-demo-data.ts';
 import { createTestDatabase, testDatabaseBaseUrl, type TestDatabase } from '../support/database.ts';
 
 let t: TestDatabase;

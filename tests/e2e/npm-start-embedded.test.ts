@@ -5,7 +5,7 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { io } from 'socket.io-client';
-import { DEMO_CLONE_ID } from '#shared/db/seed.ts';
+import { DEMO_CLONE_ID } from '../../scripts/lib/seed-demo-data.ts';
 import { freePort } from '../support/processes.ts';
 import { waitFor } from '../support/system.ts';
 

@@ -10,7 +10,7 @@ import { SignJWT } from 'jose';
 import type { Kysely } from 'kysely';
 import { io } from 'socket.io-client';
 import { configSchema } from '#shared/config/config.ts';
-import { freePort } from '#shared/net/free-port.ts';
+import { freePort } from '../../scripts/lib/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { spawnService, waitHealthy, type ServiceProcess } from '../../scripts/lib/service-process.ts';
 import { createTestDatabase, type TestDatabase } from './database.ts';

@@ -3,7 +3,7 @@
  * seeding twice (or seeding a database that already has these rows, changed) leaves existing rows alone.
  */
 import type { Kysely } from 'kysely';
-import type { Database } from './schema.ts';
+import type { Database } from '#shared/db/schema.ts';
 
 /** A user with the default 100 credits. */
 export const DEMO_USER_ID = '00000000-0000-4000-8000-000000000001';
