@@ -9,7 +9,6 @@
  */
 import { spawnSync } from 'node:child_process';
 import { concurrently } from 'concurrently';
-import { SignJWT } from 'jose';
 import { loadConfigOrExit, loadConfigWith, type Config } from '#shared/config/config.ts';
 import { createDatabase, redactUrl } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
@@ -20,6 +19,7 @@ import { embedMissingChunks } from '#shared/documents/embed-missing-chunks.ts';
 import { startGateway } from '#gateway/gateway-runtime.ts';
 import { startBilling } from '#billing/billing-runtime.ts';
 import { postgresAnswers, redisAnswers, startEmbeddedPostgres, startLocalRedis, type LocalService } from './embedded/local-services.ts';
+import { signUserToken } from './lib/sign-user-token.ts';
 
 const config = loadConfigOrExit();
 const embed = async (variable: 'DATABASE_URL' | 'REDIS_URL', answers: () => Promise<boolean>) =>
@@ -101,9 +101,7 @@ async function printBanner(c: Config, parts: { postgres: boolean; redis: boolean
     `  console   http://localhost:${parts.billing}/`,
   ];
   if (c.NODE_ENV !== 'production') {
-    const key = new TextEncoder().encode(c.JWT_SECRET);
-    const token = (sub: string) =>
-      new SignJWT({ role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setSubject(sub).setAudience(c.JWT_AUDIENCE).setIssuedAt().setExpirationTime('12h').sign(key);
+    const token = (userId: string) => signUserToken({ secret: c.JWT_SECRET, audience: c.JWT_AUDIENCE, userId, expiresIn: '12h' });
     lines.push(
       '  demo sign-in tokens (12 h, development only):',
       `    user     ${await token(DEMO_USER_ID)}`,

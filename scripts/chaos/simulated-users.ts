@@ -6,9 +6,9 @@
  * so the invariants can check that every acknowledged message is stored exactly once.
  */
 import { io, type Socket } from 'socket.io-client';
-import { SignJWT } from 'jose';
 import type { ClientToServerEvents, ServerToClientEvents, WireSession } from '#shared/contract/socket-events.ts';
 import type { SeededRandom } from '../lib/seeded-random.ts';
+import { signUserToken } from '../lib/sign-user-token.ts';
 
 type ClientSocket = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -69,9 +69,7 @@ type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: { code: s
 
 /** Runs every user until `until`, then has each end what it has open; resolves when all are done. */
 export async function runLoad(options: LoadOptions, record: LoadRecord): Promise<void> {
-  const key = new TextEncoder().encode(options.jwtSecret);
-  const token = (userId: string) =>
-    new SignJWT({ role: 'authenticated' }).setProtectedHeader({ alg: 'HS256' }).setSubject(userId).setAudience(options.audience).setIssuedAt().setExpirationTime('2h').sign(key);
+  const token = (userId: string) => signUserToken({ secret: options.jwtSecret, audience: options.audience, userId, expiresIn: '2h' });
   await Promise.all(options.users.map((user) => runUser(user, options, record, token)));
 }
 

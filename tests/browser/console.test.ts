@@ -10,7 +10,6 @@ import { mkdir, mkdtemp, readFile, rm } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { SignJWT } from 'jose';
 import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core';
 import { Registry } from 'prom-client';
 import { sql } from 'kysely';
@@ -24,6 +23,7 @@ import { createLogger } from '#shared/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
 import { createParties, messageJob, sessionHeader, settleJob, stateJob, type Parties } from '../billing/fixtures.ts';
+import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
 
 const SECRET = 'console-browser-test-secret-0123456789abcdef';
 /** Long enough for a cold page load on a slow CI machine, short enough to fail fast. */
@@ -69,14 +69,8 @@ const sessions: Record<'a' | 'b' | 'c', SessionHeader> = {} as never;
 const BULK = 25;
 const TOTAL = 3 + BULK;
 
-function token(sub: string): Promise<string> {
-  return new SignJWT({ role: 'authenticated' })
-    .setProtectedHeader({ alg: 'HS256' })
-    .setSubject(sub)
-    .setAudience(config.JWT_AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime('1h')
-    .sign(new TextEncoder().encode(SECRET));
+function token(userId: string): Promise<string> {
+  return signUserToken({ secret: SECRET, audience: config.JWT_AUDIENCE, userId });
 }
 
 const at = (iso: string, plusMs = 0) => new Date(Date.parse(iso) + plusMs).toISOString();

@@ -5,7 +5,6 @@
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
-import { SignJWT } from 'jose';
 import { Registry } from 'prom-client';
 import { sql } from 'kysely';
 import { loadConfig, type Config } from '#shared/config/config.ts';
@@ -18,6 +17,7 @@ import { settleSession } from '#billing/settle/settle-session.ts';
 import { storeMessage } from '#billing/settle/store-message.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { messageJob, sessionHeader, stateJob, type Parties } from '../billing/fixtures.ts';
+import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
 
 export const SECRET = 'ledger-test-secret-0123456789-0123456789';
 
@@ -57,13 +57,7 @@ export async function startLedgerApp(options: Partial<Pick<BillingAppOptions, 'c
   await app.ready();
   const adminId = await createUser(database, 'admin');
   const token: LedgerHarness['token'] = (userId, claims = {}) =>
-    new SignJWT({ role: 'authenticated' })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(userId)
-      .setAudience(claims.audience ?? config.JWT_AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(claims.expiresIn ?? '1h')
-      .sign(new TextEncoder().encode(claims.secret ?? SECRET));
+    signUserToken({ secret: claims.secret ?? SECRET, audience: claims.audience ?? config.JWT_AUDIENCE, userId, expiresIn: claims.expiresIn });
   const adminToken = await token(adminId);
   const request: LedgerHarness['request'] = ({ token: given, headers, ...rest }) => {
     const bearer = given === undefined ? adminToken : given;

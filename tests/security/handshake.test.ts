@@ -9,7 +9,6 @@ import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SignJWT } from 'jose';
 import { io } from 'socket.io-client';
 import WebSocket from 'ws';
 import type { AuthExpiredReason } from '#shared/contract/socket-events.ts';
@@ -18,6 +17,7 @@ import { connectionsKey } from '#shared/live-state/keys.ts';
 import { chromium } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
 import { createClone, createUser, nextEvent, request, startSystem, TEST_JWT_SECRET, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
 
 const ALLOWED_ORIGIN = 'http://shop.example';
 const OTHER_ORIGIN = 'http://evil.example';
@@ -57,13 +57,7 @@ const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toStrin
 
 /** A valid token of the user whose `exp` is `expSeconds` (seconds since the epoch). */
 function tokenExpiringAt(userId: string, expSeconds: number): Promise<string> {
-  return new SignJWT({ role: 'authenticated' })
-    .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-    .setSubject(userId)
-    .setAudience(system.config.JWT_AUDIENCE)
-    .setIssuedAt()
-    .setExpirationTime(expSeconds)
-    .sign(new TextEncoder().encode(TEST_JWT_SECRET));
+  return signUserToken({ secret: TEST_JWT_SECRET, audience: system.config.JWT_AUDIENCE, userId, expiresIn: expSeconds });
 }
 
 /** Resolves when the server cuts the client: the `auth:expired` reason, the disconnect reason and instant. */

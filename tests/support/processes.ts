@@ -6,7 +6,6 @@
  */
 import { randomBytes, randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { SignJWT } from 'jose';
 import type { Kysely } from 'kysely';
 import { io } from 'socket.io-client';
 import { configSchema } from '#shared/config/config.ts';
@@ -16,6 +15,7 @@ import { spawnService, waitHealthy, type ServiceProcess } from '../../scripts/li
 import { createTestDatabase, type TestDatabase } from './database.ts';
 import { TEST_JWT_SECRET, type TestClient } from './system.ts';
 import { startFakeRoomService, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type FakeRoomService } from './livekit.ts';
+import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
 
 export { nextEvent, request, waitFor, type TestClient } from './system.ts';
 
@@ -124,13 +124,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
   };
 
   const token = (userId: string) =>
-    new SignJWT({ role: 'authenticated' })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(userId)
-      .setAudience(env.JWT_AUDIENCE ?? 'authenticated')
-      .setIssuedAt()
-      .setExpirationTime('1h')
-      .sign(new TextEncoder().encode(env.JWT_SECRET));
+    signUserToken({ secret: env.JWT_SECRET!, audience: env.JWT_AUDIENCE, userId });
 
   return {
     database,

@@ -5,7 +5,6 @@
  */
 import { randomBytes } from 'node:crypto';
 import { Redis } from 'ioredis';
-import { SignJWT } from 'jose';
 import type { Queue } from 'bullmq';
 import { io, type Socket } from 'socket.io-client';
 import { pino, type Logger } from 'pino';
@@ -28,6 +27,7 @@ import { startFakeOpenAi, type FakeOpenAi, type FakeOpenAiOptions } from './fake
 import { postWebhook, startFakeRoomService, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type FakeRoomService } from './livekit.ts';
 // One implementation of the row helpers, shared with the multi-process harness (which takes a Kysely db).
 import { createClone as createCloneRow, createUser as createUserRow, deleteKeys } from './processes.ts';
+import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
 
 export type TestClient = Socket<ServerToClientEvents, ClientToServerEvents>;
 
@@ -130,13 +130,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
   const clients = new Set<TestClient>();
 
   const token: TestSystem['token'] = (userId, claims = {}) =>
-    new SignJWT({ role: 'authenticated' })
-      .setProtectedHeader({ alg: 'HS256', typ: 'JWT' })
-      .setSubject(userId)
-      .setAudience(claims.audience ?? config.JWT_AUDIENCE)
-      .setIssuedAt()
-      .setExpirationTime(claims.expiresIn ?? '1h')
-      .sign(new TextEncoder().encode(claims.secret ?? TEST_JWT_SECRET));
+    signUserToken({ secret: claims.secret ?? TEST_JWT_SECRET, audience: claims.audience ?? config.JWT_AUDIENCE, userId, expiresIn: claims.expiresIn });
 
   const connectTo = async (url: string, userId: string, auth?: Record<string, unknown>): Promise<TestClient> => {
     const client: TestClient = io(url, {
