@@ -5,6 +5,7 @@ import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
+import { loadConfig } from '#shared/config/config.ts';
 import { ingestJobId, reingestDocument } from '#shared/documents/ingest-queue.ts';
 import { retrievePassages } from '#shared/documents/retrieve-passages.ts';
 import type { Embedder } from '#shared/embeddings/embedder.ts';
@@ -52,7 +53,7 @@ test.before(async () => {
   good = new OpenAiEmbedder({ apiKey: 'sk-good', baseURL: fake.baseUrl, model: MODEL, maxRetries: 1 });
   embedder = new SwitchableEmbedder(good);
   worker = new IngestWorker({
-    config: { INGEST_CONCURRENCY: 1, UPLOAD_DIR: uploadDir, MAX_UPLOAD_BYTES: 1 << 20, CHUNK_TOKENS: 400, CHUNK_OVERLAP_TOKENS: 60 },
+    config: { ...loadConfig({}), INGEST_CONCURRENCY: 1, UPLOAD_DIR: uploadDir, MAX_UPLOAD_BYTES: 1 << 20, CHUNK_TOKENS: 400, CHUNK_OVERLAP_TOKENS: 60 },
     db: t.db,
     embedder,
     connection: redis,

@@ -6,6 +6,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
+import { loadConfig } from '#shared/config/config.ts';
 import { ingestJobId, reingestDocument, enqueueDocument } from '#shared/documents/ingest-queue.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
 import { IngestWorker } from '#billing/ingest/ingest-worker.ts';
@@ -30,6 +31,7 @@ test.before(async () => {
   cloneId = await createClone(t.db);
   worker = new IngestWorker({
     config: {
+      ...loadConfig({}),
       INGEST_CONCURRENCY: 2,
       UPLOAD_DIR: uploadDir,
       MAX_UPLOAD_BYTES: 64 * 1024,

@@ -12,10 +12,12 @@ import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { sql, type Kysely } from 'kysely';
+import { loadConfig } from '#shared/config/config.ts';
 import { createDatabase } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { embeddingColumnType } from '#shared/documents/embedding-column.ts';
+import { ingestBudget } from '#shared/documents/ingest-budget.ts';
 import { ingestDocument } from '#shared/documents/ingest-document.ts';
 import { retrievePassages } from '#shared/documents/retrieve-passages.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
@@ -47,7 +49,14 @@ test.after(async () => {
 async function ingest(cloneId: string, name: string, text: string): Promise<string> {
   writeFileSync(path.join(uploadDir, name), text);
   const id = await insertDocument(db, { cloneId, title: name, fileName: name });
-  const outcome = await ingestDocument(db, id, { embedder, uploadDir, maxUploadBytes: 1 << 20, chunkTokens: 400, overlapTokens: 60 });
+  const outcome = await ingestDocument(db, id, {
+    embedder,
+    uploadDir,
+    maxUploadBytes: 1 << 20,
+    chunkTokens: 400,
+    overlapTokens: 60,
+    budget: ingestBudget(loadConfig({})),
+  });
   assert.is(outcome.status, 'completed');
   return id;
 }

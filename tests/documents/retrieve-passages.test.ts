@@ -5,6 +5,8 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from 'kysely';
 import { embeddingColumnType, embeddingLiteral } from '#shared/documents/embedding-column.ts';
+import { loadConfig } from '#shared/config/config.ts';
+import { ingestBudget } from '#shared/documents/ingest-budget.ts';
 import { ingestDocument } from '#shared/documents/ingest-document.ts';
 import { retrievePassages } from '#shared/documents/retrieve-passages.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
@@ -28,6 +30,7 @@ async function ingest(cloneId: string, title: string, fileName: string, content:
     maxUploadBytes: 1 << 20,
     chunkTokens: 400,
     overlapTokens: 60,
+    budget: ingestBudget(loadConfig({})),
   });
   assert.is(outcome.status, 'completed');
   return id;

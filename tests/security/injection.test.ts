@@ -14,6 +14,7 @@ import path from 'node:path';
 import type { FastifyInstance } from 'fastify';
 import { sql } from 'kysely';
 import { chromium, type Browser, type Page } from 'playwright-core';
+import { ingestBudget } from '#shared/documents/ingest-budget.ts';
 import { ingestDocument } from '#shared/documents/ingest-document.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
@@ -114,6 +115,7 @@ test('a document with markup and SQL in its title and text is stored verbatim', 
     maxUploadBytes: 100_000,
     chunkTokens: 400,
     overlapTokens: 20,
+    budget: ingestBudget(system.config),
   });
   assert.is(outcome.status, 'completed');
   const chunks = await system.database.db.selectFrom('document_chunks').select('content').where('document_id', '=', document.id).execute();

@@ -2,9 +2,10 @@
  * `IngestWorker`: the billing process's document ingestion — a BullMQ worker on the 'ingest' queue (INGEST_CONCURRENCY
  * documents at once) and a poller that queues every `documents` row the product's app inserted as 'pending' (on
  * start, then every `pollIntervalMs`), plus rows left 'processing' by a crashed run. A document that can never be
- * ingested (missing or unreadable file, unsupported type, too large, no text, the provider refusing) fails at once:
- * 'failed' with its reason, and an UnrecoverableError so the queue moves on. A provider outage is retried with
- * backoff (the SDK's retries inside one attempt, the queue's between attempts) and fails the document after the last.
+ * ingested (missing or unreadable file, unsupported type, too large, no text, over its budget — INGEST_MAX_CHARS,
+ * INGEST_MAX_CHUNKS, INGEST_TIMEOUT_MS, INGEST_MEMORY_MB —, the provider refusing) fails at once: 'failed' with its
+ * reason, and an UnrecoverableError so the queue moves on. A provider outage is retried with backoff (the SDK's
+ * retries inside one attempt, the queue's between attempts) and fails the document after the last.
  */
 import { UnrecoverableError, Worker, type ConnectionOptions, type Job, type Queue } from 'bullmq';
 import { sql, type Kysely } from 'kysely';
@@ -12,6 +13,7 @@ import type { Logger } from 'pino';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { DocumentError } from '#shared/documents/document-error.ts';
+import { ingestBudget } from '#shared/documents/ingest-budget.ts';
 import { ingestDocument, markDocumentFailed, type IngestOutcome } from '#shared/documents/ingest-document.ts';
 import {
   createIngestQueue,
@@ -24,7 +26,18 @@ import type { Embedder } from '#shared/embeddings/embedder.ts';
 import { EmbeddingError } from '#shared/embeddings/embedding-error.ts';
 
 export interface IngestWorkerOptions {
-  config: Pick<Config, 'INGEST_CONCURRENCY' | 'UPLOAD_DIR' | 'MAX_UPLOAD_BYTES' | 'CHUNK_TOKENS' | 'CHUNK_OVERLAP_TOKENS'>;
+  config: Pick<
+    Config,
+    | 'INGEST_CONCURRENCY'
+    | 'UPLOAD_DIR'
+    | 'MAX_UPLOAD_BYTES'
+    | 'CHUNK_TOKENS'
+    | 'CHUNK_OVERLAP_TOKENS'
+    | 'INGEST_MAX_CHARS'
+    | 'INGEST_MAX_CHUNKS'
+    | 'INGEST_TIMEOUT_MS'
+    | 'INGEST_MEMORY_MB'
+  >;
   db: Kysely<Database>;
   /** `createEmbedder(config)`: OpenAI with a key, the local hashing embedder without. */
   embedder: Embedder;
@@ -152,6 +165,7 @@ export class IngestWorker {
         maxUploadBytes: config.MAX_UPLOAD_BYTES,
         chunkTokens: config.CHUNK_TOKENS,
         overlapTokens: config.CHUNK_OVERLAP_TOKENS,
+        budget: ingestBudget(config),
         ...(signal ? { signal } : {}),
       });
       logger?.info({ documentId, ...outcome }, 'document ingested');

@@ -122,6 +122,14 @@ export const configSchema = z.object({
   MAX_UPLOAD_BYTES: integer(20_971_520, 1),
   /** Documents one billing process ingests at once. */
   INGEST_CONCURRENCY: integer(2, 1),
+  /** Most characters of text extracted from one document; more fails it (a PDF's extraction stops there). */
+  INGEST_MAX_CHARS: integer(2_000_000, 1),
+  /** Most chunks one document is split into; more fails it. */
+  INGEST_MAX_CHUNKS: integer(1000, 1),
+  /** Longest one document's text extraction may run (in its own worker thread, then terminated; the document fails). */
+  INGEST_TIMEOUT_MS: integer(60_000, 100),
+  /** Memory one document's text extraction may use, in MiB (its worker's V8 heap plus buffers); more fails it. */
+  INGEST_MEMORY_MB: integer(256, 32),
   /** LiveKit server URL handed to voice/video clients and used by the agent (`livekit-server --dev` default). */
   LIVEKIT_URL: z.string().url().default('ws://127.0.0.1:7880'),
   /** LiveKit HTTP API (RoomService); default: LIVEKIT_URL with http(s). */

@@ -1,7 +1,8 @@
 /**
  * `ingestDocument(db, documentId, options)`: turns one `documents` row into `document_chunks` — claim the row
  * (pending or processing → processing), read its file (a relative `file_path` under the upload directory), extract
- * the text, chunk it, embed the chunks in batches, then in ONE transaction replace the document's chunks and mark it
+ * the text (in a worker thread, within the `budget`: see `extractTextIsolated`), chunk it (at most
+ * `budget.maxChunks`), embed the chunks in batches, then in ONE transaction replace the document's chunks and mark it
  * completed with the embedding model and dimensions. Running it again replaces the chunks; it never adds to them.
  * Throws `DocumentError` (permanent) or `EmbeddingError` (see `permanent`); the caller decides about retries and
  * calls `markDocumentFailed`.
@@ -17,7 +18,8 @@ import { iterateChunks, type TextChunk } from './chunk-text.ts';
 import { DocumentError } from './document-error.ts';
 import { documentKind } from './document-kind.ts';
 import { embeddingColumnType, embeddingLiteral } from './embedding-column.ts';
-import { extractText } from './extract-text.ts';
+import { extractTextIsolated } from './extract-text-isolated.ts';
+import type { IngestBudget } from './ingest-budget.ts';
 
 export interface IngestDocumentOptions {
   embedder: Embedder;
@@ -29,6 +31,8 @@ export interface IngestDocumentOptions {
   chunkTokens: number;
   /** CHUNK_OVERLAP_TOKENS. */
   overlapTokens: number;
+  /** INGEST_MAX_CHARS, INGEST_MAX_CHUNKS, INGEST_TIMEOUT_MS, INGEST_MEMORY_MB: `ingestBudget(config)`. */
+  budget: IngestBudget;
   /** Chunks per `embedder.embed` call; default 96. */
   embedBatchSize?: number;
   /** Aborts between steps and batches (the worker is closing). */
@@ -70,11 +74,15 @@ export async function ingestDocument(
   const kind = documentKind(document.file_type, document.file_name);
   const bytes = await readUpload(resolveUploadPath(options.uploadDir, document.file_path), options.maxUploadBytes);
   signal?.throwIfAborted();
-  const sections = await extractText(bytes, kind);
+  const { budget } = options;
+  const sections = await extractTextIsolated(bytes, kind, budget, signal);
 
   const chunks: TextChunk[] = [];
   let sliceStart = performance.now();
   for (const chunk of iterateChunks(sections, { chunkTokens: options.chunkTokens, overlapTokens: options.overlapTokens })) {
+    if (chunks.length === budget.maxChunks) {
+      throw new DocumentError('too_many_chunks', `the document makes more than the ${budget.maxChunks} chunks allowed (INGEST_MAX_CHUNKS)`);
+    }
     chunks.push(chunk);
     if (performance.now() - sliceStart > SLICE_MS) {
       await yieldToEventLoop();
