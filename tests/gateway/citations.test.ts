@@ -5,6 +5,8 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
+import { userKeys } from '#shared/live-state/keys.ts';
+import { ingestBudget } from '#shared/documents/ingest-budget.ts';
 import { ingestDocument } from '#shared/documents/ingest-document.ts';
 import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
@@ -35,6 +37,7 @@ async function addDocument(cloneId: string, title: string, text: string): Promis
     maxUploadBytes: 1_000_000,
     chunkTokens: 200,
     overlapTokens: 20,
+    budget: ingestBudget(system.config),
   });
   assert.is(outcome.status, 'completed');
   return id;
@@ -66,6 +69,18 @@ test('the reply rests on the clone\'s own passages and cites them; another clone
 
   const row = await waitFor(() => system.database.db.selectFrom('messages').selectAll().where('id', '=', message.id).executeTakeFirst(), 5000, 'the stored reply');
   assert.equal(row.citations, citations);
+
+  // the history reads the same, citations included, from the live state and, once that is gone, from Postgres
+  const live = await request(client, 'session:history', { sessionId });
+  if (!live.ok) throw new Error(JSON.stringify(live));
+  assert.equal(live.messages.find((m) => m.id === message.id)?.citations, citations);
+  assert.ok((await request(client, 'session:end', { sessionId })).ok);
+  await waitFor(() => system.database.db.selectFrom('sessions').select('id').where('id', '=', sessionId).where('settled_at', 'is not', null).executeTakeFirst(), 10_000, 'settlement');
+  const keys = userKeys(system.config.REDIS_PREFIX, userId);
+  await system.redis.del(keys.session(sessionId), keys.messageLog(sessionId), keys.clientMessageIds(sessionId), keys.messageIds(sessionId));
+  const archived = await request(client, 'session:history', { sessionId });
+  if (!archived.ok) throw new Error(JSON.stringify(archived));
+  assert.equal(archived.messages, live.messages, 'the settled history is the live one');
   client.disconnect();
 });
 

@@ -7,9 +7,8 @@
 import { formatMoney } from '#shared/money/money.ts';
 import { durationMinutes } from '#shared/money/pricing.ts';
 import { billingJobId, type BillingJobData, type BillingJobName, type SessionHeader } from '#shared/contract/billing-jobs.ts';
-import type { OutboxEntry } from './session-store.ts';
+import { storedMessageOf, type OutboxEntry } from './session-store.ts';
 import type { LiveSession } from './live-session.ts';
-import type { Citation } from '#shared/contract/socket-events.ts';
 
 /** A billing job ready to queue, with its deterministic id. */
 export interface BillingJob<N extends BillingJobName = BillingJobName> {
@@ -81,22 +80,21 @@ export function jobFromOutbox(entry: OutboxEntry): BillingJob {
         userMessageCount: Number(raw.userMessageCount),
       });
     case 'message': {
-      const m = raw.message!;
+      const m = storedMessageOf(raw.message!);
       return {
         name: 'message',
-        jobId: billingJobId.message(String(m.id)),
+        jobId: billingJobId.message(m.id),
         data: {
           session,
           message: {
-            id: String(m.id),
-            senderType: m.senderType === 'ai' ? 'ai' : 'user',
-            content: String(m.content),
-            tokensUsed: Number(m.tokensUsed),
-            costIncrement: money(String(m.costIncrement)),
-            createdAt: iso(String(m.createdAt)),
-            clientMessageId: typeof m.clientMessageId === 'string' ? m.clientMessageId : null,
-            // cjson writes an empty list as {}
-            citations: Array.isArray(m.citations) ? (m.citations as Citation[]) : [],
+            id: m.id,
+            senderType: m.senderType,
+            content: m.content,
+            tokensUsed: m.tokensUsed,
+            costIncrement: formatMoney(m.costIncrement),
+            createdAt: iso(m.createdAt),
+            clientMessageId: m.clientMessageId,
+            citations: m.citations,
           },
         },
       };

@@ -145,7 +145,11 @@ interface RawOutcome {
 }
 
 export function parseStoredMessage(json: string): StoredMessage {
-  const raw = JSON.parse(json) as Record<string, unknown>;
+  return storedMessageOf(JSON.parse(json) as Record<string, unknown>);
+}
+
+/** A message as the Lua scripts record it (cjson-decoded: in the session's message list, in an outbox entry). */
+export function storedMessageOf(raw: Record<string, unknown>): StoredMessage {
   return {
     id: String(raw.id),
     sessionId: String(raw.sessionId),
