@@ -7,7 +7,7 @@ import { createDatabase, ensureDatabaseExists } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
 import { DEMO_IDS, seedDemoData } from './lib/seed-demo-data.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
-import { embedMissingChunks } from '#shared/documents/embed-missing-chunks.ts';
+import { embedMissingChunks } from './lib/embed-missing-chunks.ts';
 
 const config = loadConfigOrExit();
 await ensureDatabaseExists(config.DATABASE_URL);

@@ -15,7 +15,7 @@ import { migrateToLatest } from '#shared/db/migrator.ts';
 import { DEMO_ADMIN_ID, DEMO_CREATOR_ID, DEMO_USER_ID, seedDemoData } from './lib/seed-demo-data.ts';
 import { createLogger } from '#shared/observability/logger.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
-import { embedMissingChunks } from '#shared/documents/embed-missing-chunks.ts';
+import { embedMissingChunks } from './lib/embed-missing-chunks.ts';
 import { startGateway } from '#gateway/gateway-runtime.ts';
 import { startBilling } from '#billing/billing-runtime.ts';
 import { postgresAnswers, redisAnswers, startEmbeddedPostgres, startLocalRedis, type LocalService } from './embedded/local-services.ts';

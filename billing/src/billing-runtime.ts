@@ -13,7 +13,7 @@ import type { Database } from '#shared/db/schema.ts';
 import { queuePrefix } from '#shared/live-state/keys.ts';
 import type { SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
-import { enqueueDocument } from '#shared/documents/ingest-queue.ts';
+import { enqueueDocument } from '#billing/ingest/ingest-queue.ts';
 import { SessionStore, storeOptions } from '#shared/live-state/session-store.ts';
 import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
 import { BillingWorker } from './billing-worker.ts';

@@ -1,6 +1,6 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { chunkText } from '#shared/documents/chunk-text.ts';
+import { chunkText } from '#billing/ingest/chunk-text.ts';
 import { countTokens } from '#shared/tokens/count-tokens.ts';
 import { SAMPLE_TEXTS } from '../support/fixtures/knowledge-base.ts';
 

@@ -1,8 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { DocumentError } from '#shared/documents/document-error.ts';
-import { documentKind } from '#shared/documents/document-kind.ts';
-import { extractText } from '#shared/documents/extract-text.ts';
+import { DocumentError } from '#billing/ingest/document-error.ts';
+import { documentKind } from '#billing/ingest/document-kind.ts';
+import { extractText } from '#billing/ingest/extract-text.ts';
 import { minimalPdf } from '../support/fixtures/minimal-pdf.ts';
 
 async function documentError(run: () => unknown): Promise<DocumentError> {

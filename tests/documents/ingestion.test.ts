@@ -7,7 +7,7 @@ import * as assert from 'uvu/assert';
 import { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { loadConfig } from '#shared/config/config.ts';
-import { ingestJobId, reingestDocument, enqueueDocument } from '#shared/documents/ingest-queue.ts';
+import { ingestJobId, reingestDocument, enqueueDocument } from '#billing/ingest/ingest-queue.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
 import { IngestWorker } from '#billing/ingest/ingest-worker.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';

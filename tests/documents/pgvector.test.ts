@@ -17,9 +17,9 @@ import { createDatabase } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { embeddingColumnType } from '#shared/documents/embedding-column.ts';
-import { ingestBudget } from '#shared/documents/ingest-budget.ts';
-import { ingestDocument } from '#shared/documents/ingest-document.ts';
-import { retrievePassages } from '#shared/documents/retrieve-passages.ts';
+import { ingestBudget } from '#billing/ingest/ingest-budget.ts';
+import { ingestDocument } from '#billing/ingest/ingest-document.ts';
+import { retrievePassages } from '#gateway/replies/retrieve-passages.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
 import { createClone, insertDocument, SAMPLE_TEXTS } from '../support/fixtures/knowledge-base.ts';
 

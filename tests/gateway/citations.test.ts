@@ -6,8 +6,8 @@ import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { userKeys } from '#shared/live-state/keys.ts';
-import { ingestBudget } from '#shared/documents/ingest-budget.ts';
-import { ingestDocument } from '#shared/documents/ingest-document.ts';
+import { ingestBudget } from '#billing/ingest/ingest-budget.ts';
+import { ingestDocument } from '#billing/ingest/ingest-document.ts';
 import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
 // The reply path end to end: a document ingested through the real pipeline (embeddings from the fake OpenAI

@@ -14,8 +14,8 @@ import { z } from 'zod';
 import { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '#shared/contract/storable-text.ts';
-import { DocumentError } from '#shared/documents/document-error.ts';
-import { documentKind, type DocumentKind } from '#shared/documents/document-kind.ts';
+import { DocumentError } from '#billing/ingest/document-error.ts';
+import { documentKind, type DocumentKind } from '#billing/ingest/document-kind.ts';
 import { AppError } from '#shared/errors/app-error.ts';
 import { bearerToken } from './admin-auth.ts';
 

@@ -12,16 +12,16 @@ import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
-import { DocumentError } from '#shared/documents/document-error.ts';
-import { ingestBudget } from '#shared/documents/ingest-budget.ts';
-import { ingestDocument, markDocumentFailed, type IngestOutcome } from '#shared/documents/ingest-document.ts';
+import { DocumentError } from '#billing/ingest/document-error.ts';
+import { ingestBudget } from '#billing/ingest/ingest-budget.ts';
+import { ingestDocument, markDocumentFailed, type IngestOutcome } from '#billing/ingest/ingest-document.ts';
 import {
   createIngestQueue,
   enqueueDocument,
   INGEST_QUEUE,
   ingestJobSchema,
   type IngestQueueOptions,
-} from '#shared/documents/ingest-queue.ts';
+} from '#billing/ingest/ingest-queue.ts';
 import type { Embedder } from '#shared/embeddings/embedder.ts';
 import { EmbeddingError } from '#shared/embeddings/embedding-error.ts';
 

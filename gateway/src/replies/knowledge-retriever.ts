@@ -10,7 +10,7 @@
 import { sql, type Kysely } from 'kysely';
 import type { Database } from '#shared/db/schema.ts';
 import type { Embedder } from '#shared/embeddings/embedder.ts';
-import { retrievePassages } from '#shared/documents/retrieve-passages.ts';
+import { retrievePassages } from '#gateway/replies/retrieve-passages.ts';
 import type { Passage } from './reply-generator.ts';
 
 export interface KnowledgeRetrieverOptions {

@@ -1,7 +1,7 @@
 /**
  * Local token counting with the o200k_base encoding (GPT-4o family and OpenAI's embedding models' budget): the one
  * tokenizer of Tollgate, shared by reply metering (gateway/src/replies/count-tokens.ts) and document chunking
- * (shared/src/documents/chunk-text.ts). Both only count, so this only counts.
+ * (billing/src/ingest/chunk-text.ts). Both only count, so this only counts.
  *
  * It is o200k_base's algorithm, the same as js-tiktoken's encoder step for step, with js-tiktoken's own rank table,
  * made cheap without changing a single count (tests/replies/count-tokens.test.ts checks every count against

@@ -6,7 +6,7 @@
 import { Queue, type ConnectionOptions } from 'bullmq';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import type { Database } from '../db/schema.ts';
+import type { Database } from '#shared/db/schema.ts';
 
 export const INGEST_QUEUE = 'ingest';
 export const INGEST_JOB = 'ingest-document';

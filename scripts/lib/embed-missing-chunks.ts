@@ -3,9 +3,9 @@
  * retrieval finds them.
  */
 import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
-import type { Embedder } from '../embeddings/embedder.ts';
-import { embeddingColumnType, embeddingLiteral } from './embedding-column.ts';
+import type { Database } from '#shared/db/schema.ts';
+import type { Embedder } from '#shared/embeddings/embedder.ts';
+import { embeddingColumnType, embeddingLiteral } from '#shared/documents/embedding-column.ts';
 
 export async function embedMissingChunks(db: Kysely<Database>, embedder: Embedder): Promise<number> {
   const chunks = await db.selectFrom('document_chunks').select(['id', 'document_id', 'content']).where('embedding', 'is', null).execute();

@@ -3,7 +3,7 @@
  * memory of its text extraction (which runs in a worker thread, see `extractTextIsolated`). A document over any of
  * them fails with a DocumentError naming the budget, and is not retried.
  */
-import type { Config } from '../config/config.ts';
+import type { Config } from '#shared/config/config.ts';
 
 export interface IngestBudget {
   /** INGEST_MAX_CHARS: most characters of text extracted from one document. */

@@ -6,7 +6,7 @@
  * is cut between characters. Each chunk records where it sits in its section's text: `text.slice(startOffset,
  * endOffset) === content`.
  */
-import { countTokens } from '../tokens/count-tokens.ts';
+import { countTokens } from '#shared/tokens/count-tokens.ts';
 import type { TextSection } from './extract-text.ts';
 
 export interface ChunkOptions {

@@ -11,13 +11,13 @@ import { open } from 'node:fs/promises';
 import path from 'node:path';
 import { setImmediate as yieldToEventLoop } from 'node:timers/promises';
 import type { Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
-import { l2Normalise, type Embedder } from '../embeddings/embedder.ts';
-import { EmbeddingError } from '../embeddings/embedding-error.ts';
+import type { Database } from '#shared/db/schema.ts';
+import { l2Normalise, type Embedder } from '#shared/embeddings/embedder.ts';
+import { EmbeddingError } from '#shared/embeddings/embedding-error.ts';
 import { iterateChunks, type TextChunk } from './chunk-text.ts';
 import { DocumentError } from './document-error.ts';
 import { documentKind } from './document-kind.ts';
-import { embeddingColumnType, embeddingLiteral } from './embedding-column.ts';
+import { embeddingColumnType, embeddingLiteral } from '#shared/documents/embedding-column.ts';
 import { extractTextIsolated } from './extract-text-isolated.ts';
 import type { IngestBudget } from './ingest-budget.ts';
 

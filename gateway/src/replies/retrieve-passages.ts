@@ -6,9 +6,9 @@
  * the CI Postgres has no pgvector). Both are exact scans of the clone's chunks: no ANN index, none needed at this size.
  */
 import { sql, type Kysely } from 'kysely';
-import type { Database } from '../db/schema.ts';
-import { l2Normalise } from '../embeddings/embedder.ts';
-import { embeddingColumnType, embeddingLiteral } from './embedding-column.ts';
+import type { Database } from '#shared/db/schema.ts';
+import { l2Normalise } from '#shared/embeddings/embedder.ts';
+import { embeddingColumnType, embeddingLiteral } from '#shared/documents/embedding-column.ts';
 
 export interface PassageQuery {
   cloneId: string;

@@ -9,7 +9,7 @@
  * in a worker thread with a budget (`extractTextIsolated`).
  */
 import type { PDFDocumentProxy } from 'unpdf/pdfjs';
-import { toStorableText } from '../contract/storable-text.ts';
+import { toStorableText } from '#shared/contract/storable-text.ts';
 import { DocumentError } from './document-error.ts';
 import type { DocumentKind } from './document-kind.ts';
 
