@@ -8,7 +8,7 @@ import type { AudioFrame } from './media-transport.ts';
 import type { TextToSpeech } from './text-to-speech.ts';
 
 /** Deepgram refuses longer texts per request. */
-export const MAX_SPEAK_CHARS = 2000;
+const MAX_SPEAK_CHARS = 2000;
 
 export interface DeepgramTextToSpeechOptions {
   /** Deepgram API key (config DEEPGRAM_API_KEY). */

@@ -47,7 +47,7 @@ type SettleResult = { result: SettlementResult } | { failure: unknown };
  * transactions (fact writes, the settlement batch, settlements waiting alone on a busy user), and BullMQ hands it this
  * many times as many jobs to group into them.
  */
-export const JOBS_PER_TRANSACTION = 16;
+const JOBS_PER_TRANSACTION = 16;
 
 /** Most facts one group commit writes. */
 const MAX_FACTS_PER_WRITE = 2_000;

@@ -10,6 +10,7 @@ import type {
   SettleSessionJob,
 } from '#shared/contract/billing-jobs.ts';
 import type { Database } from '#shared/db/schema.ts';
+import { writeFacts, type Fact } from '#billing/settle/write-facts.ts';
 
 export interface Parties {
   userId: string;
@@ -133,4 +134,22 @@ export async function snapshot(db: Kysely<Database>): Promise<Record<string, unk
       .sort();
   }
   return result;
+}
+
+/** One fact written alone, as the worker writes a batch: whether it wrote anything; throws the error refusing it. */
+async function writeFact(db: Kysely<Database>, fact: Fact): Promise<boolean> {
+  const [outcome] = await writeFacts(db, [fact]);
+  if (!outcome) throw new Error('writeFacts returned no outcome');
+  if ('error' in outcome) throw outcome.error;
+  return outcome.written;
+}
+
+/** A session-state job applied alone: true when it moved the session to a newer status (or a later checkpoint). */
+export function applySessionState(db: Kysely<Database>, job: SessionStateJob): Promise<boolean> {
+  return writeFact(db, { name: 'session-state', data: job });
+}
+
+/** A message job applied alone: true when the message was stored now, false when it (or its client id) was before. */
+export function storeMessage(db: Kysely<Database>, job: MessageJob): Promise<boolean> {
+  return writeFact(db, { name: 'message', data: job });
 }

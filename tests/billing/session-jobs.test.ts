@@ -1,11 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseRatio } from '#shared/money/money.ts';
-import { applySessionState } from '#billing/settle/apply-session-state.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
-import { storeMessage } from '#billing/settle/store-message.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createParties, messageJob, sessionHeader, settleJob, snapshot, stateJob, type Parties } from './fixtures.ts';
+import { createParties, messageJob, sessionHeader, settleJob, snapshot, stateJob, type Parties, applySessionState, storeMessage } from './fixtures.ts';
 
 let t: TestDatabase;
 let parties: Parties;

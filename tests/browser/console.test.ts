@@ -14,15 +14,13 @@ import { chromium, type BrowserContext, type Page, type Request } from 'playwrig
 import { Registry } from 'prom-client';
 import { sql } from 'kysely';
 import { buildBillingApp } from '#billing/http/billing-app.ts';
-import { applySessionState } from '#billing/settle/apply-session-state.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
-import { storeMessage } from '#billing/settle/store-message.ts';
 import { loadConfig } from '#shared/config/config.ts';
 import type { SessionHeader } from '#shared/contract/billing-jobs.ts';
 import { createLogger } from '#shared/observability/logger.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
-import { createParties, messageJob, sessionHeader, settleJob, stateJob, type Parties } from '../billing/fixtures.ts';
+import { createParties, messageJob, sessionHeader, settleJob, stateJob, type Parties, applySessionState, storeMessage } from '../billing/fixtures.ts';
 import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
 
 const SECRET = 'console-browser-test-secret-0123456789abcdef';

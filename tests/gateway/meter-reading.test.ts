@@ -68,7 +68,7 @@ test('meter ticks carry the live figures and follow a change made through anothe
 });
 
 test('a lone chat\'s tick: credits left and cost add up to the budget exactly', async () => {
-  const { userId, cloneId, client } = await connectedUserAndClone(system, '7.0000', '3.3333');
+  const { cloneId, client } = await connectedUserAndClone(system, '7.0000', '3.3333');
   const a = await request(client, 'session:start', { cloneId, type: 'chat' });
   if (!a.ok) throw new Error('start failed');
   const tick = await new Promise<MeterTick>((resolve) => client.on('meter:tick', resolve));

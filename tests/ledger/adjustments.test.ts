@@ -4,8 +4,7 @@ import * as assert from 'uvu/assert';
 import { sql } from 'kysely';
 import { parseMoney, parseRatio } from '#shared/money/money.ts';
 import { adjustmentLedgerEntries, adjustmentSplit } from '#billing/ledger/adjustment-entries.ts';
-import { applySessionState } from '#billing/settle/apply-session-state.ts';
-import { createParties, sessionHeader, stateJob, type Parties } from '../billing/fixtures.ts';
+import { createParties, sessionHeader, stateJob, type Parties, applySessionState } from '../billing/fixtures.ts';
 import { createUser, settledSession, startLedgerApp, type LedgerHarness } from './ledger-harness.ts';
 
 let h: LedgerHarness;

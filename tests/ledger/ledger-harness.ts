@@ -1,7 +1,7 @@
 /**
  * The billing app on a throwaway database for the ledger tests: an admin, tokens, `request` (fastify inject with the
  * admin's token unless told otherwise), and a builder of settled sessions with their audit trail, through the real
- * billing functions (applySessionState, storeMessage, settleSession).
+ * billing functions (writeFacts through the fixtures' applySessionState and storeMessage, settleSession).
  */
 import { randomUUID } from 'node:crypto';
 import type { FastifyInstance, InjectOptions, LightMyRequestResponse } from 'fastify';
@@ -12,11 +12,9 @@ import type { SettleSessionJob } from '#shared/contract/billing-jobs.ts';
 import { parseMoney, formatMoney } from '#shared/money/money.ts';
 import { timeCost, durationMinutes } from '#shared/money/pricing.ts';
 import { buildBillingApp, type BillingAppOptions } from '#billing/http/billing-app.ts';
-import { applySessionState } from '#billing/settle/apply-session-state.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
-import { storeMessage } from '#billing/settle/store-message.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { messageJob, sessionHeader, stateJob, type Parties } from '../billing/fixtures.ts';
+import { messageJob, sessionHeader, stateJob, type Parties, applySessionState, storeMessage } from '../billing/fixtures.ts';
 import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
 
 export const SECRET = 'ledger-test-secret-0123456789-0123456789';

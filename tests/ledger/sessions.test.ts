@@ -2,8 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from 'kysely';
-import { applySessionState } from '#billing/settle/apply-session-state.ts';
-import { createParties, sessionHeader, stateJob, type Parties } from '../billing/fixtures.ts';
+import { createParties, sessionHeader, stateJob, type Parties, applySessionState } from '../billing/fixtures.ts';
 import { settledSession, startLedgerApp, type LedgerHarness } from './ledger-harness.ts';
 
 let h: LedgerHarness;

@@ -53,7 +53,7 @@ async function rejection(promise: Promise<unknown>): Promise<unknown> {
 
 test('streams the reply as deltas that join to the content, with tokens from the reported usage', async () => {
   const text = 'Yes, if you use it for work, you can deduct it.';
-  await withFake({ reply: () => text, usage: { prompt_tokens: 120, completion_tokens: 13 } }, async (fake, generator) => {
+  await withFake({ reply: () => text, usage: { prompt_tokens: 120, completion_tokens: 13 } }, async (_fake, generator) => {
     const deltas: string[] = [];
     const reply = await generator.generate(request, (delta) => deltas.push(delta));
     assert.ok(deltas.length > 5, `expected several deltas, got ${deltas.length}`);
@@ -86,7 +86,7 @@ test('sends the model, a streaming request asking for usage, the clone prompt, t
 
 test('without usage from the server, tokens are counted locally over prompt and reply', async () => {
   const text = 'Only the business share of it.';
-  await withFake({ reply: () => text, usage: null }, async (fake, generator) => {
+  await withFake({ reply: () => text, usage: null }, async (_fake, generator) => {
     const reply = await generator.generate(request, () => {});
     assert.is(reply.content, text);
     const expected = countPromptTokens(buildChatMessages(request)) + countTokens(text);
@@ -118,7 +118,7 @@ test('after two retries a persisting server error surfaces as a thrown error', a
 });
 
 test('a stream that ends before the model finished is an error, not a short reply', async () => {
-  await withFake({ reply: () => 'one two three four five', endStreamAfter: 2 }, async (fake, generator) => {
+  await withFake({ reply: () => 'one two three four five', endStreamAfter: 2 }, async (_fake, generator) => {
     const deltas: string[] = [];
     const error = await rejection(generator.generate(request, (delta) => deltas.push(delta)));
     assert.instance(error, Error);
@@ -153,7 +153,7 @@ test('aborting the signal mid-stream rejects, stops the deltas and hangs up on t
 
 test('no delta follows an abort even when the rest of the reply has already arrived', async () => {
   const words = Array.from({ length: 200 }, (_, i) => `w${i}`).join(' ');
-  await withFake({ reply: () => words }, async (fake, generator) => {
+  await withFake({ reply: () => words }, async (_fake, generator) => {
     const controller = new AbortController();
     const deltas: string[] = [];
     const error = await rejection(
@@ -168,7 +168,7 @@ test('no delta follows an abort even when the rest of the reply has already arri
 });
 
 test('an already aborted signal rejects without a reply', async () => {
-  await withFake({}, async (fake, generator) => {
+  await withFake({}, async (_fake, generator) => {
     const deltas: string[] = [];
     const signal = AbortSignal.abort();
     assert.is(await rejection(generator.generate({ ...request, signal }, (delta) => deltas.push(delta))), signal.reason);

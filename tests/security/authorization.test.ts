@@ -108,7 +108,7 @@ async function ownerChatAndIntruder() {
 }
 
 test('another user\'s session:end does not cut its owner\'s streaming reply short', async () => {
-  const { owner, ownerClient, intruderClient, sessionId } = await ownerChatAndIntruder();
+  const { ownerClient, intruderClient, sessionId } = await ownerChatAndIntruder();
   const firstDelta = nextEvent(ownerClient, 'message:delta', (d) => d.sessionId === sessionId, 5000);
   const completed = nextEvent(ownerClient, 'message:completed', (c) => c.sessionId === sessionId && c.message.senderType === 'ai', 10_000);
   assert.ok((await request(ownerClient, 'message:send', { sessionId, clientMessageId: 'q', content: 'talk to me' })).ok);

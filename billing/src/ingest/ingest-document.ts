@@ -154,7 +154,7 @@ export async function markDocumentFailed(db: Kysely<Database>, documentId: strin
 }
 
 /** An absolute path as it is; a relative one under `uploadDir`, which it may not leave. */
-export function resolveUploadPath(uploadDir: string, filePath: string): string {
+function resolveUploadPath(uploadDir: string, filePath: string): string {
   if (path.isAbsolute(filePath)) return filePath;
   const root = path.resolve(uploadDir);
   const resolved = path.resolve(root, filePath);

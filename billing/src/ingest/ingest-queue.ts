@@ -9,7 +9,7 @@ import { z } from 'zod';
 import type { Database } from '#shared/db/schema.ts';
 
 export const INGEST_QUEUE = 'ingest';
-export const INGEST_JOB = 'ingest-document';
+const INGEST_JOB = 'ingest-document';
 
 export const ingestJobSchema = z.object({ documentId: z.guid() });
 export type IngestJobData = z.infer<typeof ingestJobSchema>;

@@ -50,7 +50,7 @@ const UNIQUE_VIOLATION = '23505';
 const KEY_CONSTRAINT = 'ledger_adjustments_idempotency_key_key';
 
 /** sha256 of the canonical request (what makes two requests with one key the same adjustment). */
-export function adjustmentRequestHash(request: Pick<AdjustmentRequest, 'sessionId' | 'amount' | 'reason'>): string {
+function adjustmentRequestHash(request: Pick<AdjustmentRequest, 'sessionId' | 'amount' | 'reason'>): string {
   const canonical = JSON.stringify({
     sessionId: request.sessionId.toLowerCase(),
     amount: formatMoney(parseMoney(request.amount)),

@@ -84,9 +84,3 @@ export async function ensureSessions(
     return undefined;
   };
 }
-
-/** Inserts the session from its header unless it exists; throws BillingJobError on a mismatch or unknown user/clone. */
-export async function ensureSession(db: Kysely<Database>, header: SessionHeader): Promise<void> {
-  const error = (await ensureSessions(db, [header]))(header);
-  if (error) throw error;
-}

@@ -11,7 +11,6 @@ import type { Database } from '#shared/db/schema.ts';
 import type { Ratio } from '#shared/money/money.ts';
 import { settleSessions, type SettleOptions } from './settle-sessions.ts';
 
-export { utcDate, type SettleLogger } from './settle-sessions.ts';
 
 export async function settleSession(
   db: Kysely<Database>,

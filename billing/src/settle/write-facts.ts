@@ -45,7 +45,7 @@ interface SessionUpdate {
 }
 
 /** The audit trail's kind of a state version: started for the first version, resumed for later activations. */
-export function eventKind(status: SessionStatus, version: number): SessionEventKind {
+function eventKind(status: SessionStatus, version: number): SessionEventKind {
   if (status === 'ended') return 'ended';
   if (status === 'paused') return 'paused';
   return version === 1 ? 'started' : 'resumed';
@@ -186,12 +186,4 @@ export async function writeFacts(db: Kysely<Database>, facts: readonly Fact[]): 
     const carried = update.stateFact === index || update.checkpointFact === index;
     return { written: carried && written.has(`session:${update.session_id}`) };
   });
-}
-
-/** One fact alone: whether it wrote anything; throws the BillingJobError refusing it. */
-export async function writeFact(db: Kysely<Database>, fact: Fact): Promise<boolean> {
-  const [outcome] = await writeFacts(db, [fact]);
-  if (!outcome) throw new Error('writeFacts returned no outcome');
-  if ('error' in outcome) throw outcome.error;
-  return outcome.written;
 }

@@ -34,7 +34,7 @@ const BODY_LIMIT = 256 * 1024;
  * (else the end of its second) and a leave or a room's end from the start of its second: rounding never charges
  * time outside the room.
  */
-export function toRoomEvent(event: WebhookEvent): RoomWebhook | undefined {
+function toRoomEvent(event: WebhookEvent): RoomWebhook | undefined {
   const room = event.room?.name ?? '';
   const createdMs = Number(event.createdAt) * 1000;
   const participant = event.participant;

@@ -24,10 +24,10 @@ export interface VoiceRoomsOptions {
 const ROOM_PREFIX = 'session-';
 
 /** The agent's participant identity in a session's room (never a user id, which is a uuid). */
-export const agentIdentity = (sessionId: string) => `agent-${sessionId}`;
+const agentIdentity = (sessionId: string) => `agent-${sessionId}`;
 
 /** LiveKit's HTTP API address for a signalling URL: ws → http, wss → https. */
-export function apiUrlOf(config: Config): string {
+function apiUrlOf(config: Config): string {
   return config.LIVEKIT_API_URL ?? config.LIVEKIT_URL.replace(/^ws(s?):/, 'http$1:');
 }
 

@@ -53,10 +53,10 @@ export interface SessionServiceOptions {
 }
 
 /** Default of `SessionServiceOptions.maxRepliesInFlight`. */
-export const DEFAULT_MAX_REPLIES_IN_FLIGHT = 256;
+const DEFAULT_MAX_REPLIES_IN_FLIGHT = 256;
 
 /** The highest per-minute rate the meter takes (100000 credits): keeps the Lua arithmetic exact in doubles. */
-export const MAX_RATE_PER_MINUTE = 1_000_000_000n;
+const MAX_RATE_PER_MINUTE = 1_000_000_000n;
 
 export class SessionService {
   private readonly config: Config;

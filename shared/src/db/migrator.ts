@@ -29,7 +29,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0009-session-hot-updates': sessionHotUpdates,
 });
 
-export class MigrationError extends Error {
+class MigrationError extends Error {
   override readonly name = 'MigrationError';
   readonly code = 'migration_failed';
   constructor(

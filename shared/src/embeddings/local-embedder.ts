@@ -7,7 +7,7 @@
  */
 import { l2Normalise, type Embedder } from './embedder.ts';
 
-export const LOCAL_EMBEDDING_MODEL = 'local-hash-v1';
+const LOCAL_EMBEDDING_MODEL = 'local-hash-v1';
 
 const WORD_WEIGHT = 1;
 const TRIGRAM_WEIGHT = 0.25;

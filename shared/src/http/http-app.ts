@@ -28,7 +28,7 @@ export interface HttpAppOptions {
 }
 
 /** Longest URL (path and query) answered; longer is 414. The apps' own URLs are well under 1 KiB. */
-export const MAX_URL_CHARS = 4096;
+const MAX_URL_CHARS = 4096;
 
 /** Longest a request's headers may take (or HTTP_REQUEST_TIMEOUT_MS if shorter): a real client sends them at once. */
 const HEADERS_TIMEOUT_MS = 20_000;

@@ -9,7 +9,7 @@ import type { Redis } from 'ioredis';
 const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
 
 /** Each script and how many of its arguments are KEYS. */
-export const SCRIPTS = {
+const SCRIPTS = {
   advance: 6,
   'session-start': 7,
   'session-transition': 7,
@@ -41,7 +41,7 @@ function readScript(name: string): string {
   );
 }
 
-export function scriptSources(): Map<ScriptName, string> {
+function scriptSources(): Map<ScriptName, string> {
   sources ??= new Map((Object.keys(SCRIPTS) as ScriptName[]).map((name) => [name, readScript(name)]));
   return sources;
 }

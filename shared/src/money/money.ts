@@ -6,8 +6,8 @@
 export type Units = bigint;
 
 /** Decimal places of every money value (numeric(14,4)). */
-export const SCALE = 4;
-export const UNITS_PER_CREDIT = 10_000n;
+const SCALE = 4;
+const UNITS_PER_CREDIT = 10_000n;
 
 const DECIMAL = /^(-)?(\d+)(?:\.(\d+))?$/;
 

@@ -4,7 +4,7 @@
  */
 import { applyRatio, divideHalfUp, type Ratio, type Units } from './money.ts';
 
-export const MS_PER_MINUTE = 60_000n;
+const MS_PER_MINUTE = 60_000n;
 
 /** rate_per_minute × activeMs / 60000, rounded half-up — always from the total, never summed from ticks. */
 export function timeCost(ratePerMinute: Units, activeMs: number | bigint): Units {

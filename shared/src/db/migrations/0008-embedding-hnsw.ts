@@ -6,7 +6,7 @@
  */
 import { sql, type Kysely } from 'kysely';
 
-export const HNSW_DIMENSIONS = [256, 1536] as const;
+const HNSW_DIMENSIONS = [256, 1536] as const;
 
 async function embeddingIsVector(db: Kysely<any>): Promise<boolean> {
   const { rows } = await sql<{ type: string }>`
