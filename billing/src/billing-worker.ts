@@ -28,8 +28,8 @@ import type { Database } from '#shared/db/schema.ts';
 import { BillingMetrics, QUEUE_DEPTH_STATES, type BillingJobResult } from './billing-metrics.ts';
 import { failedBillingJobs } from './failed-billing-jobs.ts';
 import type { FailedBillingJob } from './ledger/reconciliation.ts';
-import { GroupCommit } from './group-commit.ts';
-import { Limiter } from './limiter.ts';
+import { GroupCommit } from '#shared/concurrency/group-commit.ts';
+import { Semaphore } from '#shared/concurrency/semaphore.ts';
 import { BillingJobError } from './settle/billing-job-error.ts';
 import { settleSession } from './settle/settle-session.ts';
 import { settleSessions, waitForUser, type SettleOutcome } from './settle/settle-sessions.ts';
@@ -116,7 +116,7 @@ export class BillingWorker {
   /** The settlements of the running jobs, one transaction at a time (they share user and clone rows). */
   readonly #settlements: GroupCommit<SettleSessionJob, SettleOutcome>;
   /** Settlements running alone (deferred by their group), each holding a connection while it waits for its user. */
-  readonly #alone: Limiter;
+  readonly #alone: Semaphore;
 
   constructor(options: BillingWorkerOptions) {
     this.#options = options;
@@ -138,7 +138,7 @@ export class BillingWorker {
       maxInFlight: 1,
       maxWeight: MAX_SETTLEMENTS_PER_TRANSACTION,
     });
-    this.#alone = new Limiter(Math.max(1, transactions - Math.floor(transactions / 2) - 1));
+    this.#alone = new Semaphore(Math.max(1, transactions - Math.floor(transactions / 2) - 1));
   }
 
   /** Connects and starts taking jobs; resolves once the worker is connected. */

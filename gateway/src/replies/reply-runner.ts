@@ -15,7 +15,7 @@ import type { CloneProfiles } from './clone-profiles.ts';
 import { countPromptTokens, countTokens } from './count-tokens.ts';
 import { DeltaCoalescer } from './delta-coalescer.ts';
 import type { Passage, ReplyGenerator, ReplyRequest } from './reply-generator.ts';
-import { ReplySlots } from './reply-slots.ts';
+import { Semaphore } from '#shared/concurrency/semaphore.ts';
 import { buildChatMessages } from './system-prompt.ts';
 
 export interface ReplyRunnerOptions {
@@ -42,10 +42,10 @@ export class ReplyRunner {
   /** Replies being written, by session, so a pause or an end can cut them short and close() can wait. */
   private readonly running = new Map<string, Set<RunningReply>>();
   private readonly tasks = new Set<Promise<void>>();
-  private readonly slots: ReplySlots;
+  private readonly slots: Semaphore;
 
   constructor(private readonly options: ReplyRunnerOptions) {
-    this.slots = new ReplySlots(options.maxRepliesInFlight);
+    this.slots = new Semaphore(options.maxRepliesInFlight);
   }
 
   /** Replies generating now and replies waiting for a slot. */

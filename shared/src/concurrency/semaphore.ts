@@ -1,28 +1,29 @@
 /**
- * `ReplySlots`: at most `limit` clone replies generate at once on a gateway; the rest wait their turn in arrival
- * order. Every acknowledged message still gets its reply (a wait is never dropped), but under overload replies
- * queue instead of all streaming at once and starving the acknowledgements of new messages.
+ * `Semaphore`: at most `limit` holders at once; the others wait their turn in arrival order, and every wait is
+ * granted in the end (none is dropped) unless its signal aborts first. The gateway bounds its clone replies with it
+ * (under overload replies queue instead of all streaming at once and starving the acknowledgements of new messages);
+ * the billing worker bounds its settlements running alone.
  */
-export class ReplySlots {
+export class Semaphore {
   private running = 0;
   private readonly waiting: Array<{ grant: () => void }> = [];
 
   constructor(private readonly limit: number) {
-    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`a reply bound must be a whole number ≥ 1, not ${limit}`);
+    if (!Number.isInteger(limit) || limit < 1) throw new RangeError(`a semaphore's limit must be a whole number ≥ 1, not ${limit}`);
   }
 
-  /** Replies generating now. */
+  /** Holders now. */
   get active(): number {
     return this.running;
   }
 
-  /** Replies waiting for a slot. */
+  /** Waits for a turn. */
   get queued(): number {
     return this.waiting.length;
   }
 
   /**
-   * Waits for a slot, in arrival order. Resolves true once the caller holds one (it must `release()` it), or false
+   * Waits for a turn, in arrival order. Resolves true once the caller holds one (it must `release()` it), or false
    * when `signal` aborts first (the caller holds nothing; its place in the queue is given up).
    */
   acquire(signal?: AbortSignal): Promise<boolean> {
@@ -49,10 +50,20 @@ export class ReplySlots {
     });
   }
 
-  /** Gives a slot back: the longest-waiting reply takes it. */
+  /** Gives a turn back: the longest waiting takes it. */
   release(): void {
     this.running -= 1;
     const next = this.waiting.shift();
     next?.grant();
+  }
+
+  /** Runs `task` in its turn and releases the turn after it. */
+  async run<T>(task: () => Promise<T>): Promise<T> {
+    await this.acquire();
+    try {
+      return await task();
+    } finally {
+      this.release();
+    }
   }
 }

@@ -1,7 +1,7 @@
 /**
  * Group commit: work submitted while a flush is running waits for it and then goes together in the next flush, so
- * the jobs a worker runs at once share one Postgres transaction instead of each paying its own round trips and WAL
- * flush. A lone submission is flushed at once (after the current I/O turn, to pick up others arriving with it), so
+ * the jobs a billing worker runs at once share one Postgres transaction instead of each paying its own round trips
+ * and WAL flush, and the gateway's relays share one `addBulk` to the queue. A lone submission is flushed at once (after the current I/O turn, to pick up others arriving with it), so
  * nothing waits when the worker is idle.
  */
 
