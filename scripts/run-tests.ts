@@ -7,12 +7,14 @@
  * `filter` (a regex) keeps only test files whose path under tests/ matches it; flags such as `-b` (bail)
  * go to uvu as they are. TEST_TIMEOUT_MS (default 40 minutes) bounds the whole run.
  *
- * Fails when uvu fails, when any test fails, when no test ran, on the timeout, and when the tests finish
- * but the process does not exit (something left a server, socket or timer open).
+ * Fails when the machine lacks what the chosen tests need (one line per missing piece: what, and how to get it),
+ * when uvu fails, when any test fails, when no test ran, on the timeout, and when the tests finish but the process
+ * does not exit (something left a server, socket or timer open).
  */
 import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
+import { missingPrerequisites } from './lib/test-prerequisites.ts';
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TESTS_DIR = 'tests';
@@ -39,8 +41,14 @@ const files = findTestFiles(pattern);
 if (files.length === 0) {
   finish(1, { total: 0, passed: 0, skipped: 0 }, `no test files under ${TESTS_DIR}/ match /${pattern}/`);
 } else {
-  console.log(`run-tests: ${files.length} test file(s) under ${TESTS_DIR}/, timeout ${timeoutMs} ms`);
-  run();
+  // what the machine lacks is said once per piece, before any test runs, instead of as a stack trace per test
+  const missing = await missingPrerequisites(files);
+  if (missing.length > 0) {
+    finish(1, undefined, missing.join('\n'));
+  } else {
+    console.log(`run-tests: ${files.length} test file(s) under ${TESTS_DIR}/, timeout ${timeoutMs} ms`);
+    run();
+  }
 }
 
 function run(): void {
@@ -118,8 +126,8 @@ function finish(code: number, summary: Summary | undefined, problem: string | un
   // uvu's Total counts the tests it ran, skipped ones not included.
   const failed = Math.max(0, total - passed);
   const reasons = [
-    ...(problem ? [problem] : []),
-    ...(summary === undefined ? ['uvu printed no summary'] : []),
+    ...(problem ? problem.split('\n') : []),
+    ...(summary === undefined && problem === undefined ? ['uvu printed no summary'] : []),
     ...(summary !== undefined && total === 0 && !problem ? ['no test ran'] : []),
   ];
   for (const reason of reasons) console.error(`run-tests: ${reason}`);
