@@ -70,21 +70,31 @@ async function runEmbedded(): Promise<void> {
   const logger = createLogger(effective, 'tollgate');
   // PGlite is one connection: everything in this process shares a pool of one
   const db = createDatabase(effective.DATABASE_URL, { max: postgres ? 1 : 10, applicationName: 'tollgate' });
-  await migrateToLatest(db);
-  await seedDemoData(db);
-  await embedMissingChunks(db, createEmbedder(effective));
-  const billing = await startBilling(effective, db, logger.child({ name: 'billing' }));
-  const gateway = await startGateway(effective, db, logger.child({ name: 'gateway' }));
-  await printBanner(effective, { postgres: Boolean(postgres), redis: Boolean(redis), gateway: gateway.port, billing: billing.port });
+  // what has started, closed in reverse order on a stop or a failed start (a redis-server must never be left behind)
+  const running: Array<{ close(): Promise<void> }> = [...services, { close: () => db.destroy() }];
+  const closeAll = async () => {
+    for (const part of running.reverse()) await part.close().catch((error: unknown) => logger.warn({ err: error }, 'closing failed'));
+  };
+  try {
+    await migrateToLatest(db);
+    await seedDemoData(db);
+    await embedMissingChunks(db, createEmbedder(effective));
+    const billing = await startBilling(effective, db, logger.child({ name: 'billing' }));
+    running.push(billing);
+    const gateway = await startGateway(effective, db, logger.child({ name: 'gateway' }));
+    running.push(gateway);
+    await printBanner(effective, { postgres: Boolean(postgres), redis: Boolean(redis), gateway: gateway.port, billing: billing.port });
+  } catch (error) {
+    console.error(`npm start failed: ${error instanceof Error ? error.message : String(error)}`);
+    await closeAll();
+    process.exit(1);
+  }
 
   let stopping = false;
   const stop = async () => {
     if (stopping) return;
     stopping = true;
-    await gateway.close();
-    await billing.close();
-    await db.destroy();
-    for (const service of services.reverse()) await service.close();
+    await closeAll();
     process.exit(0);
   };
   process.on('SIGINT', () => void stop());

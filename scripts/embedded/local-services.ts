@@ -89,7 +89,13 @@ export async function startLocalRedis(dir: string): Promise<LocalService> {
     );
   }
   const url = `redis://127.0.0.1:${port}`;
-  for (let i = 0; i < 100 && !(await redisAnswers(url, 200)); i++) await delay(50);
+  let answering = false;
+  for (let i = 0; i < 100 && child.exitCode === null && !(answering = await redisAnswers(url, 200)); i++) await delay(50);
+  if (!answering) {
+    // exited (its port taken since freePort chose it) or silent: said now, not left to hang every later connection
+    child.kill('SIGKILL');
+    throw new Error(`redis-server did not answer on 127.0.0.1:${port} (${child.exitCode === null ? 'no answer within 5 s' : `it exited with ${child.exitCode}`}); run npm start again`);
+  }
   return {
     url,
     async close() {

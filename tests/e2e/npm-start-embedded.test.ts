@@ -6,7 +6,6 @@ import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { io } from 'socket.io-client';
 import { DEMO_CLONE_ID } from '../../scripts/lib/seed-demo-data.ts';
-import { freePort } from '../support/processes.ts';
 import { waitFor } from '../support/system.ts';
 
 // `npm start` on a machine with no Postgres or Redis configured: embedded PGlite and a redis-server from PATH,
@@ -18,18 +17,32 @@ test.before(() => {
   dataDir = mkdtempSync(path.join(tmpdir(), 'tollgate-embedded-'));
 });
 test.after(() => {
-  if (child && child.exitCode === null) child.kill('SIGKILL');
+  // the whole process group: a failed run must not leave the redis-server npm start spawned behind
+  if (child?.pid !== undefined) {
+    try {
+      process.kill(-child.pid, 'SIGKILL');
+    } catch {
+      // already gone
+    }
+  }
   rmSync(dataDir, { recursive: true, force: true });
 });
 
 test('embedded Postgres and Redis: migrated, seeded, a chat session settles, SIGINT stops everything', async () => {
-  const [gatewayPort, billingPort] = [await freePort(), await freePort()];
-  const env = { ...process.env, EMBEDDED_SERVICES: 'always', DATA_DIR: dataDir, PORT: String(gatewayPort), BILLING_PORT: String(billingPort), HOST: '127.0.0.1', OPENAI_API_KEY: '', LOG_LEVEL: 'warn', MIN_START_SECONDS: '0' };
+  // ports chosen by the processes themselves (port 0) and read off the banner: a port picked here first could be
+  // taken by another process before npm start binds it
+  const env = { ...process.env, EMBEDDED_SERVICES: 'always', DATA_DIR: dataDir, PORT: '0', BILLING_PORT: '0', HOST: '127.0.0.1', OPENAI_API_KEY: '', LOG_LEVEL: 'warn', MIN_START_SECONDS: '0' };
   for (const name of ['DATABASE_URL', 'REDIS_URL', 'NODE_ENV', 'JWT_SECRET']) delete (env as Record<string, string | undefined>)[name];
-  child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  // its own process group, so the after hook can end it and everything it started
+  child = spawn(process.execPath, ['--import', 'tsx', 'scripts/start.ts'], { env, stdio: ['ignore', 'pipe', 'pipe'], detached: true });
   child.stdout!.on('data', (chunk) => (output += chunk));
   child.stderr!.on('data', (chunk) => (output += chunk));
-  await waitFor(() => output.includes('Ctrl-C stops everything'), 90_000, 'the banner');
+  await waitFor(() => {
+    if (child.exitCode !== null) throw new Error(`npm start exited ${child.exitCode} before its banner:\n${output.slice(-2000)}`);
+    return output.includes('Ctrl-C stops everything');
+  }, 90_000, 'the banner');
+  const gatewayPort = Number(/chat\s+http:\/\/localhost:(\d+)\//.exec(output)![1]);
+  const billingPort = Number(/console\s+http:\/\/localhost:(\d+)\//.exec(output)![1]);
   assert.match(output, /embedded PGlite \(with pgvector\)/);
   assert.match(output, /redis-server from PATH/);
   const userToken = /user\s+(\S+)/.exec(output)![1]!;
