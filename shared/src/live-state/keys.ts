@@ -27,6 +27,11 @@ export interface UserKeys {
   messageIds(sessionId: string): string;
   /** Set: ids of the LiveKit webhook events applied to the session (duplicates change nothing). */
   webhookIds(sessionId: string): string;
+  /**
+   * String: the user's new messages in one minute (Redis time, `floor(ms / 60000)`), for MESSAGE_RATE_PER_MIN.
+   * message-add.lua derives it from `base` itself, since only the script knows Redis's `now`.
+   */
+  messageRate(minute: number): string;
 }
 
 export function userKeys(prefix: string, userId: string): UserKeys {
@@ -44,6 +49,7 @@ export function userKeys(prefix: string, userId: string): UserKeys {
     clientMessageIds: (sessionId) => `${session(sessionId)}:cmid`,
     messageIds: (sessionId) => `${session(sessionId)}:mid`,
     webhookIds: (sessionId) => `${session(sessionId)}:hooks`,
+    messageRate: (minute) => `${base}msgrate:${minute}`,
   };
 }
 
@@ -78,7 +84,7 @@ export function outboxIndexBackfilledKey(prefix: string): string {
   return `${prefix}:outboxes:backfilled`;
 }
 
-/** The pattern of every user's outbox: outboxes written before the index existed are found by it once per process. */
+/** The pattern of every user's outbox: the one backfill SCAN (see outboxIndexBackfilledKey) finds pre-index outboxes by it. */
 export function outboxPattern(prefix: string): string {
   return `${prefix}:u:*:outbox`;
 }

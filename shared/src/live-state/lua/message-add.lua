@@ -19,6 +19,7 @@ end
 if s.status ~= 'active' then
   return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status })
 end
+-- the layout of UserKeys.messageRate (shared/src/live-state/keys.ts): the minute is only known here, from Redis time
 local rateKey = keyBase .. 'msgrate:' .. n2s(math.floor(now / 60000))
 if tonumber(redis.call('GET', rateKey) or '0') >= MESSAGE_RATE_PER_MIN then
   return reply(CODE_MESSAGE_RATE, now, advance(now), { limit = MESSAGE_RATE_PER_MIN })
