@@ -1,38 +1,53 @@
 /**
- * `extractTextIsolated(bytes, kind, budget, signal)`: `extractText` in a worker thread of its own, within a budget.
+ * `extractTextIsolated(bytes, kind, budget, signal)`: `extractText` in a child process of its own, within a budget.
  * Parsing a hostile file (a PDF whose content inflates to gigabytes, megabytes of junk PDF.js tries to repair) can
- * take any amount of time and memory; in a worker it takes neither from the calling process's event loop, and:
- * - the worker's V8 heap is capped (`resourceLimits`), and its heap plus buffers (`external_memory`: PDF.js inflates
- *   streams into ArrayBuffers, which the heap cap does not count) are read every few milliseconds: over
- *   `memoryMb`, the worker is terminated — an `extraction_memory` DocumentError;
- * - past `timeoutMs` the worker is terminated — an `extraction_timeout` DocumentError;
- * - more text than `maxChars` is a `too_much_text` DocumentError (the worker stops reading there).
- * Each call starts a fresh worker and has terminated it when the promise settles, so what it allocated is released.
+ * take any amount of time and memory; in a process of its own it takes neither from the billing process — not its
+ * event loop, not its heap, not its RSS (a worker thread shares the process's memory, and the allocator keeps part
+ * of what it freed) — and:
+ * - the child's V8 heap is capped (`--max-old-space-size`), and its resident memory (heap, and the buffers PDF.js
+ *   inflates streams into, which the heap cap does not count) is read every few milliseconds: grown more than
+ *   `memoryMb` above what the fresh process held, it is killed — an `extraction_memory` DocumentError;
+ * - past `timeoutMs` it is killed — an `extraction_timeout` DocumentError;
+ * - more text than `maxChars` is a `too_much_text` DocumentError (the child stops reading there).
+ * Each call starts a fresh process and has ended it when the promise settles.
  */
-import { Worker } from 'node:worker_threads';
+import { fork } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
 import { DocumentError, type DocumentErrorCode } from './document-error.ts';
 import type { DocumentKind } from './document-kind.ts';
 import type { TextSection } from './extract-text.ts';
 import type { IngestBudget } from './ingest-budget.ts';
 
-/** What the worker is given (`workerData`). */
+/** What the child is sent, once it said it is ready. */
 export interface ExtractionRequest {
   bytes: Uint8Array;
   kind: DocumentKind;
   maxChars: number;
 }
 
-/** What the worker posts back, once. */
-export type ExtractionAnswer =
+/** What the child sends: that it is ready (its code loaded), then its answer, once. */
+export type ExtractionMessage =
+  | { ready: true }
   | { ok: true; sections: TextSection[] }
   /** `code` when the error was a DocumentError (permanent); without, something unexpected (retried). */
   | { ok: false; code?: DocumentErrorCode; message: string };
 
-/** The worker runs a .ts file: it inherits this process's execArgv, which loads tsx (`--import tsx` or tsx's CLI). */
-const WORKER_SCRIPT = new URL('./extract-text-worker.ts', import.meta.url);
-/** How often the worker's memory is read; PDF.js inflates ~150 MB/s, so it overshoots by a few MB at most. */
+/** The child runs a .ts file: it inherits this process's execArgv, which loads tsx (`--import tsx` or tsx's CLI). */
+const CHILD_SCRIPT = new URL('./extract-text-worker.ts', import.meta.url);
+/** How often the child's memory is read; PDF.js inflates ~150 MB/s, so it overshoots by a few MB at most. */
 const WATCH_MS = 10;
 const MIB = 1024 * 1024;
+
+/** A process's resident memory in bytes (Linux /proc), or undefined where it cannot be read. */
+async function residentBytes(pid: number): Promise<number | undefined> {
+  try {
+    const status = await readFile(`/proc/${pid}/status`, 'utf8');
+    const kb = /^VmRSS:\s+(\d+) kB$/m.exec(status)?.[1];
+    return kb === undefined ? undefined : Number(kb) * 1024;
+  } catch {
+    return undefined;
+  }
+}
 
 export async function extractTextIsolated(
   bytes: Uint8Array,
@@ -41,11 +56,15 @@ export async function extractTextIsolated(
   signal?: AbortSignal,
 ): Promise<TextSection[]> {
   signal?.throwIfAborted();
-  const request: ExtractionRequest = { bytes, kind, maxChars: budget.maxChars };
-  const worker = new Worker(WORKER_SCRIPT, {
-    workerData: request,
-    // A heap over this ends the worker with ERR_WORKER_OUT_OF_MEMORY (not the process, as it would on the main thread).
-    resourceLimits: { maxOldGenerationSizeMb: budget.memoryMb },
+  const child = fork(CHILD_SCRIPT, [], {
+    // a heap over this ends the child ("heap out of memory"), not the billing process
+    execArgv: [...process.execArgv, `--max-old-space-size=${budget.memoryMb}`],
+    serialization: 'advanced',
+    stdio: ['ignore', 'ignore', 'pipe', 'ipc'],
+  });
+  let stderr = '';
+  child.stderr?.on('data', (chunk: Buffer) => {
+    if (stderr.length < 4096) stderr += chunk.toString('utf8');
   });
   const memoryError = () =>
     new DocumentError('extraction_memory', `extraction needed more than the ${budget.memoryMb} MiB of memory allowed (INGEST_MEMORY_MB)`);
@@ -53,40 +72,52 @@ export async function extractTextIsolated(
   let timer: NodeJS.Timeout | undefined;
   let watch: NodeJS.Timeout | undefined;
   let onAbort: (() => void) | undefined;
+  // the answer may come before the baseline is read: no watch may start after the call has settled
+  let settled = false;
   try {
     return await new Promise<TextSection[]>((resolve, reject) => {
       timer = setTimeout(
         () => reject(new DocumentError('extraction_timeout', `extraction took longer than the ${budget.timeoutMs} ms allowed (INGEST_TIMEOUT_MS)`)),
         budget.timeoutMs,
       );
-      let reading = false;
-      watch = setInterval(() => {
-        if (reading) return;
-        reading = true;
-        // Answered between the worker's JavaScript instructions (an interrupt), even while it never yields.
-        worker.getHeapStatistics().then(
-          (stats) => {
-            reading = false;
-            if (stats.used_heap_size + stats.external_memory > budget.memoryMb * MIB) reject(memoryError());
-          },
-          () => {
-            reading = false;
-          },
-        );
-      }, WATCH_MS);
       onAbort = () => reject(signal!.reason);
       signal?.addEventListener('abort', onAbort, { once: true });
-      worker.once('message', (answer: ExtractionAnswer) => {
-        if (answer.ok) resolve(answer.sections);
-        else reject(answer.code ? new DocumentError(answer.code, answer.message) : new Error(`text extraction failed: ${answer.message}`));
+      child.on('message', (message: ExtractionMessage) => {
+        if ('ready' in message) {
+          void startWatching();
+          child.send({ bytes, kind, maxChars: budget.maxChars } satisfies ExtractionRequest);
+        } else if (message.ok) resolve(message.sections);
+        else reject(message.code ? new DocumentError(message.code, message.message) : new Error(`text extraction failed: ${message.message}`));
       });
-      worker.once('error', (error: NodeJS.ErrnoException) => reject(error.code === 'ERR_WORKER_OUT_OF_MEMORY' ? memoryError() : error));
-      worker.once('exit', (code) => reject(new Error(`the text extraction worker exited with code ${code} before answering`)));
+      child.once('error', reject);
+      child.once('exit', (code, exitSignal) => {
+        if (/heap out of memory|Allocation failed/i.test(stderr)) reject(memoryError());
+        else reject(new Error(`the text extraction process ended (${exitSignal ?? `exit code ${code}`}) before answering`));
+      });
+      // growth over what the fresh process held (node and its loaded code), read until the answer comes
+      const startWatching = async () => {
+        const baseline = child.pid === undefined ? undefined : await residentBytes(child.pid);
+        if (baseline === undefined || settled) return; // no /proc here: the heap cap and the time limit still hold
+        let reading = false;
+        watch = setInterval(() => {
+          if (reading) return;
+          reading = true;
+          void residentBytes(child.pid!).then((resident) => {
+            reading = false;
+            if (resident !== undefined && resident - baseline > budget.memoryMb * MIB) reject(memoryError());
+          });
+        }, WATCH_MS);
+      };
     });
   } finally {
+    settled = true;
     clearTimeout(timer);
     clearInterval(watch);
     if (onAbort) signal?.removeEventListener('abort', onAbort);
-    await worker.terminate();
+    if (child.exitCode === null && child.signalCode === null) {
+      const exited = new Promise((resolve) => child.once('exit', resolve));
+      child.kill('SIGKILL');
+      await exited;
+    }
   }
 }

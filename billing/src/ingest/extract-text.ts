@@ -6,7 +6,7 @@
  * surrogates become U+FFFD (`toStorableText`), so the text can be stored in Postgres as it is.
  *
  * It runs in the calling thread with no limit on time or memory: a hostile file can take both. The ingestion runs it
- * in a worker thread with a budget (`extractTextIsolated`).
+ * in a child process with a budget (`extractTextIsolated`).
  */
 import type { PDFDocumentProxy } from 'unpdf/pdfjs';
 import { toStorableText } from '#shared/contract/storable-text.ts';

@@ -1,6 +1,6 @@
 /**
  * `ingestBudget(config)`: what one document's ingestion may take — characters of text, chunks, and the time and
- * memory of its text extraction (which runs in a worker thread, see `extractTextIsolated`). A document over any of
+ * memory of its text extraction (which runs in a child process, see `extractTextIsolated`). A document over any of
  * them fails with a DocumentError naming the budget, and is not retried.
  */
 import type { Config } from '#shared/config/config.ts';

@@ -1,7 +1,7 @@
 /**
  * `ingestDocument(db, documentId, options)`: turns one `documents` row into `document_chunks` — claim the row
  * (pending or processing → processing), read its file (a relative `file_path` under the upload directory), extract
- * the text (in a worker thread, within the `budget`: see `extractTextIsolated`), chunk it (at most
+ * the text (in a child process, within the `budget`: see `extractTextIsolated`), chunk it (at most
  * `budget.maxChunks`), embed the chunks in batches, then in ONE transaction replace the document's chunks and mark it
  * completed with the embedding model and dimensions. Running it again replaces the chunks; it never adds to them.
  * Throws `DocumentError` (permanent) or `EmbeddingError` (see `permanent`); the caller decides about retries and

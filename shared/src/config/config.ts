@@ -126,9 +126,9 @@ export const configSchema = z.object({
   INGEST_MAX_CHARS: integer(2_000_000, 1),
   /** Most chunks one document is split into; more fails it. */
   INGEST_MAX_CHUNKS: integer(1000, 1),
-  /** Longest one document's text extraction may run (in its own worker thread, then terminated; the document fails). */
+  /** Longest one document's text extraction may run (in a process of its own, then killed; the document fails). */
   INGEST_TIMEOUT_MS: integer(60_000, 100),
-  /** Memory one document's text extraction may use, in MiB (its worker's V8 heap plus buffers); more fails it. */
+  /** Memory one document's text extraction may use, in MiB (its process's heap cap, and its resident growth); more fails it. */
   INGEST_MEMORY_MB: integer(256, 32),
   /** LiveKit server URL handed to voice/video clients and used by the agent (`livekit-server --dev` default). */
   LIVEKIT_URL: z.string().url().default('ws://127.0.0.1:7880'),
