@@ -1,5 +1,5 @@
 /**
- * The gateway process as an object: HTTP (health, metrics) and Socket.IO on one port, handshake
+ * The gateway process as an object: HTTP (health, metrics) and Socket.IO on one port, the handshake
  * authentication, the client events, the due-event scheduler and the meter ticker. `start()` listens,
  * `close()` stops everything in order. Resources passed in (db, redis, queue) are closed by their owner.
  */
@@ -12,7 +12,7 @@ import type { Redis } from 'ioredis';
 import type { Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
-import { Counter, Gauge, Registry, collectDefaultMetrics } from 'prom-client';
+import { Registry } from 'prom-client';
 import { sql } from 'kysely';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
@@ -24,7 +24,6 @@ import {
   type WireSession,
 } from '#shared/contract/socket-events.ts';
 import { createHttpApp } from '#shared/http/http-app.ts';
-import { cachedReading } from '#shared/observability/cached-reading.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
 import { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import { DueScheduler } from './meter/due-scheduler.ts';
@@ -40,6 +39,8 @@ import { bindClientEvents, type InterGatewayEvents } from './transport/client-ev
 import { ConnectionSlots } from './transport/connection-slots.ts';
 import { LoginRecorder } from './transport/login-recorder.ts';
 import { TokenRecheck } from './transport/token-recheck.ts';
+import { handshake } from './transport/handshake.ts';
+import { createGatewayMetrics } from './gateway-metrics.ts';
 import { registerWebRoutes } from './web/web-routes.ts';
 import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
 import { AgentClaims } from './livekit/agent-claims.ts';
@@ -185,32 +186,14 @@ export class Gateway {
       heartbeatMs: Math.max(50, Math.floor(config.PRESENCE_TIMEOUT_MS / 5)),
     });
 
-    const metrics = this.createMetrics();
+    const metrics = createGatewayMetrics({ registry: this.registry, db, queue, cacheMs: config.METRICS_CACHE_MS, replyLoad: () => this.service.replyLoad });
     const verifier = new TokenVerifier({ secret: config.JWT_SECRET, audience: config.JWT_AUDIENCE });
     const schemas = clientPayloadSchemas({ maxMessageChars: config.MAX_MESSAGE_CHARS });
     this.slots = new ConnectionSlots({ redis, prefix: config.REDIS_PREFIX, max: config.MAX_CONNECTIONS_PER_USER, leaseMs: config.CONNECTION_LEASE_MS, logger });
     this.logins = new LoginRecorder(db);
     this.recheck = new TokenRecheck({ sockets: () => this.io.of('/').sockets.values(), db, intervalMs: config.TOKEN_RECHECK_MS, logger });
 
-    this.io.use(async (socket, next) => {
-      let user: { userId: string; expiresAt: number };
-      try {
-        user = await verifier.verifyUser(socket.handshake.auth?.token);
-        // batched with other handshakes, last_login rewritten at most once a minute (LoginRecorder)
-        if (!(await this.logins.record(user.userId))) throw new Error('unknown user');
-      } catch {
-        return next(new Error('unauthorized'));
-      }
-      try {
-        if (!(await this.slots.take(user.userId, socket.id))) return next(new Error('too_many_connections'));
-      } catch (error) {
-        logger.error({ err: error, userId: user.userId }, 'could not take a connection slot');
-        return next(new Error('internal'));
-      }
-      socket.data.userId = user.userId;
-      socket.data.tokenExpiresAt = user.expiresAt;
-      next();
-    });
+    this.io.use(handshake({ verifier, logins: this.logins, slots: this.slots, logger }));
 
     this.io.on('user:active', (userId) => this.watchIfLocal(userId));
 
@@ -337,66 +320,5 @@ export class Gateway {
       .catch((error: unknown) => this.options.logger.error({ err: error, userId }, `${what} handling failed`))
       .finally(() => this.pending.delete(tracked));
     this.pending.add(tracked);
-  }
-
-  private createMetrics() {
-    const { registry } = this;
-    const { db, queue, config } = this.options;
-    collectDefaultMetrics({ register: registry });
-    // Postgres and the queue are asked at most once per METRICS_CACHE_MS, however often /metrics is scraped
-    const openSessions = cachedReading(
-      () =>
-        db
-          .selectFrom('sessions')
-          .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
-          .where('status', '!=', 'ended')
-          .groupBy('status')
-          .execute(),
-      config.METRICS_CACHE_MS,
-    );
-    const jobCounts = cachedReading(() => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'), config.METRICS_CACHE_MS);
-    const connections = new Gauge({ name: 'gateway_connections', help: 'Open Socket.IO connections on this process', registers: [registry] });
-    const service = () => this.service;
-    new Gauge({
-      name: 'gateway_replies',
-      help: 'Clone replies on this process: generating, and waiting for a slot (the bound of replies in flight)',
-      labelNames: ['state'] as const,
-      registers: [registry],
-      collect() {
-        const { active, queued } = service().replyLoad;
-        this.set({ state: 'active' }, active);
-        this.set({ state: 'queued' }, queued);
-      },
-    });
-    const eventsHandled = new Counter({
-      name: 'gateway_events_total',
-      help: 'Client events handled, by event and result code',
-      labelNames: ['event', 'result'] as const,
-      registers: [registry],
-    });
-    new Gauge({
-      name: 'gateway_open_sessions',
-      help: 'Sessions not yet ended, by status (from Postgres)',
-      labelNames: ['status'] as const,
-      registers: [registry],
-      async collect() {
-        const rows = await openSessions();
-        this.reset();
-        for (const status of ['active', 'paused']) {
-          this.set({ status }, Number(rows.find((r) => r.status === status)?.count ?? 0));
-        }
-      },
-    });
-    new Gauge({
-      name: 'gateway_billing_queue_depth',
-      help: 'Billing jobs by state',
-      labelNames: ['state'] as const,
-      registers: [registry],
-      async collect() {
-        const counts = await jobCounts();
-        for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
-      },
-    });
-    return { connections, eventsHandled };
   }
 }

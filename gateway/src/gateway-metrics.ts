@@ -1,0 +1,83 @@
+/**
+ * The gateway's Prometheus metrics, in its registry: the process's defaults, open connections, client events handled
+ * by result, clone replies generating and waiting, and — read at most once per METRICS_CACHE_MS however often
+ * `/metrics` is scraped — sessions not yet ended (Postgres) and the billing queue's depth.
+ */
+import type { Queue } from 'bullmq';
+import type { Kysely } from 'kysely';
+import { Counter, Gauge, type Registry, collectDefaultMetrics } from 'prom-client';
+import type { Database } from '#shared/db/schema.ts';
+import { cachedReading } from '#shared/observability/cached-reading.ts';
+
+export interface GatewayMetricsOptions {
+  registry: Registry;
+  db: Kysely<Database>;
+  queue: Queue;
+  /** METRICS_CACHE_MS: how long the Postgres and queue counts are reused. */
+  cacheMs: number;
+  /** Replies generating now and waiting for a slot (SessionService.replyLoad). */
+  replyLoad: () => { active: number; queued: number };
+}
+
+export interface GatewayMetrics {
+  connections: Gauge;
+  eventsHandled: Counter<'event' | 'result'>;
+}
+
+export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMetrics {
+  const { registry, db, queue, cacheMs, replyLoad } = options;
+  collectDefaultMetrics({ register: registry });
+  const openSessions = cachedReading(
+    () =>
+      db
+        .selectFrom('sessions')
+        .select(['status', (eb) => eb.fn.countAll<string>().as('count')])
+        .where('status', '!=', 'ended')
+        .groupBy('status')
+        .execute(),
+    cacheMs,
+  );
+  const jobCounts = cachedReading(() => queue.getJobCounts('waiting', 'active', 'delayed', 'failed'), cacheMs);
+  const connections = new Gauge({ name: 'gateway_connections', help: 'Open Socket.IO connections on this process', registers: [registry] });
+  new Gauge({
+    name: 'gateway_replies',
+    help: 'Clone replies on this process: generating, and waiting for a slot (the bound of replies in flight)',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      const { active, queued } = replyLoad();
+      this.set({ state: 'active' }, active);
+      this.set({ state: 'queued' }, queued);
+    },
+  });
+  const eventsHandled = new Counter({
+    name: 'gateway_events_total',
+    help: 'Client events handled, by event and result code',
+    labelNames: ['event', 'result'] as const,
+    registers: [registry],
+  });
+  new Gauge({
+    name: 'gateway_open_sessions',
+    help: 'Sessions not yet ended, by status (from Postgres)',
+    labelNames: ['status'] as const,
+    registers: [registry],
+    async collect() {
+      const rows = await openSessions();
+      this.reset();
+      for (const status of ['active', 'paused']) {
+        this.set({ status }, Number(rows.find((r) => r.status === status)?.count ?? 0));
+      }
+    },
+  });
+  new Gauge({
+    name: 'gateway_billing_queue_depth',
+    help: 'Billing jobs by state',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    async collect() {
+      const counts = await jobCounts();
+      for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
+    },
+  });
+  return { connections, eventsHandled };
+}
