@@ -1,7 +1,9 @@
 /*
  * Tollgate chat widget: pick an expert clone, chat with it per minute, watch the meter, end and rate the session.
- * Plain browser JavaScript (no build step); the socket.io client comes from the gateway itself
- * (`<gateway>/socket.io/socket.io.esm.min.js`). Speaks docs/protocol.md.
+ * Plain browser JavaScript (no build step). It talks to the gateway through the same typed client Node callers use
+ * (shared/src/client/tollgate-client.ts, which the gateway serves bundled at `<gateway>/web/tollgate-client.js`):
+ * requests and their errors, idempotent resends, the catch-up after a reconnect, fresh tokens. Speaks
+ * docs/protocol.md.
  *
  * Embed (the widget renders after the script tag, inside a shadow root, so no CSS leaks either way):
  *
@@ -121,13 +123,6 @@
     return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-${hex.slice(12, 16)}-${hex.slice(16, 20)}-${hex.slice(20)}`;
   }
 
-  class RequestError extends Error {
-    constructor(code, message) {
-      super(message);
-      this.code = code;
-    }
-  }
-
   /**
    * Mounts a widget into `host` (inside an open shadow root).
    * options: gateway (URL), cloneId?, tokenUrl? (GET → { token }), token? (a fixed token; else a paste field).
@@ -139,16 +134,14 @@
     shadow.replaceChildren();
 
     const state = {
-      socket: undefined,
+      /** the TollgateClient while connected */
+      client: undefined,
       token: options.token,
       clones: [],
       clone: undefined,
       session: undefined,
-      everConnected: false,
       /** message id → its list item */
       messages: new Map(),
-      /** newest message seen: { id, createdAt } */
-      last: undefined,
       summaryShown: false,
       rated: false,
       /** the last meter:tick of the session */
@@ -343,20 +336,10 @@
       return state.token;
     }
 
-    /** Sends a client event; resolves with the ack's data, rejects with a RequestError. */
-    async function request(event, payload) {
-      if (!state.socket) throw new RequestError('timeout', 'not connected');
-      let answer;
-      try {
-        answer = await state.socket.timeout(REQUEST_TIMEOUT_MS).emitWithAck(event, payload);
-      } catch {
-        throw new RequestError('timeout', `no answer to ${event}`);
-      }
-      if (!answer || !answer.ok) {
-        const error = (answer && answer.error) || { code: 'internal', message: 'internal error' };
-        throw new RequestError(error.code, error.message);
-      }
-      return answer;
+    /** The connected client (TollgateClient: its requests reject with a TollgateRequestError, `.code` set). */
+    function client() {
+      if (!state.client) throw Object.assign(new Error('not connected'), { code: 'timeout' });
+      return state.client;
     }
 
     function rememberSession(sessionId) {
@@ -387,80 +370,72 @@
     async function connect() {
       setError(null);
       setConnection('Connecting…');
-      let io;
+      let TollgateClient;
       try {
-        ({ io } = await import(`${gateway}/socket.io/socket.io.esm.min.js`));
+        ({ TollgateClient } = await import(`${gateway}/web/tollgate-client.js`));
       } catch {
         setConnection('Not connected');
         setError({ message: 'Could not load the chat client from the gateway.' });
         return;
       }
-      state.socket?.disconnect();
-      const socket = io(gateway, {
-        transports: ['websocket'],
-        // asked at every (re)connect, so a token URL can hand out fresh tokens
-        auth: (callback) => {
-          getToken().then(
-            (token) => callback({ token }),
-            (error) => {
-              setError({ message: `Could not get an access token: ${error.message}` });
-              callback({});
-            },
-          );
-        },
-      });
-      state.socket = socket;
-      bindSocket(socket);
+      state.client?.close();
+      const created = new TollgateClient({ requestTimeoutMs: REQUEST_TIMEOUT_MS, sendRetries: SEND_RETRIES });
+      state.client = created;
+      bindClient(created);
+      try {
+        // the token is asked at every (re)connect, so a token URL can hand out fresh ones
+        await created.connect(gateway, getToken);
+      } catch (error) {
+        if (state.client !== created) return;
+        state.client = undefined;
+        setConnection('Not connected');
+        setError(error);
+        askForToken();
+        return;
+      }
+      setConnection('Connected');
+      setError(null);
+      void afterFirstConnect();
     }
 
-    function bindSocket(socket) {
-      socket.on('connect', () => {
-        setConnection('Connected');
-        setError(null);
-        const reconnected = state.everConnected;
-        state.everConnected = true;
-        if (!reconnected) void afterFirstConnect();
-        else if (!socket.recovered) void resync();
+    /** Without a token URL or a given token, the person pastes one. */
+    function askForToken() {
+      if (options.tokenUrl || options.token) return;
+      show(signin);
+      tokenInput.focus();
+    }
+
+    function bindClient(created) {
+      const current = () => state.client === created;
+      created.on('connection', (connection) => {
+        if (!current() || connection === 'connecting') return;
+        setConnection({ connected: 'Connected', reconnecting: 'Reconnecting…', disconnected: 'Disconnected' }[connection] ?? 'Connecting…');
+        if (connection === 'connected') setError(null);
       });
-      // The gateway cuts a socket whose token expired, saying so first: with a token URL the widget connects again
-      // (which asks it for a fresh token); with a pasted token, the person signs in again.
-      let tokenExpired = false;
-      socket.on('auth:expired', () => {
-        tokenExpired = true;
+      created.on('error', (error) => {
+        if (current()) setError({ message: error && error.message ? `Could not get an access token or catch up: ${error.message}` : 'Something went wrong.' });
       });
-      socket.on('disconnect', (reason) => {
-        if (tokenExpired && reason === 'io server disconnect') {
-          tokenExpired = false;
-          if (options.tokenUrl) {
-            setConnection('Reconnecting…');
-            socket.connect();
-            return;
-          }
-          setError({ code: 'token_expired', message: 'token expired' });
-          state.everConnected = false;
-          if (!options.token) {
-            show(signin);
-            tokenInput.focus();
-          }
-        }
-        setConnection(socket.active ? 'Reconnecting…' : 'Disconnected');
+      // The gateway cuts a socket whose token expired, saying so first: the client connects again, asking the token
+      // URL for a fresh one; a pasted token cannot be renewed, so the person signs in again.
+      created.on('auth:expired', () => {
+        if (!current() || options.tokenUrl) return;
+        created.close();
+        state.client = undefined;
+        setConnection('Disconnected');
+        setError({ code: 'token_expired', message: 'token expired' });
+        askForToken();
       });
-      socket.on('connect_error', (error) => {
-        if (socket.active) {
-          setConnection('Reconnecting…');
-          return;
-        }
-        setConnection('Not connected');
-        setError({ code: ERROR_TEXT[error.message] ? error.message : 'internal', message: error.message });
-        state.everConnected = false;
-        if (!options.tokenUrl && !options.token) {
-          show(signin);
-          tokenInput.focus();
-        }
+      // After a reconnect whose missed events were not replayed, the client caught the session up: the messages
+      // missed, then its state.
+      created.on('resync', ({ session, messages }) => {
+        if (!current() || session.id !== state.session?.id || state.summaryShown) return;
+        for (const message of messages) renderMessage(message);
+        applySession(session);
       });
       // Events of the current session; those of a session being started may come before its ack: kept until it.
       const onSession = (event, sessionIdOf, handler) => {
-        socket.on(event, (payload) => {
+        created.on(event, (payload) => {
+          if (!current()) return;
           const sessionId = sessionIdOf(payload);
           if (sessionId === state.session?.id) handler(payload);
           else if (state.starting) state.early.push({ sessionId, run: () => handler(payload) });
@@ -513,34 +488,18 @@
     /** Picks up a session this page had open (a reload); false when there is none to continue. */
     async function restore(sessionId) {
       try {
-        const { session } = await request('session:get', { sessionId });
+        const session = await client().get(sessionId);
         const clone = state.clones.find((c) => c.id === session.cloneId);
         if (session.status === 'ended' || !clone) {
           rememberSession(null);
           return false;
         }
         openChat(clone, session);
-        const { messages } = await request('session:history', { sessionId });
-        for (const message of messages) renderMessage(message);
+        for (const message of await client().history(sessionId)) renderMessage(message);
         return true;
       } catch {
         rememberSession(null);
         return false;
-      }
-    }
-
-    /** After a reconnect whose missed events were not replayed: the session's state and the messages missed. */
-    async function resync() {
-      const session = state.session;
-      if (!session || state.summaryShown) return;
-      try {
-        const fresh = (await request('session:get', { sessionId: session.id })).session;
-        const payload = state.last ? { sessionId: session.id, afterMessageId: state.last.id } : { sessionId: session.id };
-        const { messages } = await request('session:history', payload);
-        for (const message of messages) renderMessage(message);
-        applySession(fresh);
-      } catch (error) {
-        setError(error);
       }
     }
 
@@ -602,7 +561,7 @@
       state.starting = true;
       state.early = [];
       try {
-        const { session } = await request('session:start', { cloneId: clone.id, type: 'chat' });
+        const session = await client().startSession(clone.id, 'chat');
         rememberSession(session.id);
         openChat(clone, session);
         for (const early of state.early) if (early.sessionId === session.id) early.run();
@@ -620,7 +579,6 @@
       state.clone = clone;
       state.session = session;
       state.messages.clear();
-      state.last = undefined;
       state.summaryShown = false;
       state.rated = false;
       state.lastTick = undefined;
@@ -680,9 +638,10 @@
       setError(null);
       for (const button of [pauseButton, resumeButton, endButton]) button.disabled = true;
       try {
-        const answer = await request(event, { sessionId: session.id });
-        if (event === 'session:end') showSummary(answer.session, 'user');
-        else applySession(answer.session);
+        const action = { 'session:pause': 'pause', 'session:resume': 'resume', 'session:end': 'end' }[event];
+        const changed = await client()[action](session.id);
+        if (event === 'session:end') showSummary(changed, 'user');
+        else applySession(changed);
         if (event === 'session:pause') meterAnnouncer.textContent = 'Paused: the meter is stopped.';
         if (event === 'session:resume') {
           meterAnnouncer.textContent = 'Resumed: the meter is running.';
@@ -734,7 +693,6 @@
           ),
         );
       }
-      if (!state.last || message.createdAt >= state.last.createdAt) state.last = { id: message.id, createdAt: message.createdAt };
       settleLog();
     }
 
@@ -763,24 +721,19 @@
       );
       log.append(pending);
       scrollLog();
-      for (let attempt = 0; ; attempt++) {
-        try {
-          const { message } = await request('message:send', { sessionId: session.id, clientMessageId, content });
-          // a reply (or a resync) may have rendered it already
-          if (state.messages.has(message.id)) pending.remove();
-          else {
-            pending.dataset.messageId = message.id;
-            state.messages.set(message.id, pending);
-          }
-          renderMessage(message);
-          return;
-        } catch (error) {
-          // the same clientMessageId again: stored and charged once however many attempts arrive
-          if (error.code === 'timeout' && attempt < SEND_RETRIES) continue;
-          pending.dataset.state = 'failed';
-          pending.querySelector('.tg-note').textContent = `Not sent: ${errorText(error)}`;
-          return;
+      try {
+        // after a timeout the client sends the same clientMessageId again: stored and charged once
+        const message = await client().send(session.id, content, { clientMessageId });
+        // a reply (or a resync) may have rendered it already
+        if (state.messages.has(message.id)) pending.remove();
+        else {
+          pending.dataset.messageId = message.id;
+          state.messages.set(message.id, pending);
         }
+        renderMessage(message);
+      } catch (error) {
+        pending.dataset.state = 'failed';
+        pending.querySelector('.tg-note').textContent = `Not sent: ${errorText(error)}`;
       }
     }
 
@@ -802,12 +755,14 @@
       rememberSession(null);
       summaryTitle.focus();
       // the ended session's cost is final; the gateway's record confirms it (from Postgres once settled)
-      request('session:get', { sessionId: session.id }).then(
-        ({ session: settled }) => {
-          if (settled.id === state.session?.id) fillSummary(settled);
-        },
-        () => undefined,
-      );
+      Promise.resolve()
+        .then(() => client().get(session.id))
+        .then(
+          (settled) => {
+            if (settled.id === state.session?.id) fillSummary(settled);
+          },
+          () => undefined,
+        );
     }
 
     function fillSummary(session) {
@@ -836,7 +791,7 @@
       // a session ended a moment ago may not be recorded yet (invalid_state): ask again shortly
       for (let attempt = 0; ; attempt++) {
         try {
-          await request('session:rate', feedback ? { sessionId: session.id, rating, feedback } : { sessionId: session.id, rating });
+          await client().rate(session.id, rating, feedback || undefined);
           state.rated = true;
           rateForm.hidden = true;
           rateThanks.textContent = `Thank you! You rated this session ${rating} of 5 stars.`;
@@ -867,7 +822,8 @@
 
     return {
       destroy() {
-        state.socket?.disconnect();
+        state.client?.close();
+        state.client = undefined;
         shadow.replaceChildren();
       },
     };

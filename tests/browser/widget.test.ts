@@ -133,12 +133,19 @@ test('the gateway serves the demo page, the widget, its assets, socket.io’s br
   assert.match(page.headers.get('content-security-policy') ?? '', /script-src 'self'/);
   assert.match(await page.text(), /src="\/widget\.js"/);
 
-  for (const asset of ['/widget.js', '/web/widget.css', '/web/demo.css', '/socket.io/socket.io.esm.min.js']) {
+  for (const asset of ['/widget.js', '/web/widget.css', '/web/demo.css', '/web/tollgate-client.js', '/socket.io/socket.io.esm.min.js']) {
     const response = await fetch(`${system.url}${asset}`, { headers: { origin: HOST_ORIGIN } });
     assert.is(response.status, 200, asset);
     assert.match(response.headers.get('content-type') ?? '', /javascript|css/, asset);
     await response.arrayBuffer();
   }
+  // the widget's transport is the typed client of shared/src/client, bundled (with socket.io-client) as one module
+  const bundled = await fetch(`${system.url}/web/tollgate-client.js`, { headers: { origin: HOST_ORIGIN } });
+  assert.is(bundled.headers.get('access-control-allow-origin'), HOST_ORIGIN, 'another site may import the client');
+  const bundle = await bundled.text();
+  assert.match(bundle, /export\s*\{[^}]*TollgateClient/, 'exports TollgateClient');
+  assert.match(bundle, /session:history/, 'with its catch-up after a reconnect');
+  assert.not.match(bundle, /\bimport\s*[{*(]|from\s*["']socket\.io-client["']/, 'self-contained: nothing left to resolve');
   const esm = await fetch(`${system.url}/socket.io/socket.io.esm.min.js`, { headers: { origin: HOST_ORIGIN } });
   assert.is(esm.headers.get('access-control-allow-origin'), HOST_ORIGIN, 'another site may import the client');
   await esm.arrayBuffer();

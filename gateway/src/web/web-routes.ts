@@ -1,14 +1,16 @@
 /**
  * The gateway's web surface for people: `GET /` (the demo page), `GET /widget.js` (the embeddable chat widget),
- * `GET /web/*` (their static assets, from gateway/web/, read once at registration) and `GET /api/clones` (the
- * published, active clones a user can chat with; public). The widget loads socket.io's browser client from
- * `/socket.io/socket.io.esm.min.js`, which Socket.IO itself serves (`serveClient`, on by default).
+ * `GET /web/*` (their static assets, from gateway/web/, read once at registration, and `/web/tollgate-client.js`, the
+ * typed client of shared/src/client bundled for browsers with socket.io-client: the widget runs the same client code
+ * as Node callers) and `GET /api/clones` (the published, active clones a user can chat with; public). Socket.IO
+ * still serves its own browser client at `/socket.io/socket.io.esm.min.js` (`serveClient`, on by default).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
+import { buildSync } from 'esbuild';
 import { z } from 'zod';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
@@ -132,14 +134,36 @@ export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOption
   });
 }
 
-/** Every file directly in `dir` whose type is known, by file name. */
+/** The typed client (shared/src/client), bundled for browsers with socket.io-client: the widget's only transport. */
+const CLIENT_ENTRY = path.resolve(import.meta.dirname, '../../../shared/src/client/tollgate-client.ts');
+const CLIENT_ASSET = 'tollgate-client.js';
+
+function asset(body: Buffer, type: string): Asset {
+  return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
+}
+
+/** `tollgate-client.js`: one ES module, built once when the routes are registered (a few tens of milliseconds). */
+function bundleClient(): Asset {
+  const built = buildSync({
+    entryPoints: [CLIENT_ENTRY],
+    bundle: true,
+    format: 'esm',
+    platform: 'browser',
+    target: 'es2020',
+    minify: true,
+    legalComments: 'none',
+    write: false,
+  });
+  return asset(Buffer.from(built.outputFiles[0]!.contents), CONTENT_TYPES['.js']!);
+}
+
+/** Every file directly in `dir` whose type is known, by file name, and the bundled client. */
 function loadAssets(dir: string): Map<string, Asset> {
-  const assets = new Map<string, Asset>();
+  const assets = new Map<string, Asset>([[CLIENT_ASSET, bundleClient()]]);
   for (const name of readdirSync(dir)) {
     const type = CONTENT_TYPES[path.extname(name)];
     if (type === undefined) continue;
-    const body = readFileSync(path.join(dir, name));
-    assets.set(name, { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` });
+    assets.set(name, asset(readFileSync(path.join(dir, name)), type));
   }
   return assets;
 }

@@ -109,7 +109,8 @@ export class TollgateClient {
 
   /**
    * Connects to the gateway at `url`; resolves once connected. Rejects with code `unauthorized` when the gateway
-   * refuses the token, `timeout` when no connection is made within `connectTimeoutMs`.
+   * refuses the token, `too_many_connections` when the user holds MAX_CONNECTIONS_PER_USER already, `timeout` when
+   * no connection is made within `connectTimeoutMs`.
    */
   async connect(url: string, token: TokenSource): Promise<void> {
     if (this.socket) throw new Error('TollgateClient is already connected; close() it first');
@@ -148,7 +149,7 @@ export class TollgateClient {
       const onError = (error: Error) => {
         // socket.io-client keeps retrying transport errors; a refusal by the server's middleware is final
         if (socket.active) return;
-        const code = error.message === 'unauthorized' ? 'unauthorized' : 'internal';
+        const code = error.message === 'unauthorized' || error.message === 'too_many_connections' ? error.message : 'internal';
         finish(new TollgateRequestError(code, `the gateway refused the connection: ${error.message}`, 'connect'));
       };
       const timer = setTimeout(

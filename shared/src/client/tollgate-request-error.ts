@@ -1,7 +1,8 @@
 /** The error a `TollgateClient` request rejects with: the gateway's error code, or `timeout` when no ack came. */
 import type { ErrorCode } from '../errors/app-error.ts';
 
-export type ClientErrorCode = ErrorCode | 'timeout';
+/** The gateway's codes, `timeout` (no answer in time), and `too_many_connections` (a connect refused for it). */
+export type ClientErrorCode = ErrorCode | 'timeout' | 'too_many_connections';
 
 export class TollgateRequestError extends Error {
   override readonly name = 'TollgateRequestError';
