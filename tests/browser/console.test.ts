@@ -13,6 +13,7 @@ import path from 'node:path';
 import { chromium, type BrowserContext, type Page, type Request } from 'playwright-core';
 import { Registry } from 'prom-client';
 import { sql } from 'kysely';
+import type { FailedBillingJob } from '#billing/ledger/reconciliation.ts';
 import { buildBillingApp } from '#billing/http/billing-app.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
 import { loadConfig } from '#shared/config/config.ts';
@@ -66,6 +67,9 @@ const ids = { admin: randomUUID(), member: randomUUID() };
 const sessions: Record<'a' | 'b' | 'c', SessionHeader> = {} as never;
 const BULK = 25;
 const TOTAL = 3 + BULK;
+
+/** What the app's billing queue reports as failed for good (a test sets it). */
+let failedJobs: FailedBillingJob[] = [];
 
 function token(userId: string): Promise<string> {
   return signUserToken({ secret: SECRET, audience: config.JWT_AUDIENCE, userId });
@@ -163,6 +167,7 @@ test.before(async () => {
     logger: createLogger(config, 'billing-console-test'),
     registry,
     checks: { postgres: () => sql`select 1`.execute(t.db) },
+    failedJobs: async () => failedJobs,
   });
   await app.listen({ port: 0, host: '127.0.0.1' });
   baseUrl = `http://127.0.0.1:${(app.server.address() as AddressInfo).port}`;
@@ -603,6 +608,34 @@ test('the reconciliation stays green after the adjustments', async () => {
   await waitForText(page, '#recon-verdict', '✓ Everything balances');
   assert.equal(problems, []);
   await page.close();
+});
+
+test('lost facts turn the reconciliation red and name their sessions: a failed job, a settled session missing a message', async () => {
+  const { page, problems } = await signedInPage();
+  const sessionA = sessions.a.sessionId;
+  failedJobs = [{ id: 'msg_lost', name: 'message', sessionIds: [sessionA], failedReason: 'content: must not contain NUL', failedAt: null }];
+  // settled past the grace for late messages, one acknowledged message short
+  const { settled_at: settledAt } = await t.db.selectFrom('sessions').select('settled_at').where('id', '=', sessionA).executeTakeFirstOrThrow();
+  await t.db
+    .updateTable('sessions')
+    .set((eb) => ({ message_count: eb('message_count', '+', 1), settled_at: new Date(Date.now() - 3600_000) }))
+    .where('id', '=', sessionA)
+    .execute();
+  try {
+    await page.goto(`${baseUrl}/#/reconciliation`);
+    await page.fill('#r-from', '2025-03-01');
+    await page.fill('#r-to', '2025-03-03');
+    await page.click('#recon-form button[type=submit]');
+    await waitForText(page, '#recon-verdict', '2 lost facts');
+    assert.match((await page.textContent('#failed-jobs')) ?? '', /msg_lost message: content: must not contain NUL/);
+    assert.is(await page.locator(`#failed-jobs a[href="#/sessions/${sessionA}"]`).count(), 1);
+    assert.match((await page.textContent('#message-count-mismatches')) ?? '', new RegExp(`${sessionA} \\d+ of \\d+ messages stored`));
+    assert.equal(problems, []);
+  } finally {
+    failedJobs = [];
+    await t.db.updateTable('sessions').set((eb) => ({ message_count: eb('message_count', '-', 1), settled_at: settledAt })).where('id', '=', sessionA).execute();
+    await page.close();
+  }
 });
 
 test.run();
