@@ -4,30 +4,24 @@
  * broke, while this process (the billing worker's host here) keeps its memory: their text is extracted in a child
  * process with its own limits.
  */
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Redis } from 'ioredis';
 import { loadConfig } from '#shared/config/config.ts';
 import { DocumentError } from '#billing/ingest/document-error.ts';
 import { extractTextIsolated } from '#billing/ingest/extract-text-isolated.ts';
 import { ingestJobId } from '#billing/ingest/ingest-queue.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
-import { IngestWorker } from '#billing/ingest/ingest-worker.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import type { IngestWorker } from '#billing/ingest/ingest-worker.ts';
+import type { TestDatabase } from '../support/database.ts';
 import { deflatedPdf, repeated } from '../support/fixtures/deflated-pdf.ts';
-import { createClone, insertDocument, waitForDocument, type DocumentState } from '../support/fixtures/knowledge-base.ts';
+import { startIngestHarness, type IngestHarness } from '../support/ingest-harness.ts';
+import { insertDocument, waitForDocument, type DocumentState } from '../support/fixtures/knowledge-base.ts';
 
 v8.setFlagsFromString('--expose-gc');
 const gc = vm.runInNewContext('gc') as () => void;
 
-const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
-const PREFIX = `tgtest_${process.pid}_${randomBytes(4).toString('hex')}`;
 const MIB = 1024 * 1024;
 const DEFAULTS = loadConfig({});
 const CONFIG = {
@@ -55,40 +49,20 @@ const RSS_AFTER_BOUND_MB = 80;
 /** Far more than any of these takes with the budget; without it the bomb alone parses for over a minute. */
 const WAIT_MS = 30_000;
 
+let h: IngestHarness;
 let t: TestDatabase;
-let redis: Redis;
 let worker: IngestWorker;
-let uploadDir: string;
 let cloneId: string;
 
 test.before(async () => {
-  t = await createTestDatabase();
-  uploadDir = mkdtempSync(path.join(tmpdir(), 'tollgate-uploads-'));
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  cloneId = await createClone(t.db);
-  worker = new IngestWorker({
-    config: { ...CONFIG, UPLOAD_DIR: uploadDir },
-    db: t.db,
-    embedder: new LocalEmbedder({ dimensions: 256 }),
-    connection: redis,
-    prefix: PREFIX,
-    pollIntervalMs: 100,
-    retry: { attempts: 3, backoffMs: 50 },
-  });
-  await worker.start();
+  h = await startIngestHarness({ config: CONFIG, embedder: new LocalEmbedder({ dimensions: 256 }), retry: { attempts: 3, backoffMs: 50 } });
+  ({ t, worker, cloneId } = h);
   // The first ingestion loads code that stays loaded here: measured runs start after it.
   await ingest('warm-up.txt', 'A first document, to load the ingestion code once.');
 });
 
 test.after(async () => {
-  await worker?.close();
-  if (redis) {
-    const left = await redis.keys(`${PREFIX}:*`);
-    if (left.length) await redis.del(...left);
-    await redis.quit();
-  }
-  await t?.drop();
-  if (uploadDir) rmSync(uploadDir, { recursive: true, force: true });
+  await h?.close();
 });
 
 interface Ingested {
@@ -103,7 +77,7 @@ interface Ingested {
 
 /** Uploads a file, waits for the worker to finish with it, and measures this process's memory meanwhile. */
 async function ingest(fileName: string, content: string | Uint8Array): Promise<Ingested> {
-  writeFileSync(path.join(uploadDir, fileName), content);
+  h.upload(fileName, content);
   gc();
   const before = process.memoryUsage();
   let heapPeak = before.heapUsed;

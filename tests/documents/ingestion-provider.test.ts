@@ -1,22 +1,15 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Redis } from 'ioredis';
-import { loadConfig } from '#shared/config/config.ts';
 import { ingestJobId, reingestDocument } from '#billing/ingest/ingest-queue.ts';
 import { retrievePassages } from '#gateway/replies/retrieve-passages.ts';
 import type { Embedder } from '#shared/embeddings/embedder.ts';
 import { OpenAiEmbedder } from '#shared/embeddings/openai-embedder.ts';
-import { IngestWorker } from '#billing/ingest/ingest-worker.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
+import type { IngestWorker } from '#billing/ingest/ingest-worker.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { startIngestHarness, type IngestHarness } from '../support/ingest-harness.ts';
 import { startFakeOpenAi, type FakeOpenAi } from '../support/fake-openai.ts';
-import { createClone, insertDocument, SAMPLE_TEXTS, waitForDocument } from '../support/fixtures/knowledge-base.ts';
+import { insertDocument, SAMPLE_TEXTS, waitForDocument } from '../support/fixtures/knowledge-base.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
-const PREFIX = `tgtest_${process.pid}_${randomBytes(4).toString('hex')}`;
 const MODEL = 'text-embedding-3-small';
 
 /** The worker's embedder, pointed at a good or a wrongly keyed client as a test needs. */
@@ -34,52 +27,33 @@ class SwitchableEmbedder implements Embedder {
   }
 }
 
+let h: IngestHarness;
 let t: TestDatabase;
-let redis: Redis;
 let fake: FakeOpenAi;
 let worker: IngestWorker;
-let uploadDir: string;
 let cloneId: string;
 let good: OpenAiEmbedder;
 let embedder: SwitchableEmbedder;
 
 test.before(async () => {
-  t = await createTestDatabase();
-  uploadDir = mkdtempSync(path.join(tmpdir(), 'tollgate-uploads-'));
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
   fake = await startFakeOpenAi({ apiKey: 'sk-good', retryAfterMs: 5 });
-  cloneId = await createClone(t.db);
   // One SDK retry per attempt, three attempts: a request fails for good after 6 answers of 500.
   good = new OpenAiEmbedder({ apiKey: 'sk-good', baseURL: fake.baseUrl, model: MODEL, maxRetries: 1 });
   embedder = new SwitchableEmbedder(good);
-  worker = new IngestWorker({
-    config: { ...loadConfig({}), INGEST_CONCURRENCY: 1, UPLOAD_DIR: uploadDir, MAX_UPLOAD_BYTES: 1 << 20, CHUNK_TOKENS: 400, CHUNK_OVERLAP_TOKENS: 60 },
-    db: t.db,
+  h = await startIngestHarness({
+    config: { INGEST_CONCURRENCY: 1, MAX_UPLOAD_BYTES: 1 << 20, CHUNK_TOKENS: 400, CHUNK_OVERLAP_TOKENS: 60 },
     embedder,
-    connection: redis,
-    prefix: PREFIX,
-    pollIntervalMs: 100,
     retry: { attempts: 3, backoffMs: 50 },
   });
-  await worker.start();
+  ({ t, worker, cloneId } = h);
 });
 
 test.after(async () => {
-  await worker?.close();
-  if (redis) {
-    const left = await redis.keys(`${PREFIX}:*`);
-    if (left.length) await redis.del(...left);
-    await redis.quit();
-  }
+  await h?.close();
   await fake?.close();
-  await t?.drop();
-  if (uploadDir) rmSync(uploadDir, { recursive: true, force: true });
 });
 
-function upload(name: string, content: string): string {
-  writeFileSync(path.join(uploadDir, name), content);
-  return name;
-}
+const upload = (name: string, content: string) => h.upload(name, content);
 
 test('a provider failing a few times then answering: the document completes with OpenAI embeddings', async () => {
   // Attempt 1: 500, SDK retry 500 → the job is retried; attempt 2: 500, SDK retry 200.

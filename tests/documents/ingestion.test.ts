@@ -1,70 +1,36 @@
-import { randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { Redis } from 'ioredis';
 import { sql } from 'kysely';
-import { loadConfig } from '#shared/config/config.ts';
 import { ingestJobId, reingestDocument, enqueueDocument } from '#billing/ingest/ingest-queue.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
-import { IngestWorker } from '#billing/ingest/ingest-worker.ts';
-import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createClone, insertDocument, SAMPLE_TEXTS, waitForDocument } from '../support/fixtures/knowledge-base.ts';
+import type { IngestWorker } from '#billing/ingest/ingest-worker.ts';
+import type { TestDatabase } from '../support/database.ts';
+import { startIngestHarness, type IngestHarness } from '../support/ingest-harness.ts';
+import { insertDocument, SAMPLE_TEXTS, waitForDocument } from '../support/fixtures/knowledge-base.ts';
 import { minimalPdf } from '../support/fixtures/minimal-pdf.ts';
 
-const REDIS_URL = process.env.TEST_REDIS_URL || 'redis://127.0.0.1:6379';
-const PREFIX = `tgtest_${process.pid}_${randomBytes(4).toString('hex')}`;
 const CHUNK_TOKENS = 80;
 
+let h: IngestHarness;
 let t: TestDatabase;
-let redis: Redis;
 let worker: IngestWorker;
-let uploadDir: string;
 let cloneId: string;
 
 test.before(async () => {
-  t = await createTestDatabase();
-  uploadDir = mkdtempSync(path.join(tmpdir(), 'tollgate-uploads-'));
-  redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  cloneId = await createClone(t.db);
-  worker = new IngestWorker({
-    config: {
-      ...loadConfig({}),
-      INGEST_CONCURRENCY: 2,
-      UPLOAD_DIR: uploadDir,
-      MAX_UPLOAD_BYTES: 64 * 1024,
-      CHUNK_TOKENS,
-      CHUNK_OVERLAP_TOKENS: 15,
-    },
-    db: t.db,
+  h = await startIngestHarness({
+    config: { INGEST_CONCURRENCY: 2, MAX_UPLOAD_BYTES: 64 * 1024, CHUNK_TOKENS, CHUNK_OVERLAP_TOKENS: 15 },
     embedder: new LocalEmbedder({ dimensions: 256 }),
-    connection: redis,
-    prefix: PREFIX,
-    pollIntervalMs: 100,
     staleProcessingMs: 1000,
     retry: { attempts: 2, backoffMs: 50 },
   });
-  await worker.start();
+  ({ t, worker, cloneId } = h);
 });
 
 test.after(async () => {
-  await worker?.close();
-  if (redis) {
-    const left = await redis.keys(`${PREFIX}:*`);
-    if (left.length) await redis.del(...left);
-    await redis.quit();
-  }
-  await t?.drop();
-  if (uploadDir) rmSync(uploadDir, { recursive: true, force: true });
+  await h?.close();
 });
 
-function upload(relativePath: string, content: string | Uint8Array): string {
-  const file = path.join(uploadDir, relativePath);
-  writeFileSync(file, content);
-  return relativePath;
-}
+const upload = (relativePath: string, content: string | Uint8Array) => h.upload(relativePath, content);
 
 async function chunksOf(documentId: string) {
   return t.db
