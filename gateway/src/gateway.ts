@@ -77,18 +77,21 @@ const AGENT_CLAIM_MS = 30_000;
 const MAX_FRAME_BYTES = 64 * 1024;
 
 export class Gateway {
+  /** HTTP (health, metrics, web, webhooks) on the gateway's port. */
   readonly app: FastifyInstance;
+  /** The Socket.IO server on the same port. */
   readonly io: GatewayServer;
-  readonly service: SessionService;
-  readonly store: SessionStore;
+  /** What `/metrics` serves. */
   readonly registry = new Registry();
+  /** This process's id in presence records. */
   readonly gatewayId: string;
-  readonly relay: OutboxRelay;
-  readonly rooms: VoiceRooms;
-  readonly dispatcher: AgentDispatcher;
+  private readonly service: SessionService;
+  private readonly store: SessionStore;
+  private readonly relay: OutboxRelay;
+  private readonly rooms: VoiceRooms;
+  private readonly dispatcher: AgentDispatcher;
   private readonly scheduler: DueScheduler;
-  /** Public for tests: which users this gateway is metering. */
-  readonly ticker: MeterTicker;
+  private readonly ticker: MeterTicker;
   /** MAX_CONNECTIONS_PER_USER across gateways: a leased slot in Redis per socket. */
   private readonly slots: ConnectionSlots;
   /** Disconnects sockets whose token expired or whose user was deleted, every TOKEN_RECHECK_MS. */
@@ -265,6 +268,21 @@ export class Gateway {
     });
   }
 
+  /**
+   * One sweep (at start and every RECONCILE_MS): relays the billing facts dead processes left in the users' outboxes
+   * (older than OUTBOX_GRACE_MS) and offers occupied rooms without an agent to the voice agents again. Resolves with
+   * how many facts were relayed and sessions offered; rejects when either failed.
+   */
+  async sweep(): Promise<{ relayed: number; offered: number }> {
+    const [relayed, offered] = await Promise.all([this.relay.sweep(), this.dispatcher.sweep()]);
+    return { relayed, offered };
+  }
+
+  /** Whether this gateway ticks the user's meter now (it holds their sockets and one of their sessions is active). */
+  isMetering(userId: string): boolean {
+    return this.ticker.slotOf(userId) !== undefined;
+  }
+
   /** Meters the user from this gateway if it holds one of their sockets (ticks go to local sockets only). */
   private watchIfLocal(userId: string): void {
     if (this.localSockets.has(userId)) this.ticker.watch(userId);
@@ -279,12 +297,10 @@ export class Gateway {
     this.ticker.start();
     this.slots.start();
     this.recheck.start();
-    // what a process that died before relaying left in the outboxes
+    // what a process that died before relaying left in the outboxes; one sweep at a time
     const sweep = () => {
-      this.sweeping ??= Promise.all([
-        this.relay.sweep().catch((error: unknown) => this.options.logger.error({ err: error }, 'outbox sweep failed')),
-        this.dispatcher.sweep().catch((error: unknown) => this.options.logger.error({ err: error }, 'agent dispatch sweep failed')),
-      ])
+      this.sweeping ??= this.sweep()
+        .catch((error: unknown) => this.options.logger.error({ err: error }, 'sweep failed'))
         .finally(() => (this.sweeping = undefined));
     };
     sweep();

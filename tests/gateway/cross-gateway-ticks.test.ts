@@ -31,7 +31,7 @@ test('a chat started through gateway B is ticked on the socket held by gateway A
   const onA = await system.connect(userId);
   const onB = await b.connect(userId);
   // A watched the user from the connect; its first tick found nothing active and stopped watching
-  await waitFor(() => system.gateway.ticker.slotOf(userId) === undefined, 5000, 'A to stop watching the idle user');
+  await waitFor(() => !system.gateway.isMetering(userId), 5000, 'A to stop watching the idle user');
   const ticksOnA = ticksOf(onA);
   const ticksOnB = ticksOf(onB);
   const started = await request(onB, 'session:start', { cloneId, type: 'chat' });
@@ -42,7 +42,7 @@ test('a chat started through gateway B is ticked on the socket held by gateway A
   // and A stops again once nothing is active
   const ended = await request(onB, 'session:end', { sessionId });
   assert.ok(ended.ok);
-  await waitFor(() => system.gateway.ticker.slotOf(userId) === undefined, 5000, 'A to stop watching after the end');
+  await waitFor(() => !system.gateway.isMetering(userId), 5000, 'A to stop watching after the end');
   await b.close();
 });
 
@@ -54,7 +54,7 @@ test('a voice session made active by a LiveKit join webhook on the gateway holdi
   if (!started.ok) throw new Error(JSON.stringify(started));
   const sessionId = started.session.id;
   // waiting for the join, nothing is active: the gateway's tick stops watching the user
-  await waitFor(() => system.gateway.ticker.slotOf(userId) === undefined, 5000, 'the gateway to stop watching');
+  await waitFor(() => !system.gateway.isMetering(userId), 5000, 'the gateway to stop watching');
   const ticks = ticksOf(client);
   const status = await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: userId, joinedAtMs: Date.now() });
   assert.is(status, 200);

@@ -34,7 +34,7 @@ async function endedSessions(userId: string, count: number): Promise<SettleSessi
   return jobs;
 }
 
-const budget = async (userId: string) => (await system.gateway.store.advance(userId)).budget;
+const budget = async (userId: string) => (await system.store.advance(userId)).budget;
 const pgCredits = async (userId: string) =>
   parseMoney((await system.database.db.selectFrom('user_profiles').select('credits_remaining').where('id', '=', userId).executeTakeFirstOrThrow()).credits_remaining);
 
@@ -44,17 +44,17 @@ test('unsettled totals count until settled, and a later ack releases earlier set
   const charged = parseMoney(a!.totalCost) + parseMoney(b!.totalCost);
   assert.ok(charged > 0n);
   assert.is(await budget(userId), parseMoney('10.0000') - charged, 'both ended totals are held back');
-  assert.equal((await system.gateway.store.unsettledIds(userId)).sort(), [a!.session.sessionId, b!.session.sessionId].sort());
+  assert.equal((await system.store.unsettledIds(userId)).sort(), [a!.session.sessionId, b!.session.sessionId].sort());
 
   await settleSession(system.database.db, a!, system.config.platformFeeRate);
   await settleSession(system.database.db, b!, system.config.platformFeeRate);
   // only B's ack arrives (A's is late): the snapshot after B includes A too, so neither is counted twice
-  await refreshBalance(system.database.db, system.gateway.store, userId);
-  assert.equal(await system.gateway.store.unsettledIds(userId), []);
+  await refreshBalance(system.database.db, system.store, userId);
+  assert.equal(await system.store.unsettledIds(userId), []);
   assert.is(await budget(userId), await pgCredits(userId));
   assert.is(await pgCredits(userId), parseMoney('10.0000') - charged);
   // A's late ack changes nothing
-  await refreshBalance(system.database.db, system.gateway.store, userId);
+  await refreshBalance(system.database.db, system.store, userId);
   assert.is(await budget(userId), parseMoney('10.0000') - charged);
 });
 
@@ -66,9 +66,9 @@ test('a session start after a settlement committed but before its ack does not c
   const { cloneId } = await createClone(system, '1.0000');
   const started = await startInRoom(system, client, { cloneId, type: 'voice' });
   assert.ok(started.ok);
-  const outcome = await system.gateway.store.advance(userId);
+  const outcome = await system.store.advance(userId);
   assert.is(outcome.budget, parseMoney('5.0000') - parseMoney(a!.totalCost));
-  assert.equal(await system.gateway.store.unsettledIds(userId), []);
+  assert.equal(await system.store.unsettledIds(userId), []);
   client.disconnect();
 });
 

@@ -25,7 +25,7 @@ test('an advance reads every open session and returns whole state only of the se
   await request(client, 'session:pause', { sessionId: b.session.id });
   await new Promise((resolve) => setTimeout(resolve, 150));
 
-  const store = system.gateway.store;
+  const store = system.store;
   const outcome = await store.advance(userId);
   assert.is(outcome.sessions.size, 0, 'nothing changed, nothing asked: no whole session state');
   assert.equal(outcome.open.map((r) => r.id).sort(), [a.session.id, b.session.id, c.session.id].sort());
@@ -57,7 +57,7 @@ test('meter ticks carry the live figures and follow a change made through anothe
     assert.is(tick.ratePerMinute, '0.0600');
   }
   // paused elsewhere: no gateway keeps a copy of the state, so the very next ticks leave b out
-  await system.gateway.store.transition(userId, b.session.id, 'pause', 'user', '');
+  await system.store.transition(userId, b.session.id, 'pause', 'user', '');
   const after = ticks.length;
   await waitFor(() => ticks.slice(after).filter((t) => t.sessionId === a.session.id).length >= 3, 3000, 'ticks of a');
   const bTicks = ticks.slice(after).filter((t) => t.sessionId === b.session.id);
@@ -100,7 +100,7 @@ test('an answer that finds nothing due sooner than the schedule holds asks for n
   const { userId, cloneId, client } = await connectedUserAndClone(system, '50.0000', '1.0000');
   const a = await request(client, 'session:start', { cloneId, type: 'chat' });
   if (!a.ok) throw new Error('start failed');
-  const outcome = await system.gateway.store.advance(userId, system.gateway.gatewayId);
+  const outcome = await system.store.advance(userId, system.gateway.gatewayId);
   assert.ok(outcome.nextDue !== null);
   assert.is(outcome.schedule, false);
   // (the due scheduler may have moved it on since: checkpoints are due every 300 ms here)

@@ -37,20 +37,20 @@ test('an outbox holding facts is in the index until the relay empties it', async
   assert.is(ended.ok ? 'ok' : ended.error.code, 'internal');
   assert.ok((await system.redis.xlen(keys.outbox)) >= 2, 'the end and its settlement wait in the outbox');
   assert.is(await system.redis.sismember(indexKey(), keys.outbox), 1, 'indexed by the script that wrote them');
-  assert.ok((await system.gateway.store.usersWithOutbox()).includes(userId));
+  assert.ok((await system.store.usersWithOutbox()).includes(userId));
 
   queueDown = false;
-  assert.ok((await system.gateway.relay.sweep()) >= 2);
+  assert.ok((await system.gateway.sweep()).relayed >= 2);
   assert.is(await system.redis.xlen(keys.outbox), 0);
   assert.is(await system.redis.sismember(indexKey(), keys.outbox), 0, 'emptied: out of the index');
-  assert.not.ok((await system.gateway.store.usersWithOutbox()).includes(userId));
+  assert.not.ok((await system.store.usersWithOutbox()).includes(userId));
   client.disconnect();
 });
 
 test('an indexed outbox found empty leaves the index; outboxes written before the index are found by one scan, ever', async () => {
   const ghost = userKeys(system.config.REDIS_PREFIX, randomUUID()).outbox;
   await system.redis.sadd(indexKey(), ghost);
-  await system.gateway.relay.sweep();
+  await system.gateway.sweep();
   assert.is(await system.redis.sismember(indexKey(), ghost), 0, 'nothing in it: dropped from the index');
 
   // an outbox with a fact but not indexed, as a gateway of the version before the index left it

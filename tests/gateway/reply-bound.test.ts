@@ -80,6 +80,13 @@ async function startChats(client: TestClient, cloneId: string, count: number): P
   return sessions;
 }
 
+/** The gateway's replies generating and waiting, as its `/metrics` reports them (`gateway_replies`). */
+async function replyLoad(): Promise<{ active: number; queued: number }> {
+  const metric = await gateway.registry.getSingleMetric('gateway_replies')!.get();
+  const of = (state: string) => metric.values.find((value) => value.labels.state === state)?.value ?? 0;
+  return { active: of('active'), queued: of('queued') };
+}
+
 test('beyond the bound, replies queue in order instead of streaming at once; every one comes, none is dropped', async () => {
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '0.0100');
@@ -93,7 +100,7 @@ test('beyond the bound, replies queue in order instead of streaming at once; eve
     assert.ok(sent.ok, JSON.stringify(sent));
   }
   await waitFor(() => replies.started.length === 2, 5000, 'two replies generating');
-  assert.equal(gateway.service.replyLoad, { active: 2, queued: 2 });
+  assert.equal(await replyLoad(), { active: 2, queued: 2 });
   assert.equal(replies.started, ['q0', 'q1']);
   for (let i = 0; i < 4; i++) {
     await waitFor(() => replies.running > 0, 5000, 'a reply at the gate');
@@ -103,7 +110,7 @@ test('beyond the bound, replies queue in order instead of streaming at once; eve
   assert.equal(replies.started, ['q0', 'q1', 'q2', 'q3'], 'in the order the messages came');
   assert.is(replies.mostAtOnce, 2);
   assert.equal(completed.map((m) => m.content).sort(), ['answer to q0', 'answer to q1', 'answer to q2', 'answer to q3']);
-  assert.equal(gateway.service.replyLoad, { active: 0, queued: 0 });
+  assert.equal(await replyLoad(), { active: 0, queued: 0 });
   client.disconnect();
 });
 
@@ -115,10 +122,10 @@ test('a reply still waiting when its session pauses is dropped from the queue: n
   client.on('message:completed', ({ message }) => completed.push(message));
   const sessions = await startChats(client, cloneId, 3);
   for (const [i, sessionId] of sessions.entries()) await request(client, 'message:send', { sessionId, clientMessageId: `p${i}`, content: `p${i}` });
-  await waitFor(() => gateway.service.replyLoad.queued === 1, 5000, 'the third reply waiting');
+  await waitFor(async () => (await replyLoad()).queued === 1, 5000, 'the third reply waiting');
   const paused = await request(client, 'session:pause', { sessionId: sessions[2]! });
   assert.ok(paused.ok);
-  await waitFor(() => gateway.service.replyLoad.queued === 0, 5000, 'the waiting reply gone');
+  await waitFor(async () => (await replyLoad()).queued === 0, 5000, 'the waiting reply gone');
   replies.open();
   replies.open();
   await waitFor(() => completed.length === 2, 5000, 'the two generating replies');

@@ -19,6 +19,7 @@ import type { FastifyInstance } from 'fastify';
 import { Registry } from 'prom-client';
 import { buildBillingApp, type BillingAppOptions } from '#billing/http/billing-app.ts';
 import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
+import { SessionStore, storeOptions } from '#shared/live-state/session-store.ts';
 import { QueueJobSink } from '#gateway/outbox/queue-job-sink.ts';
 import type { BillingJobSink } from '#gateway/outbox/outbox-relay.ts';
 import { createReplyGenerator } from '#gateway/replies/reply-generator.ts';
@@ -39,6 +40,8 @@ export interface TestSystem {
   redis: Redis;
   queue: Queue;
   gateway: Gateway;
+  /** The live state in Redis, read and written as any process does (shared/src/live-state). */
+  store: SessionStore;
   worker: BillingWorker;
   /** The billing process's reconciler (not started: tests run it with runOnce()). */
   reconciler: Reconciler;
@@ -107,14 +110,16 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
   const queueSink = new QueueJobSink(queue);
   const jobs = options.wrapJobs ? options.wrapJobs(queueSink) : queueSink;
   const gateway = new Gateway({ config, db: database.db, redis, queue, jobs, replies: createReplyGenerator(config), logger });
+  // the test's own client of the live state (as the billing process has one), on the test's connection
+  const store = new SessionStore(redis, storeOptions(config));
   const reconciler = new Reconciler({
     db: database.db,
-    store: gateway.store,
+    store,
     platformFeeRate: config.platformFeeRate,
     logger,
     intervalMs: config.RECONCILE_MS,
     endedGraceMs: config.RECONCILE_MS,
-    onSettled: (result) => refreshBalance(database.db, gateway.store, result.userId),
+    onSettled: (result) => refreshBalance(database.db, store, result.userId),
   });
   const worker = new BillingWorker({
     config,
@@ -122,7 +127,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     connection: workerRedis,
     prefix: queuePrefix(prefix),
     logger,
-    onSettled: (result) => refreshBalance(database.db, gateway.store, result.userId),
+    onSettled: (result) => refreshBalance(database.db, store, result.userId),
   });
   if (options.worker !== false) await worker.start();
   const port = await gateway.start();
@@ -175,6 +180,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     redis,
     queue,
     gateway,
+    store,
     worker,
     reconciler,
     openai,

@@ -169,9 +169,9 @@ test('a session whose agent died is offered again by the sweep once the claim la
   await new Promise((resolve) => standby.once('connect', () => resolve(undefined)));
   const offers: string[] = [];
   standby.on('agent:dispatch', (d: { sessionId: string }) => offers.push(d.sessionId));
-  assert.is(await system.gateway.dispatcher.sweep(), 0, 'held by the running agent: not offered');
+  assert.is((await system.gateway.sweep()).offered, 0, 'held by the running agent: not offered');
   await system.redis.del(agentClaimKey(system.config.REDIS_PREFIX, sessionId)); // as if its agent died 30 s ago
-  assert.ok((await system.gateway.dispatcher.sweep()) >= 1);
+  assert.ok(((await system.gateway.sweep()).offered) >= 1);
   await waitFor(() => offers.includes(sessionId), 5000, 'the offer');
   const claim = (await standby.timeout(5000).emitWithAck('agent:claim', { sessionId })) as { ok: boolean; claimed?: boolean };
   assert.is(claim.claimed, true);
