@@ -1,7 +1,8 @@
 /**
  * The baseline server: a bare Socket.IO server on node:http — no authentication, no Redis, no adapter, no
- * connection state recovery — that answers `message:send` with an ack echoing a message-shaped object, and
- * GET /healthz. Run as its own process (`PORT`, `HOST`), so the bench measures it exactly as it measures a gateway.
+ * connection state recovery — that answers `message:send` with an ack echoing a message-shaped object,
+ * `session:start` / `session:end` with session-shaped ones, and GET /healthz. Run as its own process (`PORT`,
+ * `HOST`), so the bench measures it exactly as it measures a gateway.
  */
 import { createServer } from 'node:http';
 import { randomUUID } from 'node:crypto';
@@ -22,6 +23,19 @@ const http = createServer((req, res) => {
 const io = new Server(http, { maxHttpBufferSize: 64 * 1024 });
 
 io.on('connection', (socket) => {
+  // a visit's start and end, answered in memory with session-shaped objects (the churn scenario's baseline)
+  const session = (sessionId: string, status: 'active' | 'ended') => ({
+    id: sessionId,
+    status,
+    startTime: new Date().toISOString(),
+    endTime: status === 'ended' ? new Date().toISOString() : null,
+  });
+  socket.on('session:start', (_payload: unknown, ack?: (answer: unknown) => void) => {
+    ack?.({ ok: true, session: session(randomUUID(), 'active') });
+  });
+  socket.on('session:end', (payload: { sessionId?: string }, ack?: (answer: unknown) => void) => {
+    ack?.({ ok: true, session: session(String(payload?.sessionId), 'ended') });
+  });
   socket.on('message:send', (payload: { sessionId?: string; clientMessageId?: string; content?: string }, ack?: (answer: unknown) => void) => {
     ack?.({
       ok: true,

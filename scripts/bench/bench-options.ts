@@ -2,7 +2,7 @@
  * `parseBenchOptions`: the command line of `npm run bench` into sizes per scenario, with the full defaults the
  * issue asks for and the small `--quick` ones (the whole run under a minute). Unknown flags are an error.
  */
-export const SCENARIOS = ['idle', 'chat', 'meter', 'settle', 'fanout'] as const;
+export const SCENARIOS = ['idle', 'chat', 'churn', 'meter', 'settle', 'fanout'] as const;
 export type ScenarioName = (typeof SCENARIOS)[number];
 
 export interface BenchOptions {
@@ -34,6 +34,20 @@ export interface BenchOptions {
     stepMs: number;
     /** A sweep step passes when ack p99 stays at or below this. */
     p99LimitMs: number;
+  };
+  churn: {
+    /** Arrival rates of the capacity sweep (users/s, ascending; it stops at the first that misses). */
+    arrivalRates: number[];
+    /** How long users arrive at each rate (their visits then run to their end). */
+    stepMs: number;
+    messagesPerUser: number;
+    /** Between a user's messages. */
+    thinkMs: number;
+    /** Distinct users the arrivals take in turn. */
+    users: number;
+    /** A step passes when message ack p99 and session:start p99 stay at or below these. */
+    p99LimitMs: number;
+    startP99LimitMs: number;
   };
   meter: {
     sessions: number;
@@ -69,6 +83,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
       profileDir: '.tollgate/bench-profiles',
       idle: { connections: 300, concurrency: 100, holdMs: 500, sourceAddresses: 4 },
       chat: { sessions: 20, rate: 100, durationMs: 2000, sweepRates: [100, 200], stepMs: 1000, p99LimitMs: 50 },
+      churn: { arrivalRates: [2, 4], stepMs: 2000, messagesPerUser: 3, thinkMs: 200, users: 40, p99LimitMs: 50, startP99LimitMs: 100 },
       meter: { sessions: 120, perUser: 5, windowMs: 4000, tickMs: 1000, exhaustingShare: 0.25 },
       settle: { sessions: 20, messages: 3, perUser: 5 },
       fanout: { users: 10, rate: 20, durationMs: 2500 },
@@ -82,6 +97,8 @@ export function defaultOptions(quick: boolean): BenchOptions {
     profileDir: '.tollgate/bench-profiles',
     idle: { connections: 20_000, concurrency: 200, holdMs: 5000, sourceAddresses: 4 },
     chat: { sessions: 200, rate: 2000, durationMs: 30_000, sweepRates: FULL_SWEEP, stepMs: 5000, p99LimitMs: 50 },
+    // the issue's visit: 20 messages 0.5 s apart; 25 users/s ≈ 500 msg/s, 75 ≈ 1,500
+    churn: { arrivalRates: [5, 10, 15, 25, 40, 60, 75, 100, 150], stepMs: 20_000, messagesPerUser: 20, thinkMs: 500, users: 4000, p99LimitMs: 50, startP99LimitMs: 100 },
     meter: { sessions: 10_000, perUser: 10, windowMs: 30_000, tickMs: 1000, exhaustingShare: 0.1 },
     settle: { sessions: 1000, messages: 10, perUser: 10 },
     fanout: { users: 200, rate: 60, durationMs: 20_000 },

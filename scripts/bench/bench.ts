@@ -5,7 +5,7 @@
  * machine). Targets are shown with ✓/✗ and never fail the run; the run fails only when a scenario could not run.
  * Everything it started is stopped and removed at the end, on Ctrl-C and on failure.
  *
- *   npm run bench -- [--quick] [--scenario idle,chat,meter,settle,fanout] [--json file] [--profile] [sizes…]
+ *   npm run bench -- [--quick] [--scenario idle,chat,churn,meter,settle,fanout] [--json file] [--profile] [sizes…]
  *
  * See docs/performance.md for what each figure means and the results on this project's machine.
  *
@@ -24,6 +24,7 @@ import { Progress } from './progress.ts';
 import { judge, renderTable, type TableRow } from './report-table.ts';
 import { ScenarioContext, WANTED_FD_LIMIT, type ScenarioResult } from './scenario-context.ts';
 import { runChatRoundTrip } from './scenarios/chat-round-trip.ts';
+import { runChurn } from './scenarios/churn.ts';
 import { runGatewayFanOut } from './scenarios/gateway-fan-out.ts';
 import { runIdleConnections } from './scenarios/idle-connections.ts';
 import { runMeterAtScale } from './scenarios/meter-at-scale.ts';
@@ -32,6 +33,7 @@ import { runSettlement } from './scenarios/settlement.ts';
 const RUNNERS: Record<ScenarioName, { title: string; run: (ctx: ScenarioContext) => Promise<ScenarioResult> }> = {
   idle: { title: 'idle connections', run: runIdleConnections },
   chat: { title: 'chat round trip', run: runChatRoundTrip },
+  churn: { title: 'users coming and going', run: runChurn },
   meter: { title: 'meter at scale', run: runMeterAtScale },
   settle: { title: 'settlement', run: runSettlement },
   fanout: { title: 'fan-out across gateways', run: runGatewayFanOut },

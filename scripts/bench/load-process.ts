@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 import { readFdUsage } from './proc-stats.ts';
 import type { ChildMessage, LoadCommandName, LoadCommands, ParentMessage } from './load-protocol.ts';
 import { chatRun } from './load/chat-run.ts';
+import { churnRun } from './load/churn-run.ts';
 import { ClientPool } from './load/client-pool.ts';
 import { endSessions } from './load/end-sessions.ts';
 import { fanoutRun } from './load/fanout-run.ts';
@@ -49,6 +50,7 @@ const handlers: Handlers = {
     return { sessions: found.sessions.length };
   },
   chatRun: async (params) => chatRun(pool(params.pool), params),
+  churnRun: async (params) => churnRun(params),
   meterWindow: async (params) => meterWindow(pool(params.pool), params),
   endedSessions: async ({ pool: name }) => ({ ended: pool(name).ended, paused: [...pool(name).paused] }),
   sendMessages: async (params) => sendMessages(pool(params.pool), params),

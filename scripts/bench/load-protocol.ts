@@ -85,6 +85,54 @@ export interface ChatRunResult {
   loadCpuCores: number;
 }
 
+export interface ChurnRunParams {
+  url: string;
+  /** Users drawn in turn, one per arrival (enough that a user's visits rarely overlap). */
+  userIds: string[];
+  secret: string;
+  audience: string;
+  cloneId: string;
+  /** Users arriving per second, for durationMs. */
+  arrivalRate: number;
+  durationMs: number;
+  messagesPerUser: number;
+  /** Between a user's messages. */
+  thinkMs: number;
+  /** Arrivals beyond this many users still visiting are shed (counted). */
+  maxActiveUsers: number;
+  ackTimeoutMs: number;
+  /** The server answers each message with a streamed reply; a user waits this long for the last one before leaving. */
+  replyWaitMs: number;
+  expectReplies: boolean;
+  label: string;
+}
+
+export interface ChurnRunResult {
+  offeredArrivalRate: number;
+  offeredMessageRate: number;
+  /** Messages acknowledged ok per second, from the first ack to the last (a step's ramp up and down included). */
+  achievedMessageRate: number;
+  arrivals: number;
+  completedVisits: number;
+  failedVisits: number;
+  shed: number;
+  sent: number;
+  acked: number;
+  /** By phase and code (`message: rate_limited`, `start: timeout`, …). */
+  errors: Record<string, number>;
+  /** Connected − scheduled arrival (the handshake, and any lateness of the sender). */
+  connect: Summary;
+  /** Acks of `session:start`, `message:send`, `session:end`, from their emit. */
+  start: Summary;
+  ack: Summary;
+  end: Summary;
+  /** `message:completed` of the reply − the message's emit. */
+  reply: Summary;
+  /** Sessions ended, with the instant their end was acknowledged (epoch ms), for end → settled. */
+  ended: Array<{ sessionId: string; endedAt: number }>;
+  loadCpuCores: number;
+}
+
 export interface MeterWindowParams {
   pool: string;
   durationMs: number;
@@ -170,6 +218,8 @@ export interface LoadCommands {
   /** For the baseline: `perClient` made-up session ids per client, so a chat run has sessions to name. */
   fakeSessions: { params: { pool: string; perClient: number }; result: { sessions: number } };
   chatRun: { params: ChatRunParams; result: ChatRunResult };
+  /** Users coming and going (its own sockets, not a pool's). */
+  churnRun: { params: ChurnRunParams; result: ChurnRunResult };
   meterWindow: { params: MeterWindowParams; result: MeterWindowResult };
   /** session:ended events the pool's clients got, and the sessions the server paused on its own. */
   endedSessions: { params: { pool: string }; result: { ended: EndedSession[]; paused: string[] } };

@@ -24,6 +24,7 @@ interface Row {
 const EXPECTED: Record<string, string[]> = {
   idle: ['connections held', 'connect rate', 'RSS per connection'],
   chat: ['achieved rate', 'message:send ack p50', 'message:send ack p99', 'message:send ack max', 'reply completed p50', 'reply completed p99', 'capacity at ack p99'],
+  churn: ['capacity', 'message:send ack p50', 'message:send ack p99', 'session:start ack p99', 'session:end ack p99', 'connect (handshake) p99', 'reply completed p99', 'Redis time per message'],
   meter: ['active sessions metered', 'gateway CPU', 'tick lateness p99', '|end − exact exhaustion| p99', 'session:ended after exhaustion p99'],
   settle: ['messages settled (backlog)', 'messages vs raw INSERT', 'sessions settled (backlog)', 'session:end → settled p50', 'session:end → settled p99'],
   fanout: ['session:updated p50, other gateway', 'session:updated p99, other gateway', 'reply completed p99, other gateway', 'other − same gateway arrival p99'],
