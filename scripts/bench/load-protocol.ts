@@ -110,7 +110,7 @@ export interface ChurnRunParams {
 export interface ChurnRunResult {
   offeredArrivalRate: number;
   offeredMessageRate: number;
-  /** Messages acknowledged ok per second, from the first ack to the last (a step's ramp up and down included). */
+  /** Messages acknowledged ok per second of arrivals (the offered rate when every admitted message was acked). */
   achievedMessageRate: number;
   arrivals: number;
   completedVisits: number;
