@@ -160,7 +160,7 @@ export class Gateway {
     // duplicates do not inherit listeners; ioredis reconnects by itself, the error is only worth a warning
     for (const connection of [this.adapterRedis, this.storeRedis]) connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
     this.store = new SessionStore(this.storeRedis, storeOptions(config));
-    this.relay = new OutboxRelay({ store: this.store, jobs: options.jobs ?? new QueueJobSink(queue), logger, graceMs: config.OUTBOX_GRACE_MS });
+    this.relay = new OutboxRelay({ store: this.store, jobs: options.jobs ?? new QueueJobSink(queue, { lingerMs: config.RELAY_LINGER_MS }), logger, graceMs: config.OUTBOX_GRACE_MS });
     this.service = new SessionService({
       config,
       db,

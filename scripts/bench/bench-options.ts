@@ -115,6 +115,7 @@ export const USAGE = `npm run bench -- [options]
   --sessions <n>       sessions of chat, meter and settle, users of fanout (each unless set below)
   --chat-sessions <n>  --meter-sessions <n>  --settle-sessions <n>  --fanout-users <n>
   --rate <n>           chat: messages per second (default 2000)
+  --churn-rates a,b    churn: the arrival rates (users/s) of its sweep (default 5,10,15,25,40,60,75,100,150)
   --duration <s>       chat: seconds at that rate (default 30)
   --step <s>           chat: seconds per capacity sweep step (default 5)
   --window <s>         meter: measured seconds (default 30)
@@ -180,6 +181,12 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--rate':
         options.chat.rate = positive(flag, args.shift());
         break;
+      case '--churn-rates': {
+        const rates = (args.shift() ?? '').split(',').filter(Boolean).map((r) => positive(flag, r));
+        if (rates.length === 0) throw new Error(`--churn-rates needs a list\n\n${USAGE}`);
+        options.churn.arrivalRates = rates.sort((x, y) => x - y);
+        break;
+      }
       case '--duration':
         options.chat.durationMs = positive(flag, args.shift()) * 1000;
         break;

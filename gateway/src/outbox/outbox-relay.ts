@@ -10,7 +10,8 @@ import type { OutboxEntry, SessionStore } from '#shared/live-state/session-store
 
 /** Where billing jobs go (a BullMQ queue in production and tests). */
 export interface BillingJobSink {
-  addJobs(jobs: BillingJob[]): Promise<void>;
+  /** Not `urgent` (nobody waits for it), the jobs may wait a moment to share a queue write with others. */
+  addJobs(jobs: BillingJob[], options?: { urgent?: boolean }): Promise<void>;
 }
 
 export interface OutboxRelayOptions {
@@ -32,14 +33,17 @@ const entryTime = (id: string) => Number(id.split('-')[0]);
 export class OutboxRelay {
   constructor(private readonly options: OutboxRelayOptions) {}
 
-  /** Queues the entries' jobs (retrying with backoff) and deletes them from the user's outbox. */
-  async relay(userId: string, entries: OutboxEntry[]): Promise<void> {
+  /**
+   * Queues the entries' jobs (retrying with backoff) and deletes them from the user's outbox. `urgent: false` when
+   * no caller waits for it: the jobs may then wait a moment (RELAY_LINGER_MS) to travel with others.
+   */
+  async relay(userId: string, entries: OutboxEntry[], options: { urgent?: boolean } = {}): Promise<void> {
     if (entries.length === 0) return;
     const jobs = entries.map(jobFromOutbox);
     const attempts = this.options.attempts ?? 4;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.options.jobs.addJobs(jobs);
+        await this.options.jobs.addJobs(jobs, options);
         break;
       } catch (error) {
         if (attempt >= attempts) throw error;

@@ -19,6 +19,8 @@ export interface QueueJobSinkOptions {
   maxFacts?: number;
   /** Most jobs (facts and settlements) handed to one `addBulk`. Default 2 000. */
   maxJobsPerAdd?: number;
+  /** How long jobs nobody waits for may wait for others to share their `addBulk` (config RELAY_LINGER_MS). Default 0. */
+  lingerMs?: number;
 }
 
 export class QueueJobSink implements BillingJobSink {
@@ -33,12 +35,12 @@ export class QueueJobSink implements BillingJobSink {
         await queue.addBulk(packJobs(calls.flat(), maxFacts));
         return calls.map(() => undefined);
       },
-      { maxInFlight: 1, maxWeight: options.maxJobsPerAdd ?? 2_000, weight: (jobs) => jobs.length },
+      { maxInFlight: 1, maxWeight: options.maxJobsPerAdd ?? 2_000, weight: (jobs) => jobs.length, lingerMs: options.lingerMs ?? 0 },
     );
   }
 
-  addJobs(jobs: BillingJob[]): Promise<void> {
+  addJobs(jobs: BillingJob[], options: { urgent?: boolean } = {}): Promise<void> {
     if (jobs.length === 0) return Promise.resolve();
-    return this.#adds.submit(jobs);
+    return this.#adds.submit(jobs, options.urgent ?? true);
   }
 }

@@ -65,7 +65,8 @@ export class OutcomePublisher {
 
   async relayScheduleAndNotify(userId: string, outcome: Outcome, options: PublishOptions = {}): Promise<void> {
     const { relay, store, rooms, logger } = this.options;
-    const relaying = relay.relay(userId, outcome.outbox);
+    // a relay nobody waits for may linger to share its queue write (the facts are safe in the outbox meanwhile)
+    const relaying = relay.relay(userId, outcome.outbox, { urgent: options.awaitRelay !== false });
     const scheduling =
       options.scheduleNext !== false && outcome.schedule && outcome.nextDue !== null ? store.scheduleDue(userId, outcome.nextDue) : undefined;
     // a queue that falls behind is felt: past MAX_BACKGROUND_RELAYS unfinished relays, callers wait for theirs again

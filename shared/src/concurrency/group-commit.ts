@@ -1,8 +1,9 @@
 /**
  * Group commit: work submitted while a flush is running waits for it and then goes together in the next flush, so
  * the jobs a billing worker runs at once share one Postgres transaction instead of each paying its own round trips
- * and WAL flush, and the gateway's relays share one `addBulk` to the queue. A lone submission is flushed at once (after the current I/O turn, to pick up others arriving with it), so
- * nothing waits when the worker is idle.
+ * and WAL flush, and the gateway's relays share one `addBulk` to the queue. A lone urgent submission is flushed
+ * at once (after the current I/O turn, to pick up others arriving with it), so nothing waits when the worker is
+ * idle; one that is not urgent may wait up to `lingerMs` for others to join it (a smaller queue write, fewer jobs).
  */
 
 export interface GroupCommitOptions<I> {
@@ -12,10 +13,13 @@ export interface GroupCommitOptions<I> {
   maxWeight?: number;
   /** The weight of an item. Default 1. */
   weight?: (item: I) => number;
+  /** How long a submission that is not urgent may wait for others before its flush starts. Default 0. */
+  lingerMs?: number;
 }
 
 interface Pending<I, R> {
   item: I;
+  urgent: boolean;
   resolve: (result: R) => void;
   reject: (error: unknown) => void;
 }
@@ -25,9 +29,11 @@ export class GroupCommit<I, R> {
   readonly #maxInFlight: number;
   readonly #maxWeight: number;
   readonly #weight: (item: I) => number;
+  readonly #lingerMs: number;
   #pending: Pending<I, R>[] = [];
   #inFlight = 0;
   #scheduled = false;
+  #lingering: NodeJS.Timeout | undefined;
 
   /** `flush` gets the items of a group and returns one result per item, in order; if it throws, every item rejects. */
   constructor(flush: (items: I[]) => Promise<R[]>, options: GroupCommitOptions<I> = {}) {
@@ -35,18 +41,36 @@ export class GroupCommit<I, R> {
     this.#maxInFlight = options.maxInFlight ?? 1;
     this.#maxWeight = options.maxWeight ?? Number.POSITIVE_INFINITY;
     this.#weight = options.weight ?? (() => 1);
+    this.#lingerMs = options.lingerMs ?? 0;
   }
 
-  /** Resolves with the item's result once the flush carrying it is done. */
-  submit(item: I): Promise<R> {
+  /**
+   * Resolves with the item's result once the flush carrying it is done. Not `urgent`, it may wait up to `lingerMs`
+   * for company (an urgent submission arriving meanwhile takes it along at once).
+   */
+  submit(item: I, urgent = true): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#pending.push({ item, resolve, reject });
+      this.#pending.push({ item, urgent, resolve, reject });
       this.#schedule();
     });
   }
 
   #schedule(): void {
     if (this.#scheduled || this.#inFlight >= this.#maxInFlight || this.#pending.length === 0) return;
+    if (this.#lingerMs > 0 && !this.#pending.some((p) => p.urgent)) {
+      this.#lingering ??= setTimeout(() => {
+        this.#lingering = undefined;
+        this.#flushNow();
+      }, this.#lingerMs);
+      return;
+    }
+    this.#flushNow();
+  }
+
+  #flushNow(): void {
+    if (this.#scheduled) return;
+    clearTimeout(this.#lingering);
+    this.#lingering = undefined;
     this.#scheduled = true;
     setImmediate(() => {
       this.#scheduled = false;
@@ -71,7 +95,8 @@ export class GroupCommit<I, R> {
       for (const p of group) p.reject(error);
     } finally {
       this.#inFlight--;
-      this.#schedule();
+      // what arrived during the flush has waited already: it goes now
+      if (this.#pending.length > 0) this.#flushNow();
     }
   }
 

@@ -168,6 +168,11 @@ export const configSchema = z.object({
   METRICS_TOKEN: z.string().min(16, 'at least 16 characters').optional(),
   /** How long a scrape of `/metrics` reuses the counts it read from Postgres and the queue (0: read on every scrape). */
   METRICS_CACHE_MS: integer(5000, 0),
+  /**
+   * How long billing facts nobody waits for (messages, replies, ticks) may wait on a gateway to share one queue
+   * write with others: fewer, fuller `fact-batch` jobs. They are safe in the user's outbox meanwhile.
+   */
+  RELAY_LINGER_MS: integer(20, 0),
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });
