@@ -3,7 +3,7 @@
  * served over the wire protocol so the real pg driver and migrations run against it: migration 0001 makes
  * `document_chunks.embedding` a `vector` there, chunks are written as '[…]' literals and ranked with `<=>`.
  */
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
@@ -12,16 +12,13 @@ import { PGlite } from '@electric-sql/pglite';
 import { vector } from '@electric-sql/pglite-pgvector';
 import { PGLiteSocketServer } from '@electric-sql/pglite-socket';
 import { sql, type Kysely } from 'kysely';
-import { loadConfig } from '#shared/config/config.ts';
 import { createDatabase } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { embeddingColumnType } from '#shared/documents/embedding-column.ts';
-import { ingestBudget } from '#billing/ingest/ingest-budget.ts';
-import { ingestDocument } from '#billing/ingest/ingest-document.ts';
 import { retrievePassages } from '#gateway/replies/retrieve-passages.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
-import { createClone, insertDocument, SAMPLE_TEXTS } from '../support/fixtures/knowledge-base.ts';
+import { createClone, ingestFile, SAMPLE_TEXTS } from '../support/fixtures/knowledge-base.ts';
 
 const embedder = new LocalEmbedder({ dimensions: 256 });
 let pglite: PGlite;
@@ -46,19 +43,8 @@ test.after(async () => {
   if (uploadDir) rmSync(uploadDir, { recursive: true, force: true });
 });
 
-async function ingest(cloneId: string, name: string, text: string): Promise<string> {
-  writeFileSync(path.join(uploadDir, name), text);
-  const id = await insertDocument(db, { cloneId, title: name, fileName: name });
-  const outcome = await ingestDocument(db, id, {
-    embedder,
-    uploadDir,
-    maxUploadBytes: 1 << 20,
-    chunkTokens: 400,
-    overlapTokens: 60,
-    budget: ingestBudget(loadConfig({})),
-  });
-  assert.is(outcome.status, 'completed');
-  return id;
+function ingest(cloneId: string, name: string, text: string): Promise<string> {
+  return ingestFile(db, { cloneId, uploadDir, embedder, fileName: name, content: text });
 }
 
 test('with pgvector, chunks are stored as vectors and retrieval ranks them by cosine, per clone', async () => {

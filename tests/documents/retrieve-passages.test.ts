@@ -1,17 +1,14 @@
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { sql } from 'kysely';
 import { embeddingColumnType, embeddingLiteral } from '#shared/documents/embedding-column.ts';
-import { loadConfig } from '#shared/config/config.ts';
-import { ingestBudget } from '#billing/ingest/ingest-budget.ts';
-import { ingestDocument } from '#billing/ingest/ingest-document.ts';
 import { retrievePassages } from '#gateway/replies/retrieve-passages.ts';
 import { LocalEmbedder } from '#shared/embeddings/local-embedder.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
-import { createClone, insertDocument, SAMPLE_TEXTS } from '../support/fixtures/knowledge-base.ts';
+import { createClone, ingestFile, SAMPLE_TEXTS } from '../support/fixtures/knowledge-base.ts';
 import { minimalPdf } from '../support/fixtures/minimal-pdf.ts';
 
 const embedder = new LocalEmbedder({ dimensions: 256 });
@@ -21,19 +18,8 @@ let cloneA: string;
 let cloneB: string;
 const ids: Record<string, string> = {};
 
-async function ingest(cloneId: string, title: string, fileName: string, content: string | Uint8Array): Promise<string> {
-  writeFileSync(path.join(uploadDir, fileName), content);
-  const id = await insertDocument(t.db, { cloneId, title, fileName });
-  const outcome = await ingestDocument(t.db, id, {
-    embedder,
-    uploadDir,
-    maxUploadBytes: 1 << 20,
-    chunkTokens: 400,
-    overlapTokens: 60,
-    budget: ingestBudget(loadConfig({})),
-  });
-  assert.is(outcome.status, 'completed');
-  return id;
+function ingest(cloneId: string, title: string, fileName: string, content: string | Uint8Array): Promise<string> {
+  return ingestFile(t.db, { cloneId, uploadDir, embedder, title, fileName, content });
 }
 
 const ask = async (question: string) => (await embedder.embed([question]))[0]!;
