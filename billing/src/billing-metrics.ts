@@ -41,7 +41,7 @@ export class BillingMetrics {
     });
     this.messageCountMismatches = new Gauge({
       name: 'billing_message_count_mismatches',
-      help: "Settled sessions of the last day whose message_count differs from their stored messages (lost facts), as of the reconciler's last run",
+      help: 'Settled sessions whose message_count differs from their stored messages (lost facts), found by the reconciler in the last day',
       registers: [registry],
     });
     this.queueDepth = new Gauge({

@@ -47,7 +47,7 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
     intervalMs: config.RECONCILE_MS,
     endedGraceMs: config.RECONCILE_MS,
     onSettled,
-    onReport: (report) => worker.metrics.messageCountMismatches.set(report.messageCountMismatches.length),
+    onReport: (report) => worker.metrics.messageCountMismatches.set(report.lostMessageSessions),
   });
   const ingestWorker = new IngestWorker({ config, db, embedder: createEmbedder(config), connection: redis, prefix: queuePrefix(config.REDIS_PREFIX), logger });
   const app = buildBillingApp({

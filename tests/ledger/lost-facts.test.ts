@@ -71,6 +71,11 @@ test('a settled session whose stored messages fall short of its message_count is
   assert.equal(report.messageCountMismatches, [{ sessionId, messageCount: 2, storedMessages: 1 }]);
   const periodic = await system.reconciler.runOnce();
   assert.equal(periodic.messageCountMismatches, [{ sessionId, messageCount: 2, storedMessages: 1 }]);
+  assert.is(periodic.lostMessageSessions, 1);
+  // the next run looks only at what ended since the last, less an hour: the session is still in view, counted once
+  const next = await system.reconciler.runOnce();
+  assert.equal(next.messageCountMismatches, [{ sessionId, messageCount: 2, storedMessages: 1 }]);
+  assert.is(next.lostMessageSessions, 1);
 });
 
 test.run();

@@ -5,8 +5,8 @@
  *   already ended with) and settled at its last checkpoint — never above what the user had used;
  * - a session ended in Redis but still unsettled in Postgres a while later (its settlement job was lost) is settled
  *   from the live state's final totals.
- * Settling is idempotent, so racing the normal flow is harmless. Each run also looks for lost facts: sessions of
- * the last day whose message_count differs from their stored messages (logged as errors, reported).
+ * Settling is idempotent, so racing the normal flow is harmless. Each run also looks for lost facts: settled
+ * sessions whose message_count differs from their stored messages (logged as errors, counted for a day in /metrics).
  */
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
@@ -35,8 +35,13 @@ export interface ReconcilerOptions {
   onReport?: (report: ReconcileReport) => void;
 }
 
-/** How far back each run looks for sessions whose messages were lost. */
+/** How far back the first run looks for sessions whose messages were lost, and how long a finding is counted. */
 const LOST_MESSAGES_WINDOW_MS = 24 * 3600_000;
+/**
+ * Later runs look only at sessions that ended since the run before, less this much (a settlement that came late
+ * is still checked): an hour of sessions every RECONCILE_MS instead of a day of them.
+ */
+const LOST_MESSAGES_OVERLAP_MS = 3600_000;
 
 export interface ReconcileReport {
   checked: number;
@@ -44,8 +49,10 @@ export interface ReconcileReport {
   stateLost: string[];
   /** Sessions ended in Redis whose settlement had not happened, settled from the live state. */
   resettled: string[];
-  /** Sessions settled in the last day that acknowledged other than their stored messages. */
+  /** Settled sessions, among those this run looked at, that acknowledged other than their stored messages. */
   messageCountMismatches: MessageCountMismatch[];
+  /** Such sessions found by this reconciler in the last day (what /metrics reports). */
+  lostMessageSessions: number;
 }
 
 function headerOf(row: SessionRow): SessionHeader {
@@ -62,6 +69,10 @@ function headerOf(row: SessionRow): SessionHeader {
 export class Reconciler {
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<unknown> | undefined;
+  /** Where the last look for lost messages began (ms); undefined before the first. */
+  private lostMessagesCheckedAt: number | undefined;
+  /** Sessions found with lost messages → when (ms), forgotten after a day. */
+  private readonly lostMessages = new Map<string, number>();
 
   constructor(private readonly options: ReconcilerOptions) {}
 
@@ -83,7 +94,7 @@ export class Reconciler {
   async runOnce(): Promise<ReconcileReport> {
     const { db, store, logger } = this.options;
     const rows = await db.selectFrom('sessions').selectAll().where('settled_at', 'is', null).execute();
-    const report: ReconcileReport = { checked: rows.length, stateLost: [], resettled: [], messageCountMismatches: [] };
+    const report: ReconcileReport = { checked: rows.length, stateLost: [], resettled: [], messageCountMismatches: [], lostMessageSessions: 0 };
     for (const row of rows) {
       const live = await store.peek(row.user_id, row.id);
       if (live && live.status !== 'ended') continue;
@@ -96,11 +107,13 @@ export class Reconciler {
         report.stateLost.push(row.id);
       }
     }
-    report.messageCountMismatches = await messageCountMismatches(
-      db,
-      { from: new Date(Date.now() - LOST_MESSAGES_WINDOW_MS), to: undefined },
-      this.options.endedGraceMs,
-    );
+    const now = Date.now();
+    const since = this.lostMessagesCheckedAt === undefined ? now - LOST_MESSAGES_WINDOW_MS : this.lostMessagesCheckedAt - LOST_MESSAGES_OVERLAP_MS;
+    report.messageCountMismatches = await messageCountMismatches(db, { from: new Date(since), to: undefined }, this.options.endedGraceMs);
+    this.lostMessagesCheckedAt = now;
+    for (const mismatch of report.messageCountMismatches) this.lostMessages.set(mismatch.sessionId, now);
+    for (const [sessionId, foundAt] of this.lostMessages) if (foundAt < now - LOST_MESSAGES_WINDOW_MS) this.lostMessages.delete(sessionId);
+    report.lostMessageSessions = this.lostMessages.size;
     if (report.messageCountMismatches.length > 0) {
       logger.error({ sessions: report.messageCountMismatches }, 'settled sessions whose acknowledged messages were not all stored');
     }

@@ -59,7 +59,10 @@ export class ReplyRunner {
     const task = this.writeInTurn(session, messageId, controller.signal)
       .catch((error: unknown) => this.options.logger.error({ err: error, sessionId: session.id }, 'reply failed'))
       .finally(() => {
-        this.running.get(session.id)?.delete(entry);
+        const forSession = this.running.get(session.id);
+        forSession?.delete(entry);
+        // a session's entry goes with its last reply (kept, every session ever replied to would stay in memory)
+        if (forSession?.size === 0) this.running.delete(session.id);
         this.tasks.delete(task);
       });
     const entry = { controller, task };
@@ -71,7 +74,10 @@ export class ReplyRunner {
 
   /** Cuts the session's replies short (they are stored and billed for what was produced) and waits for them. */
   async stop(sessionId: string): Promise<void> {
-    const entries = [...(this.running.get(sessionId) ?? [])];
+    const running = this.running.get(sessionId);
+    // every change that leaves a session inactive asks: most have no reply running
+    if (!running || running.size === 0) return;
+    const entries = [...running];
     for (const entry of entries) entry.controller.abort();
     await Promise.allSettled(entries.map((entry) => entry.task));
   }
