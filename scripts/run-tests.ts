@@ -1,6 +1,8 @@
 /**
  * `npm test`'s runner: runs every `tests/**\/*.test.ts` with uvu in one child process (under tsx), streams
- * its output, and ends with one line that CI reads, `tests: N passed, N failed[, N skipped]`.
+ * its output, and ends with the one line that CI reads, `N passed, N failed[, N skipped]` alone on its line.
+ * uvu's own summary block (Total, Passed, Skipped, Duration) is read but not echoed, so that nothing else near the
+ * end looks like a test runner's closing lines; under CI the output is uncoloured.
  *
  *   tsx scripts/run-tests.ts [filter] [uvu flags…]
  *
@@ -55,6 +57,7 @@ function run(): void {
   const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', TESTS_DIR, pattern, ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
+    env: process.env['CI'] ? { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } : process.env,
     // Its own process group, so a timeout also ends whatever the tests started.
     detached: true,
   });
@@ -77,9 +80,16 @@ function run(): void {
     }
   };
 
+  let pendingLine = '';
+  const echo = (text: string) => {
+    const lines = (pendingLine + text).split('\n');
+    pendingLine = lines.pop() ?? '';
+    for (const line of lines) if (!isUvuSummaryLine(line)) process.stdout.write(`${line}\n`);
+  };
   child.stdout.on('data', (data: Buffer) => {
-    process.stdout.write(data);
-    output += data.toString('utf8');
+    const text = data.toString('utf8');
+    echo(text);
+    output += text;
     if (summary === undefined) {
       summary = parseSummary(output);
       if (summary !== undefined) {
@@ -105,6 +115,7 @@ function run(): void {
     finish(1, undefined, `could not start uvu: ${error.message}`);
   });
   child.on('close', (code, signal) => {
+    if (pendingLine !== '') echo('\n');
     clearTimeout(overall);
     clearTimeout(exitTimer);
     summary ??= parseSummary(output);
@@ -131,8 +142,13 @@ function finish(code: number, summary: Summary | undefined, problem: string | un
     ...(summary !== undefined && total === 0 && !problem ? ['no test ran'] : []),
   ];
   for (const reason of reasons) console.error(`run-tests: ${reason}`);
-  console.log(`tests: ${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
+  if (summary !== undefined) console.log(`run-tests: uvu ran ${total} test(s), ${skipped} skipped`);
+  console.log(`${passed} passed, ${failed} failed${skipped > 0 ? `, ${skipped} skipped` : ''}`);
   process.exitCode = code !== 0 || reasons.length > 0 || failed > 0 ? 1 : 0;
+}
+
+function isUvuSummaryLine(line: string): boolean {
+  return /^\s*(Total|Passed|Skipped|Duration):/.test(line.replace(/\u001b\[[0-9;]*m/g, ''));
 }
 
 function parseSummary(text: string): Summary | undefined {

@@ -24,7 +24,7 @@ test('each missing piece is one line saying how to get it, and the run fails wit
   assert.match(missing.join('\n'), /Chromium at \/nonexistent\/chromium .*apt-get install chromium/);
   assert.match(missing.join('\n'), new RegExp(`Redis answering at 127\\.0\\.0\\.1:${port} .*apt-get install redis-server`));
   assert.not.match(run.stderr, /\bat .*\.ts:\d+/, 'no stack trace');
-  assert.match(run.stdout, /tests: 0 passed, 0 failed/);
+  assert.match(run.stdout, /^0 passed, 0 failed$/m);
   assert.not.match(run.stdout, /widget\.test\.ts/, 'no test file ran');
 });
 
