@@ -151,6 +151,11 @@ if (cpuWindows.length > 0) {
     if (redis) {
       const commands = redis.commands.slice(0, 4).map((c) => `${c.command} ${c.calls} × ${c.usecPerCall} µs`);
       console.log(`    redis: ${(redis.scriptBusy * 100).toFixed(0)} % of the window in Lua scripts; ${commands.join(', ')}`);
+      if (redis.scripts && redis.scripts.scripts.length > 0) {
+        const scripts = redis.scripts.scripts.slice(0, 8).map((c) => `${c.script} ${c.calls} × ${c.usecPerCall} µs`);
+        const missed = redis.scripts.missed > 0 ? ` (a sample: ${redis.scripts.missed} log entries missed)` : '';
+        console.log(`    redis scripts${missed}: ${scripts.join(', ')}`);
+      }
     }
   }
 }

@@ -4,6 +4,7 @@
  * the script's EVALSHA time. The Redis server may be shared with other clients; their commands count too.
  */
 import type { Redis } from 'ioredis';
+import type { ScriptWindow } from './redis-script-stats.ts';
 
 export interface CommandCost {
   command: string;
@@ -17,6 +18,8 @@ export interface RedisWindow {
   /** Share of the window Redis spent running Lua scripts (EVALSHA/EVAL, the commands they call included). */
   scriptBusy: number;
   commands: CommandCost[];
+  /** EVALSHA time by script, where the scenario measured it (RedisScriptStats). */
+  scripts?: ScriptWindow;
 }
 
 type Stats = Map<string, { calls: number; usec: number }>;

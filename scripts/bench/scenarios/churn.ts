@@ -6,7 +6,8 @@
  * acknowledged and nothing failed or was shed (the offered message rate is arrivals/s × messagesPerUser). The same sweep, same client, against the bare server
  * (start, send and end answered in memory) gives the ratio in the same run.
  *
- * Each gateway step also reports what a message costs: Redis time (INFO commandstats deltas, every command) and
+ * Each gateway step also reports what a message costs: Redis time (INFO commandstats deltas, every command; a pass
+ * of its own after the sweep splits EVALSHA by script from Redis's SLOWLOG) and
  * gateway and billing CPU per acknowledged message, with its share of the starts, ends, ticks and settlements of
  * the step; end → settled from Postgres; and the gateway's used heap after the sweep (no forced GC).
  */
@@ -16,6 +17,7 @@ import { rounded, summarize } from '../latency-stats.ts';
 import type { ChurnRunResult } from '../load-protocol.ts';
 import { ProcSampler, type CpuBreakdown } from '../proc-stats.ts';
 import { RedisCommandStats, type RedisWindow } from '../redis-command-stats.ts';
+import { RedisScriptStats } from '../redis-script-stats.ts';
 import type { TableRow } from '../report-table.ts';
 import { sleep, type ScenarioContext, type ScenarioResult } from '../scenario-context.ts';
 
@@ -131,6 +133,17 @@ export async function runChurn(ctx: ScenarioContext): Promise<ScenarioResult> {
       };
     });
     heapUsedMb = await heapUsed(gatewayProcess.url);
+    if (!ctx.options.quick) {
+      // EVALSHA by script, from Redis's SLOWLOG: a pass of its own (logging every command would perturb the measured
+      // steps), at the rate of the reported step, reported beside it
+      const reported = gateway.steps.filter((s) => s.pass).at(-1) ?? gateway.steps[0]!;
+      const scriptStats = new RedisScriptStats(ctx.environment.redis);
+      await scriptStats.start();
+      await churnRun(gatewayProcess.url, reported.arrivalRate, `scripts@${reported.arrivalRate}`, true);
+      const scripts = await scriptStats.stop(20);
+      if (reported.cost) reported.cost.redis.scripts = scripts;
+      ctx.progress.note(`  Redis by script at ${reported.arrivalRate} users/s: ${scripts.scripts.slice(0, 6).map((c) => `${c.script} ${c.usecPerCall} µs × ${c.calls}`).join(', ')}`);
+    }
   } finally {
     await ctx.release(set);
   }

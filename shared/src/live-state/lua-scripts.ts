@@ -2,6 +2,7 @@
  * Loads the Lua scripts of shared/src/live-state/lua once, pastes `--@include name` lines from shared/src/live-state/lua/includes,
  * and registers each script on an ioredis client with `defineCommand`.
  */
+import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import type { Redis } from 'ioredis';
@@ -64,4 +65,9 @@ export function runScript(redis: Redis, name: ScriptName, keys: string[], args: 
   const fn = (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[commandName(name)];
   if (!fn) throw new Error(`script ${name} is not registered on this client`);
   return fn.call(redis, ...keys, ...args);
+}
+
+/** Each script's SHA1 as Redis knows it (EVALSHA's first argument) → its name; for tools that read Redis's logs. */
+export function scriptNamesBySha(): Map<string, ScriptName> {
+  return new Map([...scriptSources()].map(([name, lua]) => [createHash('sha1').update(lua).digest('hex'), name]));
 }
