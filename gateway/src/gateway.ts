@@ -278,6 +278,14 @@ export class Gateway {
     return { relayed, offered };
   }
 
+  /**
+   * Resolves when the relays running in the background (answers that did not wait for the queue) have finished:
+   * queued, or given up with their facts left in the outbox for the sweep.
+   */
+  relaysSettled(): Promise<void> {
+    return this.service.relaysSettled();
+  }
+
   /** Whether this gateway ticks the user's meter now (it holds their sockets and one of their sessions is active). */
   isMetering(userId: string): boolean {
     return this.ticker.slotOf(userId) !== undefined;

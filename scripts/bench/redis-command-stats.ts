@@ -18,6 +18,8 @@ export interface RedisWindow {
   /** Share of the window Redis spent running Lua scripts (EVALSHA/EVAL, the commands they call included). */
   scriptBusy: number;
   commands: CommandCost[];
+  /** Microseconds of every command over the window (not only the top ones listed). */
+  totalUsec: number;
   /** EVALSHA time by script, where the scenario measured it (RedisScriptStats). */
   scripts?: ScriptWindow;
 }
@@ -59,6 +61,7 @@ export class RedisCommandStats {
     commands.sort((a, b) => b.usec - a.usec);
     // EVALSHA/EVAL time includes the commands the scripts call (Tollgate's scripts and BullMQ's)
     const scriptUsec = commands.filter((c) => c.command === 'evalsha' || c.command === 'eval').reduce((sum, c) => sum + c.usec, 0);
-    return { seconds, scriptBusy: scriptUsec / 1e6 / seconds, commands: commands.slice(0, top) };
+    const totalUsec = commands.reduce((sum, c) => sum + c.usec, 0);
+    return { seconds, scriptBusy: scriptUsec / 1e6 / seconds, commands: commands.slice(0, top), totalUsec };
   }
 }

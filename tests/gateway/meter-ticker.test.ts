@@ -10,14 +10,17 @@ const logger = pino({ level: 'silent' });
 function fakeService(answer: (userId: string) => Promise<boolean> = async () => true) {
   const ticks: Array<{ userId: string; at: number }> = [];
   const heartbeats: string[] = [];
+  const forgotten: string[] = [];
   return {
     ticks,
     heartbeats,
+    forgotten,
     service: {
-      tick: (userId: string) => {
+      tick: async (userId: string) => {
         ticks.push({ userId, at: Date.now() });
-        return answer(userId);
+        return { active: await answer(userId), sighted: !userId.startsWith('projected') };
       },
+      forget: (userId: string) => forgotten.push(userId),
       heartbeat: async (userId: string) => {
         heartbeats.push(userId);
         return true;
@@ -90,6 +93,21 @@ test('the heartbeat refreshes only users no tick has sighted within its interval
   await ticking;
   await ticker.heartbeatAll();
   assert.equal(fake.heartbeats, ['stuck'], 'both sighted by their ticks now');
+  await ticker.close();
+});
+
+test('a tick projected from a held reading is no sighting: its user still gets the heartbeat; an unwatched user is forgotten', async () => {
+  const fake = fakeService((userId) => Promise.resolve(userId !== 'projected-idle'));
+  const ticker = new MeterTicker({ service: fake.service, logger, tickMs: 1000, heartbeatMs: 5000, slots: 1 });
+  ticker.watch('read');
+  ticker.watch('projected');
+  ticker.watch('projected-idle');
+  await ticker.tickAll();
+  await ticker.heartbeatAll();
+  assert.equal(fake.heartbeats, ['projected'], 'only the user whose tick read nothing from the live state');
+  assert.equal(fake.forgotten, ['projected-idle'], 'the user found idle is unwatched and their reading forgotten');
+  ticker.unwatch('read');
+  assert.equal(fake.forgotten, ['projected-idle', 'read']);
   await ticker.close();
 });
 

@@ -34,7 +34,8 @@ test('an outbox holding facts is in the index until the relay empties it', async
 
   queueDown = true;
   const ended = await request(client, 'session:end', { sessionId: started.session.id }, 10_000);
-  assert.is(ended.ok ? 'ok' : ended.error.code, 'internal');
+  assert.is(ended.ok ? 'ok' : ended.error.code, 'ok', 'answered at once: the end and its facts are in the outbox');
+  await system.gateway.relaysSettled(); // the relay behind the answer gave up: the queue was down for every retry
   assert.ok((await system.redis.xlen(keys.outbox)) >= 2, 'the end and its settlement wait in the outbox');
   assert.is(await system.redis.sismember(indexKey(), keys.outbox), 1, 'indexed by the script that wrote them');
   assert.ok((await system.store.usersWithOutbox()).includes(userId));

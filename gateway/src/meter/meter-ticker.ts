@@ -8,15 +8,16 @@
  * busy to run on time runs as soon as it can, none is skipped. A user whose previous tick has not come back is not
  * ticked again on top of it; everyone else is, however slow that one user is.
  *
- * A second, faster interval keeps those users' presence fresh with one tiny script each (presence-refresh.lua): a
- * tick slowed by load must never make a connected user look absent (their chats would pause). A user whose tick
- * (itself a sighting) went out within the last heartbeat interval needs none.
+ * A second, slower interval keeps those users' presence fresh with one tiny script each (presence-refresh.lua): a
+ * tick slowed by load must never make a connected user look absent (their chats would pause), and most ticks are
+ * projected from a held reading without any script (SessionService.tick). A user whose tick read the state (a
+ * sighting) within the last heartbeat interval needs none.
  */
 import type { Logger } from 'pino';
 import type { SessionService } from '../sessions/session-service.ts';
 
 export interface MeterTickerOptions {
-  service: Pick<SessionService, 'tick' | 'heartbeat'>;
+  service: Pick<SessionService, 'tick' | 'heartbeat' | 'forget'>;
   logger: Logger;
   /** Interval between ticks (config METER_TICK_MS). */
   tickMs: number;
@@ -83,6 +84,7 @@ export class MeterTicker {
     this.bySlot[slot]!.delete(userId);
     this.sightedAt.delete(userId);
     this.rewatched.delete(userId);
+    this.options.service.forget(userId);
   }
 
   start(): void {
@@ -152,8 +154,8 @@ export class MeterTicker {
     const task = this.options.service
       .tick(userId)
       .then(
-        (active) => {
-          if (this.watched.has(userId)) this.sightedAt.set(userId, sentAt);
+        ({ active, sighted }) => {
+          if (sighted && this.watched.has(userId)) this.sightedAt.set(userId, sentAt);
           if (!active && !this.rewatched.has(userId)) this.unwatch(userId);
         },
         (error: unknown) => this.options.logger.error({ err: error, userId }, 'meter tick failed'),

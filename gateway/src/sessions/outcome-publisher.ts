@@ -9,10 +9,12 @@ import type { Logger } from 'pino';
 import type { ServerToAgentEvents } from '#shared/contract/agent-events.ts';
 import type { ServerToClientEvents } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
-import { secondsLeft, toWireSession, type LiveSession } from '#shared/live-state/live-session.ts';
+import { secondsLeft, toWireSession, type LiveSession, type MeterReading } from '#shared/live-state/live-session.ts';
+import type { Units } from '#shared/money/money.ts';
 import type { Outcome, SessionStore } from '#shared/live-state/session-store.ts';
 import type { OutboxRelay } from '../outbox/outbox-relay.ts';
 import type { VoiceRooms } from '../livekit/voice-rooms.ts';
+import type { MeterReadings } from '../meter/meter-readings.ts';
 
 /** Sends an event to the sockets of a user: every one on any gateway process, or this process's only. */
 export interface UserNotifier {
@@ -40,6 +42,8 @@ export interface OutcomePublisherOptions {
   lowBalanceSeconds: number;
   /** Told of each session a change left other than active (its replies in flight stop). */
   onLeftActive: (sessionId: string) => void;
+  /** Meter readings of the users ticked here: each answer replaces the user's reading. */
+  readings?: MeterReadings;
   logger: Logger;
 }
 
@@ -48,8 +52,8 @@ export interface PublishOptions {
   scheduleNext?: boolean;
   /**
    * Default true: the caller waits for the relay and fails if the queue refused. False: a failed relay is logged and
-   * its facts wait in the outbox for the sweep (meter ticks, due events, messages and replies, whose acknowledgement
-   * then costs no queue round trip).
+   * its facts wait in the outbox for the sweep (due events, messages, replies, starts and the user's pauses, resumes
+   * and ends, whose acknowledgement then costs no queue round trip: acknowledged means in the outbox).
    */
   awaitRelay?: boolean;
 }
@@ -65,6 +69,7 @@ export class OutcomePublisher {
 
   async relayScheduleAndNotify(userId: string, outcome: Outcome, options: PublishOptions = {}): Promise<void> {
     const { relay, store, rooms, logger } = this.options;
+    this.options.readings?.record(userId, outcome);
     // a relay nobody waits for may linger to share its queue write (the facts are safe in the outbox meanwhile)
     const relaying = relay.relay(userId, outcome.outbox, { urgent: options.awaitRelay !== false });
     const scheduling =
@@ -90,7 +95,7 @@ export class OutcomePublisher {
         }
       }
     }
-    await this.warnLowBalance(userId, outcome);
+    await this.warnLowBalance(userId, outcome.available, outcome.open);
     for (const result of await done) if (result.status === 'rejected') throw result.reason;
   }
 
@@ -117,13 +122,15 @@ export class OutcomePublisher {
     this.relays.add(tracked);
   }
 
-  private async warnLowBalance(userId: string, outcome: Outcome): Promise<void> {
-    const { open, available } = outcome;
+  /** Sends `credits:low` once per session when less than LOW_BALANCE_SECONDS are left (a script's or a projected reading). */
+  async warnLowBalance(userId: string, available: Units, open: readonly MeterReading[]): Promise<void> {
     const left = secondsLeft(available, open);
     if (left === null || left >= this.options.lowBalanceSeconds) return;
     for (const session of open) {
       if (session.status !== 'active' || session.lowSent) continue;
-      if (await this.options.store.markLowBalance(userId, session.id)) {
+      const first = await this.options.store.markLowBalance(userId, session.id);
+      this.options.readings?.noteLowSent(userId, session.id);
+      if (first) {
         this.options.notifier.emit(userId, 'credits:low', {
           sessionId: session.id,
           creditsRemaining: formatMoney(available > 0n ? available : 0n),

@@ -12,12 +12,13 @@ import type { Config } from '#shared/config/config.ts';
 import type { ClientPayload, ClientResults, WireMessage, WireSession } from '#shared/contract/socket-events.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { AppError } from '#shared/errors/app-error.ts';
-import { formatMoney, parseMoney } from '#shared/money/money.ts';
+import { formatMoney, type Units } from '#shared/money/money.ts';
 import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
-import { toWireSession } from '#shared/live-state/live-session.ts';
+import { readingAt, toWireSession, type MeterReading } from '#shared/live-state/live-session.ts';
 import { assertScriptOk, ScriptCode } from '#shared/live-state/script-codes.ts';
 import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore } from '#shared/live-state/session-store.ts';
 import type { RoomWebhook } from '../livekit/room-webhooks.ts';
+import { MeterReadings } from '../meter/meter-readings.ts';
 import type { OutboxRelay } from '../outbox/outbox-relay.ts';
 import { CloneProfiles } from '../replies/clone-profiles.ts';
 import type { Passage, ReplyGenerator } from '../replies/reply-generator.ts';
@@ -57,6 +58,11 @@ const DEFAULT_MAX_REPLIES_IN_FLIGHT = 256;
 
 /** The highest per-minute rate the meter takes (100000 credits): keeps the Lua arithmetic exact in doubles. */
 const MAX_RATE_PER_MINUTE = 1_000_000_000n;
+/**
+ * A meter reading older than this is read afresh by the next tick even when the account's revision has not moved:
+ * it bounds what a reading could miss without a revision (live state lost with a Redis that came back empty).
+ */
+const READING_MAX_AGE_MS = 30_000;
 
 export class SessionService {
   private readonly config: Config;
@@ -69,6 +75,9 @@ export class SessionService {
   private readonly publisher: OutcomePublisher;
   private readonly replyRunner: ReplyRunner;
   private readonly archive: SessionArchive;
+  /** The last meter reading of each user ticked here (kept current by every script answer that passes). */
+  private readonly readings = new MeterReadings();
+  private readonly clones: CloneProfiles;
 
   constructor(options: SessionServiceOptions) {
     this.config = options.config;
@@ -79,6 +88,7 @@ export class SessionService {
     this.logger = options.logger;
     this.rooms = options.rooms;
     this.archive = new SessionArchive(options.db);
+    this.clones = new CloneProfiles(options.db);
     this.publisher = new OutcomePublisher({
       store: options.store,
       relay: options.relay,
@@ -86,6 +96,7 @@ export class SessionService {
       rooms: options.rooms,
       lowBalanceSeconds: options.config.LOW_BALANCE_SECONDS,
       onLeftActive: (sessionId) => void this.replyRunner.stop(sessionId),
+      readings: this.readings,
       logger: options.logger,
     });
     this.replyRunner = new ReplyRunner({
@@ -93,7 +104,7 @@ export class SessionService {
       store: options.store,
       publisher: this.publisher,
       replies: options.replies,
-      cloneProfiles: new CloneProfiles(options.db),
+      cloneProfiles: this.clones,
       retrieve: options.retrieve,
       maxRepliesInFlight: options.maxRepliesInFlight ?? DEFAULT_MAX_REPLIES_IN_FLIGHT,
       deltaIntervalMs: options.deltaIntervalMs ?? 40,
@@ -107,36 +118,32 @@ export class SessionService {
   }
 
   async start(userId: string, payload: ClientPayload<'session:start'>): Promise<ClientResults['session:start']> {
-    const clone = await this.db
-      .selectFrom('clones')
-      .select(['id', 'base_price', 'is_published', 'is_active'])
-      .where('id', '=', payload.cloneId)
-      .executeTakeFirst();
-    if (!clone) throw new AppError('not_found', 'no such clone', { cloneId: payload.cloneId });
-    if (!clone.is_published || !clone.is_active) {
+    // the clone's offer (cached briefly) and the user's balance (from Postgres) are read side by side
+    const [clone] = await Promise.all([this.clones.offer(payload.cloneId), refreshBalance(this.db, this.store, userId)]);
+    if (!clone.available) {
       throw new AppError('clone_unavailable', 'this clone is not available', { cloneId: payload.cloneId });
     }
-    const rate = parseMoney(clone.base_price);
+    const rate = clone.ratePerMinute;
     if (rate > MAX_RATE_PER_MINUTE) {
       throw new AppError('clone_unavailable', 'this clone\'s rate is above what the meter accepts', { cloneId: payload.cloneId });
     }
     const inRoom = payload.type !== 'chat';
     if (inRoom && !this.rooms) throw new AppError('clone_unavailable', 'voice and video are not available here');
-    await refreshBalance(this.db, this.store, userId);
     const sessionId = randomUUID();
     if (inRoom) await this.rooms!.rooms.register(sessionId, userId);
     const outcome = await this.store.start({
       userId,
       sessionId,
-      cloneId: clone.id,
+      cloneId: clone.cloneId,
       type: payload.type,
       rate,
       minStartMs: this.config.MIN_START_SECONDS * 1000,
       maxOpen: this.config.MAX_OPEN_SESSIONS,
     }, this.gatewayId);
-    // What became due before the start is committed even when the start itself is refused.
-    await this.publisher.relayScheduleAndNotify(userId, outcome);
-    assertScriptOk(outcome.code, { cloneId: clone.id, available: outcome.result.available });
+    // What became due before the start is committed even when the start itself is refused. The start's facts are in
+    // the outbox with the change, so its answer does not wait for the queue either (the relay may linger and share).
+    await this.publisher.relayScheduleAndNotify(userId, outcome, { awaitRelay: false });
+    assertScriptOk(outcome.code, { cloneId: clone.cloneId, available: outcome.result.available });
     const session = this.wireSession(outcome, sessionId);
     if (!inRoom) return { session };
     return { session, livekit: await this.rooms!.rooms.userJoin(sessionId, userId, payload.type) };
@@ -182,7 +189,7 @@ export class SessionService {
     // (the session is in the caller's own live state) may cut it: another user's attempt is refused below
     if (action === 'end' && (await this.store.peek(userId, sessionId))) await this.replyRunner.stop(sessionId);
     const outcome = await this.store.transition(userId, sessionId, action, 'user', this.gatewayId);
-    await this.publisher.relayScheduleAndNotify(userId, outcome);
+    await this.publisher.relayScheduleAndNotify(userId, outcome, { awaitRelay: false });
     if (outcome.code === ScriptCode.notFound) await this.archive.session(userId, sessionId, true);
     assertScriptOk(outcome.code, { sessionId, status: outcome.sessions.get(sessionId)?.status });
     return this.wireSession(outcome, sessionId);
@@ -249,15 +256,37 @@ export class SessionService {
   }
 
   /**
-   * One meter tick for a user with sockets on this gateway: brings the state up to now (a sighting of the user)
-   * and sends `meter:tick` for each active session to this gateway's sockets of the user, with the figures the
-   * script read at its `now`.
+   * One meter tick for a user with sockets on this gateway: sends `meter:tick` for each active session to this
+   * gateway's sockets of the user, and `credits:low` when it is time. While the account's revision is the one of
+   * the reading held (nothing changed since some script read the user's open sessions), the figures are that
+   * reading projected to now, at the cost of one HGET; otherwise (or once the reading is READING_MAX_AGE_MS old)
+   * the state is brought up to now by a script, which is also a sighting of the user (`sighted`). Billing never
+   * depends on a tick: due events are the due scheduler's, presence is kept by the heartbeat.
    */
-  async tick(userId: string): Promise<boolean> {
+  async tick(userId: string): Promise<{ active: boolean; sighted: boolean }> {
+    const held = this.readings.get(userId);
+    if (held && Date.now() - held.receivedAt < READING_MAX_AGE_MS && (await this.store.revision(userId)) === held.rev) {
+      const reading = this.readings.get(userId) ?? held; // a newer answer may have arrived meanwhile
+      const { open, available } = readingAt(reading.open, reading.budget, Date.now() - reading.receivedAt);
+      const active = this.showMeter(userId, open, available);
+      await this.publisher.warnLowBalance(userId, available, open);
+      return { active, sighted: false };
+    }
     const outcome = await this.advance(userId, true);
-    const creditsRemaining = formatMoney(outcome.available > 0n ? outcome.available : 0n);
+    this.readings.follow(userId, outcome);
+    return { active: this.showMeter(userId, outcome.open, outcome.available), sighted: true };
+  }
+
+  /** The user is no longer ticked here: their reading goes. */
+  forget(userId: string): void {
+    this.readings.forget(userId);
+  }
+
+  /** Sends `meter:tick` for each active session of `open`; whether there was any. */
+  private showMeter(userId: string, open: readonly MeterReading[], available: Units): boolean {
+    const creditsRemaining = formatMoney(available > 0n ? available : 0n);
     let active = false;
-    for (const session of outcome.open) {
+    for (const session of open) {
       if (session.status !== 'active') continue;
       active = true;
       this.notifier.emitLocal(userId, 'meter:tick', {
@@ -284,6 +313,11 @@ export class SessionService {
   /** Cuts a session's reply short on the agent's word (the user spoke over the clone); billed as produced. */
   async interrupt(sessionId: string): Promise<void> {
     await this.replyRunner.stop(sessionId);
+  }
+
+  /** Resolves when the relays running in the background have finished (queued, or left in the outbox). */
+  relaysSettled(): Promise<void> {
+    return this.publisher.close();
   }
 
   /** Lets replies in flight finish for up to `drainMs` (they are stored and billed), then stops the rest. */

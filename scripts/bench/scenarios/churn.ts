@@ -115,8 +115,8 @@ export async function runChurn(ctx: ScenarioContext): Promise<ScenarioResult> {
       const run = await churnRun(gatewayProcess.url, rate, `gateway@${rate}`, true);
       const endToSettled = await settledAfter(ctx, run.ended);
       const cpu = sampler.stop();
-      const redis = await redisStats.stop(40);
-      const redisUsec = redis.commands.reduce((sum, c) => sum + c.usec, 0);
+      const redis = await redisStats.stop();
+      const redisUsec = redis.totalUsec;
       const perMessage = (cores: number | undefined) => ((cores ?? Number.NaN) * cpu.seconds * 1e6) / Math.max(1, run.acked);
       return {
         arrivalRate: rate,
@@ -126,7 +126,7 @@ export async function runChurn(ctx: ScenarioContext): Promise<ScenarioResult> {
           redisUsecPerMessage: redisUsec / Math.max(1, run.acked),
           gatewayCpuUsecPerMessage: perMessage(cpu.cores['gateway']),
           billingCpuUsecPerMessage: perMessage(cpu.cores['billing']),
-          redis: { ...redis, commands: redis.commands.slice(0, 12) },
+          redis,
           cpu,
         },
         endToSettled,

@@ -132,6 +132,8 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
 
     // the two pools are measured apart (summaries do not merge exactly): both are reported, the table takes the worse
     const tickP99 = Math.max(steadyWindow.lateness.p99, exhaustingWindow.lateness.p99);
+    // every Redis command of the window (ticks, heartbeats, due events, checkpoints, their relays) per session-second
+    const redisUsecPerSessionSecond = redis.totalUsec / Math.max(1, started * redis.seconds);
     const gatewayCores = cpu.cores['gateway'] ?? Number.NaN;
     const errorSummary = rounded(summarize(errors));
     const delaySummary = rounded(summarize(notifyDelays));
@@ -142,6 +144,7 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
       windowSeconds: cpu.seconds,
       cpu,
       redis,
+      redisUsecPerSessionSecond,
       gatewaySelf,
       ticks: {
         steady: { ...steadyWindow, lateness: rounded(steadyWindow.lateness), gapExcess: rounded(steadyWindow.gapExcess) },
@@ -163,6 +166,8 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
     const rows: TableRow[] = [
       { scenario: 'meter', metric: 'active sessions metered', unit: 'sessions', value: started, target: { op: '>=', value: 10_000 } },
       { scenario: 'meter', metric: 'gateway CPU', unit: 'cores', value: gatewayCores },
+      { scenario: 'meter', metric: 'Redis time per active session-second', unit: 'µs', value: redisUsecPerSessionSecond, target: { op: '<=', value: 3 } },
+      { scenario: 'meter', metric: 'Redis CPU', unit: 'cores', value: cpu.cores['redis'] ?? Number.NaN },
       { scenario: 'meter', metric: 'tick lateness p99', unit: 'ms', value: tickP99, target: { op: '<=', value: 100 } },
       { scenario: 'meter', metric: 'tick gap − interval p99', unit: 'ms', value: Math.max(steadyWindow.gapExcess.p99, exhaustingWindow.gapExcess.p99) },
       { scenario: 'meter', metric: '|end − exact exhaustion| p99', unit: 'ms', value: errorSummary.p99, target: { op: '<=', value: 50 } },

@@ -54,6 +54,27 @@ export interface MeterReading {
 const optionalNumber = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
 const optionalUnits = (v: string | undefined) => (v === undefined || v === '' ? null : BigInt(v));
 
+/**
+ * The open sessions and the available credits `elapsedMs` after a script read them (`open` and `budget` of its
+ * answer), with the scripts' own arithmetic, assuming nothing changed since: active sessions keep burning, paused
+ * ones stand still. What a meter tick shows between two reads of the live state.
+ */
+export function readingAt(open: readonly MeterReading[], budget: Units, elapsedMs: number): { open: MeterReading[]; available: Units } {
+  let available = budget;
+  const projected = open.map((session) => {
+    if (session.status !== 'active' || elapsedMs <= 0) {
+      available -= session.cost;
+      return session;
+    }
+    const activeMs = session.activeMs + elapsedMs;
+    // an active session has no cap (only ending sessions get one): its cost is time plus replies
+    const cost = session.cost - timeCost(session.rate, session.activeMs) + timeCost(session.rate, activeMs);
+    available -= cost;
+    return { ...session, activeMs, cost };
+  });
+  return { open: projected, available };
+}
+
 /** Parses the flat string hash the scripts store. */
 export function parseLiveSession(hash: Record<string, string>): LiveSession {
   return {

@@ -92,6 +92,11 @@ export interface StoredMessage {
 
 /** What every live-state script answers. */
 export interface Outcome {
+  /**
+   * The account's revision after the script: it moves with every change to what `open`, `budget` and `available`
+   * derive from, so `open` projected forward in time (`readingAt`) stays true while `revision()` still answers it.
+   */
+  rev: number;
   code: ScriptCode;
   /** Redis server time of the operation, ms. */
   now: number;
@@ -130,6 +135,7 @@ export interface StartSession {
 }
 
 interface RawOutcome {
+  rev: number;
   code: number;
   now: string;
   nextDue: string | false;
@@ -213,6 +219,7 @@ export class SessionStore {
     const changes = Array.isArray(raw.changes) ? raw.changes : [];
     const open = Array.isArray(raw.open) ? raw.open : [];
     return {
+      rev: Number(raw.rev),
       code: raw.code as ScriptCode,
       now: Number(raw.now),
       nextDue: raw.nextDue === false ? null : Number(raw.nextDue),
@@ -253,6 +260,11 @@ export class SessionStore {
   /** The user's last socket on `gatewayId` closed; their chats pause if no other gateway sees them. */
   presenceLeave(userId: string, gatewayId: string): Promise<Outcome> {
     return this.run('presence-leave', userId, [], [], gatewayId);
+  }
+
+  /** The account's current revision (`Outcome.rev`): one HGET, what a meter tick asks before it reads anything more. */
+  async revision(userId: string): Promise<number> {
+    return Number((await this.redis.hget(this.keys(userId).account, 'rev')) ?? '0');
   }
 
   /** A heartbeat of `gatewayId`, which still holds a socket of the user; false when the meter must judge the gap. */

@@ -12,8 +12,11 @@ local now = nowMs()
 local known = tonumber(redis.call('HGET', accountKey, 'creditsVersion') or '-1')
 if version > known then
   redis.call('HSET', accountKey, 'credits', credits, 'creditsVersion', n2s(version))
+  markChanged()
 end
-for i = 6, #ARGV do redis.call('HDEL', unsettledKey, ARGV[i]) end
+for i = 6, #ARGV do
+  if redis.call('HDEL', unsettledKey, ARGV[i]) == 1 then markChanged() end
+end
 budgetValue = nil
 -- a new balance may bring credit exhaustion nearer: the next script advances in full
 redis.call('HDEL', accountKey, 'dueAt')

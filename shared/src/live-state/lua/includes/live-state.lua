@@ -12,8 +12,10 @@
   Common ARGV:  1 key base of the user, 2 settings JSON { idleMs, pausedEndMs, endedTtlMs, presenceTimeoutMs,
                 presenceStaleMs, checkpointMs, messageRatePerMin }, 3 gateway id of a socket request or ''
                 (refreshes its presence)
-  Every script returns JSON: { code, now, nextDue, schedule, budget, available, open, changes,
+  Every script returns JSON: { rev, code, now, nextDue, schedule, budget, available, open, changes,
   sessions = { id = hash }, outbox, result }:
+  - `rev`: the account's revision, moved by every run that changes what `open`, `budget` or `available` derive from
+    (a meter reading taken at `now` stays true, projected forward in time, for as long as `rev` does not move);
   - `schedule`: whether the caller must put nextDue in the due schedule (false when the schedule already holds it
     or an earlier instant);
   - `sessions`: the whole state of only the sessions the script changed or is about (not every open session);
@@ -90,9 +92,18 @@ local recorded = {}  -- outbox entries this run added
 local openIds = nil  -- sorted ids of the open set, read once per run (openSessions)
 local budgetValue = nil -- budget(), read once per run until the unsettled totals or the credits change
 
+-- Whether this run changed what a meter reading derives from (a reading's session fields, the open set, the
+-- budget): the answer's `rev` is then a new revision of the account, so a gateway holding a reading of an older one
+-- knows it is stale. Checkpoints, message counts and the like leave readings, and the revision, as they are.
+local changed = false
+local READING_FIELD = { type = true, status = true, rate = true, activeMs = true, resumedAt = true, aiCost = true, cap = true }
+
+local function markChanged() changed = true end
+
 local function save(s, fields)
   local args = {}
   for k, v in pairs(fields) do
+    if READING_FIELD[k] then changed = true end
     s[k] = v
     args[#args + 1] = k
     args[#args + 1] = v
@@ -177,7 +188,12 @@ local function openSessions()
     table.sort(ids)
     openIds = {}
     for _, id in ipairs(ids) do
-      if loadSession(id) then openIds[#openIds + 1] = id else redis.call('SREM', openKey, id) end
+      if loadSession(id) then
+        openIds[#openIds + 1] = id
+      else
+        redis.call('SREM', openKey, id)
+        changed = true
+      end
     end
   end
   local list = {}
@@ -190,6 +206,7 @@ end
 
 -- A new session joins the open set.
 local function addOpen(id)
+  changed = true
   redis.call('SADD', openKey, id)
   if openIds ~= nil then
     openIds[#openIds + 1] = id
@@ -430,7 +447,8 @@ local function begin()
   return now
 end
 
--- The fields of a session a meter reading needs (readOpen).
+-- The fields of a session a meter reading needs (readOpen); all but lowSent move the revision (READING_FIELD):
+-- a gateway notes the warnings it sends itself, and a second one asking is told the warning went out.
 local READING_FIELDS = { 'type', 'status', 'rate', 'activeMs', 'resumedAt', 'aiCost', 'cap', 'lowSent' }
 
 -- The open sessions with only the fields of a meter reading (HMGET, cheaper than whole hashes), for an answer that
@@ -471,7 +489,10 @@ local function reply(code, now, nextDue, result, open)
   -- schedule what scripts answer), so the caller only needs to schedule `nextDue` when it is earlier than that, or
   -- when that was unknown or already past.
   local schedule = nextDue ~= nil and (not priorRead or priorDue == nil or priorDue <= now or nextDue < priorDue)
+  local rev
+  if changed then rev = redis.call('HINCRBY', accountKey, 'rev', 1) else rev = tonumber(redis.call('HGET', accountKey, 'rev') or '0') end
   return cjson.encode({
+    rev = rev,
     code = code,
     now = n2s(now),
     nextDue = nextDue and n2s(nextDue) or false,
