@@ -4,6 +4,8 @@ import { randomUUID } from 'node:crypto';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
 import { userKeys } from '#shared/live-state/keys.ts';
 import { readingAt } from '#shared/live-state/live-session.ts';
+import type { Outcome } from '#shared/live-state/session-store.ts';
+import { MeterReadings } from '#gateway/meter/meter-readings.ts';
 import type { MeterTick } from '#shared/contract/socket-events.ts';
 import { connectedUserAndClone, createUser, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
@@ -51,10 +53,35 @@ test('a reading projected forward says exactly what a later read says, while the
     assert.is(projected.available, later.available, `the projected credits are the read ones (${step})`);
     reading = later;
   }
+  // the due scheduler's question when nothing is due: no reading (the open sessions are not read), same revision
+  const dueOnly = await store.advance(userId, '', '', true);
+  assert.is(dueOnly.reading, false);
+  assert.equal(dueOnly.open, []);
+  assert.is(dueOnly.rev, reading.rev);
+  assert.ok(dueOnly.nextDue !== null, 'the next due instant is still told');
   const message = await store.addMessage(userId, sessionId, randomUUID(), randomUUID(), 'a question');
   assert.is(message.rev, reading.rev, 'a user message changes no reading: the revision holds');
   const snapshot = await store.applyBalance(userId, parseMoney('25.0000'), '2', []);
   assert.ok(snapshot.rev > message.rev, 'a new balance moves the revision');
+});
+
+test('a held reading is replaced only by a newer one that reads the open sessions', () => {
+  const readings = new MeterReadings();
+  const outcome = (rev: number, now: number, reading = true) =>
+    ({ rev, now, reading, budget: BigInt(rev), open: reading ? [{ id: `s${rev}`, type: 'chat', status: 'active', rate: 1n, activeMs: 0, cost: 0n, lowSent: false }] : [] }) as unknown as Outcome;
+  readings.record('u', outcome(5, 100));
+  assert.is(readings.get('u'), undefined, 'a user not followed gets no reading');
+  readings.follow('u', outcome(5, 100));
+  readings.record('u', outcome(4, 200));
+  assert.is(readings.get('u')!.rev, 5, 'an older revision arriving late is ignored');
+  readings.record('u', outcome(6, 150, false));
+  assert.is(readings.get('u')!.rev, 5, 'an answer without a reading is ignored');
+  readings.record('u', outcome(5, 300));
+  assert.is(readings.get('u')!.now, 300, 'the same revision read later replaces it');
+  readings.noteLowSent('u', 's5');
+  assert.ok(readings.get('u')!.open[0]!.lowSent);
+  readings.forget('u');
+  assert.is(readings.size, 0);
 });
 
 test('ticks between changes are projected: no script runs for them, and their figures stay exact', async () => {

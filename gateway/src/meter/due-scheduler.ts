@@ -11,7 +11,7 @@ import type { SessionService } from '../sessions/session-service.ts';
 
 export interface DueSchedulerOptions {
   store: SessionStore;
-  service: SessionService;
+  service: Pick<SessionService, 'applyDue'>;
   logger: Logger;
   /** How often to look for due users (config DUE_POLL_MS). */
   pollMs: number;
@@ -49,7 +49,7 @@ export class DueScheduler {
       due.map(async ({ userId, at }) => {
         try {
           // the entry is moved below (reschedule-due.lua), so the advance does not schedule it as well
-          const outcome = await this.options.service.advance(userId, false, false);
+          const outcome = await this.options.service.applyDue(userId);
           await this.options.store.rescheduleDue(userId, at, outcome.nextDue);
         } catch (error) {
           this.options.logger.error({ err: error, userId }, 'due event failed');

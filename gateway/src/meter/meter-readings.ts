@@ -30,7 +30,7 @@ export class MeterReadings {
   /** A script answered for the user: a newer reading replaces the one held (only for users followed). */
   record(userId: string, outcome: Outcome, receivedAt = Date.now()): void {
     const held = this.readings.get(userId);
-    if (!held) return;
+    if (!held || !outcome.reading) return;
     // answers may arrive out of order: the higher revision wins, and of one revision the later read
     if (outcome.rev < held.rev || (outcome.rev === held.rev && outcome.now <= held.now)) return;
     this.readings.set(userId, this.readingOf(outcome, receivedAt));

@@ -245,13 +245,23 @@ export class SessionService {
   }
 
   /**
-   * Applies what is due for the user (the scheduler's entry, and a connecting socket's with `sighted`, which
-   * records that this gateway sees the user); returns the outcome. The due scheduler passes `scheduleNext` false:
-   * it moves the user's due entry itself (reschedule-due.lua).
+   * Applies what is due for the user (a connecting socket's with `sighted`, which records that this gateway sees
+   * the user); returns the outcome.
    */
-  async advance(userId: string, sighted = false, scheduleNext = true): Promise<Outcome> {
+  async advance(userId: string, sighted = false): Promise<Outcome> {
     const outcome = await this.store.advance(userId, sighted ? this.gatewayId : '');
-    await this.publisher.relayScheduleAndNotify(userId, outcome, { scheduleNext, awaitRelay: false });
+    await this.publisher.relayScheduleAndNotify(userId, outcome, { awaitRelay: false });
+    return outcome;
+  }
+
+  /**
+   * The due scheduler's entry: applies what is due for the user and tells whom it concerns. The answer reads the
+   * open sessions only when something was due (most due instants are presence checks that find the user still
+   * seen); the scheduler moves the user's due entry itself (reschedule-due.lua), so nothing is scheduled here.
+   */
+  async applyDue(userId: string): Promise<Outcome> {
+    const outcome = await this.store.advance(userId, '', '', true);
+    await this.publisher.relayScheduleAndNotify(userId, outcome, { scheduleNext: false, awaitRelay: false });
     return outcome;
   }
 

@@ -97,6 +97,8 @@ export interface Outcome {
    * derive from, so `open` projected forward in time (`readingAt`) stays true while `revision()` still answers it.
    */
   rev: number;
+  /** False when `open` is empty because the script was asked not to read it (`advance` for the due scheduler). */
+  reading: boolean;
   code: ScriptCode;
   /** Redis server time of the operation, ms. */
   now: number;
@@ -136,6 +138,7 @@ export interface StartSession {
 
 interface RawOutcome {
   rev: number;
+  reading: boolean;
   code: number;
   now: string;
   nextDue: string | false;
@@ -220,6 +223,7 @@ export class SessionStore {
     const open = Array.isArray(raw.open) ? raw.open : [];
     return {
       rev: Number(raw.rev),
+      reading: raw.reading !== false,
       code: raw.code as ScriptCode,
       now: Number(raw.now),
       nextDue: raw.nextDue === false ? null : Number(raw.nextDue),
@@ -251,10 +255,11 @@ export class SessionStore {
    * Applies everything due for the user up to now and reads the user's open sessions (`open`). With `gatewayId`, it
    * is a sighting of the user's sockets on that gateway (meter ticks, connects); with `sessionId`, that session's
    * whole state is in `sessions` too (open or ended, while its live state is kept). When nothing is due it reads
-   * and refreshes only (advance.lua), which is what makes a meter tick cheap.
+   * and refreshes only (advance.lua). `dueOnly` (the due scheduler): when nothing was due, the answer carries no
+   * meter reading (`reading` false, `open` empty), only the next due instant.
    */
-  advance(userId: string, gatewayId = '', sessionId = ''): Promise<Outcome> {
-    return this.run('advance', userId, [], sessionId ? [sessionId] : [], gatewayId);
+  advance(userId: string, gatewayId = '', sessionId = '', dueOnly = false): Promise<Outcome> {
+    return this.run('advance', userId, [], [sessionId, dueOnly ? 'due' : ''], gatewayId);
   }
 
   /** The user's last socket on `gatewayId` closed; their chats pause if no other gateway sees them. */

@@ -14,6 +14,7 @@
                 (refreshes its presence)
   Every script returns JSON: { rev, code, now, nextDue, schedule, budget, available, open, changes,
   sessions = { id = hash }, outbox, result }:
+  - `reading`: false when `open` was left empty on purpose (the due scheduler's answer when nothing was due);
   - `rev`: the account's revision, moved by every run that changes what `open`, `budget` or `available` derive from
     (a meter reading taken at `now` stays true, projected forward in time, for as long as `rev` does not move);
   - `schedule`: whether the caller must put nextDue in the due schedule (false when the schedule already holds it
@@ -470,8 +471,9 @@ end
 
 -- The answer: the whole hash only of the sessions this run changed or is about, and a short meter reading of every
 -- open session (what ticks, the low-balance warning and the available credits need), computed here at `now` with
--- the same arithmetic as the advance. `open` is the list to read (default: the run's open sessions).
-local function reply(code, now, nextDue, result, open)
+-- the same arithmetic as the advance. `open` is the list to read (default: the run's open sessions); `noReading`
+-- marks an answer whose `open` was left empty on purpose (it says nothing of the open sessions).
+local function reply(code, now, nextDue, result, open, noReading)
   local sessions = {}
   for id in pairs(touched) do
     local s = loadSession(id)
@@ -493,6 +495,7 @@ local function reply(code, now, nextDue, result, open)
   if changed then rev = redis.call('HINCRBY', accountKey, 'rev', 1) else rev = tonumber(redis.call('HGET', accountKey, 'rev') or '0') end
   return cjson.encode({
     rev = rev,
+    reading = not noReading,
     code = code,
     now = n2s(now),
     nextDue = nextDue and n2s(nextDue) or false,
