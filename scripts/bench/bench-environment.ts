@@ -28,6 +28,8 @@ export interface BenchEnvironmentOptions {
   redisUrl: string;
   /** Spawn gateways and billing workers with `--cpu-prof` into this directory. */
   cpuProfileDir?: string;
+  /** Settings every gateway and billing worker gets (the bench's `--set`); a scenario's own override them. */
+  settings?: Record<string, string>;
 }
 
 export interface StartOptions {
@@ -112,6 +114,7 @@ export class BenchEnvironment {
       JWT_AUDIENCE: BENCH_JWT_AUDIENCE,
       LOG_LEVEL: 'warn',
       OPENAI_API_KEY: '',
+      ...this.options.settings,
       ...overrides,
     };
   }

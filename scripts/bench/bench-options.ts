@@ -13,6 +13,8 @@ export interface BenchOptions {
   /** Spawn gateways and billing workers with --cpu-prof; profiles land in profileDir. */
   profile: boolean;
   profileDir: string;
+  /** Settings (config keys) given to every gateway and billing worker the run starts (`--set KEY=VALUE`). */
+  settings: Record<string, string>;
   idle: {
     /** Authenticated connections to hold. */
     connections: number;
@@ -81,6 +83,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
       jsonPath: 'bench-results.json',
       profile: false,
       profileDir: '.tollgate/bench-profiles',
+      settings: {},
       idle: { connections: 300, concurrency: 100, holdMs: 500, sourceAddresses: 4 },
       chat: { sessions: 20, rate: 100, durationMs: 2000, sweepRates: [100, 200], stepMs: 1000, p99LimitMs: 50 },
       churn: { arrivalRates: [2, 4], stepMs: 2000, messagesPerUser: 3, thinkMs: 200, users: 40, p99LimitMs: 50, startP99LimitMs: 100 },
@@ -95,6 +98,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
     jsonPath: 'bench-results.json',
     profile: false,
     profileDir: '.tollgate/bench-profiles',
+    settings: {},
     idle: { connections: 20_000, concurrency: 200, holdMs: 5000, sourceAddresses: 4 },
     chat: { sessions: 200, rate: 2000, durationMs: 30_000, sweepRates: FULL_SWEEP, stepMs: 5000, p99LimitMs: 50 },
     // the issue's visit: 20 messages 0.5 s apart; 25 users/s ≈ 500 msg/s, 75 ≈ 1,500
@@ -111,6 +115,7 @@ export const USAGE = `npm run bench -- [options]
   --quick              small sizes, the whole run in under a minute
   --json <file>        where to write the results (default bench-results.json)
   --profile            run gateways and billing workers with --cpu-prof (profiles in .tollgate/bench-profiles)
+  --set KEY=VALUE      a setting for every gateway and billing worker (repeatable), e.g. --set RELAY_LINGER_MS=50
   --connections <n>    idle: connections to hold (default 20000)
   --sessions <n>       sessions of chat, meter and settle, users of fanout (each unless set below)
   --chat-sessions <n>  --meter-sessions <n>  --settle-sessions <n>  --fanout-users <n>
@@ -144,6 +149,13 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
       case '--profile':
         options.profile = true;
         break;
+      case '--set': {
+        const setting = args.shift() ?? '';
+        const match = /^([A-Z][A-Z0-9_]*)=(.*)$/.exec(setting);
+        if (!match) throw new Error(`--set needs KEY=VALUE, got ${JSON.stringify(setting)}\n\n${USAGE}`);
+        options.settings[match[1]!] = match[2]!;
+        break;
+      }
       case '--scenario':
       case '--scenarios': {
         const names = (args.shift() ?? '').split(',').map((s) => s.trim()).filter(Boolean);

@@ -53,6 +53,7 @@ const environment = new BenchEnvironment({
   databaseUrl: process.env['BENCH_DATABASE_URL'] || 'postgres://postgres@127.0.0.1:5432/postgres',
   redisUrl: process.env['BENCH_REDIS_URL'] || 'redis://127.0.0.1:6379',
   ...(options.profile ? { cpuProfileDir: path.resolve(ROOT, options.profileDir) } : {}),
+  settings: options.settings,
 });
 let load: LoadClient | undefined;
 
@@ -129,6 +130,7 @@ const report = {
   machine,
   database: environment.databaseName,
   redisPrefix: environment.prefix,
+  settings: options.settings,
   loadAverageAtEnd: os.loadavg().map((v) => Math.round(v * 100) / 100),
   options,
   scenarios: results,
@@ -139,6 +141,9 @@ const jsonPath = path.resolve(process.cwd(), options.jsonPath);
 writeFileSync(jsonPath, `${JSON.stringify(report, (_key, value) => (typeof value === 'number' && !Number.isFinite(value) ? null : value), 2)}\n`);
 
 console.log(`\nTollgate bench, ${startedAt.toISOString().slice(0, 16).replace('T', ' ')} UTC — ${machine.cpuModel}, ${machine.cores} cores, node ${machine.node}`);
+if (Object.keys(options.settings).length > 0) {
+  console.log(`settings: ${Object.entries(options.settings).map(([key, value]) => `${key}=${value}`).join(' ')}`);
+}
 console.log(renderTable(rows));
 if (cpuWindows.length > 0) {
   console.log('\nCPU during the measured windows (cores; "other" = processes that are not this bench\'s):');
