@@ -40,4 +40,8 @@ save(s, {
   lastUserAt = n2s(now),
 })
 record('message', { session = header(s), message = fields })
-return reply(CODE_OK, now, advance(now), { message = message })
+-- a user message only moves the idle instant later: the due instant stored by the last advance still holds (never
+-- later than the truth), so unless the run's start changed something the closing advance is skipped
+local due = #changes == 0 and storedDue() or nil
+if due == math.huge then return reply(CODE_OK, now, nil, { message = message }) end
+return reply(CODE_OK, now, due or advance(now), { message = message })
