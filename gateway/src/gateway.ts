@@ -186,7 +186,10 @@ export class Gateway {
       service: this.service,
       logger,
       tickMs: config.METER_TICK_MS,
-      heartbeatMs: Math.max(50, Math.floor(config.PRESENCE_TIMEOUT_MS / 5)),
+      // a sighting older than a tick interval (+250 ms) reads as a gateway that stopped seeing the user (a second tab
+      // connecting elsewhere would pause their chats), and ticks between changes are no sightings: the heartbeat keeps
+      // every watched user's sighting at least that fresh
+      heartbeatMs: Math.max(50, Math.min(config.METER_TICK_MS, Math.floor(config.PRESENCE_TIMEOUT_MS / 5))),
     });
 
     const metrics = createGatewayMetrics({ registry: this.registry, db, queue, cacheMs: config.METRICS_CACHE_MS, replyLoad: () => this.service.replyLoad });
