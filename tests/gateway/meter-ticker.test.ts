@@ -16,14 +16,14 @@ function fakeService(answer: (userId: string) => Promise<boolean> = async () => 
     heartbeats,
     forgotten,
     service: {
-      tick: async (userId: string) => {
+      tick: (userId: string) => {
         ticks.push({ userId, at: Date.now() });
-        return { active: await answer(userId), sighted: !userId.startsWith('projected') };
+        return answer(userId);
       },
       forget: (userId: string) => forgotten.push(userId),
       heartbeat: async (userId: string) => {
         heartbeats.push(userId);
-        return true;
+        return !userId.startsWith('stale');
       },
     },
   };
@@ -79,35 +79,42 @@ test('a tick that finds nothing active unwatches the user, unless new activity w
   await ticker.close();
 });
 
-test('the heartbeat refreshes only users no tick has sighted within its interval', async () => {
+test('the heartbeat refreshes every watched user, ticks or not; a stale sighting forgets the reading', async () => {
   let release: ((active: boolean) => void) | undefined;
   const fake = fakeService((userId) => (userId === 'stuck' ? new Promise<boolean>((resolve) => (release = resolve)) : Promise.resolve(true)));
   const ticker = new MeterTicker({ service: fake.service, logger, tickMs: 1000, heartbeatMs: 5000, slots: 1 });
   ticker.watch('ticked');
   ticker.watch('stuck');
+  ticker.watch('stale-elsewhere');
   const ticking = ticker.tickAll();
   await new Promise((resolve) => setImmediate(resolve));
   await ticker.heartbeatAll();
-  assert.equal(fake.heartbeats, ['stuck'], 'the user whose tick has not come back');
+  // ticks between changes are projected, no sightings: presence rests on the heartbeat alone
+  assert.equal(fake.heartbeats.sort(), ['stale-elsewhere', 'stuck', 'ticked']);
+  assert.equal(fake.forgotten, ['stale-elsewhere'], 'its next tick reads the state (a sighting) again');
   release!(true);
   await ticking;
-  await ticker.heartbeatAll();
-  assert.equal(fake.heartbeats, ['stuck'], 'both sighted by their ticks now');
   await ticker.close();
 });
 
-test('a tick projected from a held reading is no sighting: its user still gets the heartbeat; an unwatched user is forgotten', async () => {
-  const fake = fakeService((userId) => Promise.resolve(userId !== 'projected-idle'));
+test('a user found idle, or unwatched while their tick was on its way, is forgotten', async () => {
+  let release: ((active: boolean) => void) | undefined;
+  const fake = fakeService((userId) =>
+    userId === 'leaving' ? new Promise<boolean>((resolve) => (release = resolve)) : Promise.resolve(userId !== 'idle'),
+  );
   const ticker = new MeterTicker({ service: fake.service, logger, tickMs: 1000, heartbeatMs: 5000, slots: 1 });
-  ticker.watch('read');
-  ticker.watch('projected');
-  ticker.watch('projected-idle');
-  await ticker.tickAll();
-  await ticker.heartbeatAll();
-  assert.equal(fake.heartbeats, ['projected'], 'only the user whose tick read nothing from the live state');
-  assert.equal(fake.forgotten, ['projected-idle'], 'the user found idle is unwatched and their reading forgotten');
-  ticker.unwatch('read');
-  assert.equal(fake.forgotten, ['projected-idle', 'read']);
+  ticker.watch('active');
+  ticker.watch('idle');
+  ticker.watch('leaving');
+  const ticking = ticker.tickAll();
+  await new Promise((resolve) => setImmediate(resolve));
+  ticker.unwatch('leaving');
+  assert.equal(fake.forgotten, ['idle', 'leaving']);
+  // the tick that was on its way may have taken a reading after the unwatch: it is forgotten again
+  release!(true);
+  await ticking;
+  assert.equal(fake.forgotten, ['idle', 'leaving', 'leaving']);
+  assert.is(ticker.slotOf('active'), 0, 'the active user is still watched');
   await ticker.close();
 });
 

@@ -59,6 +59,9 @@ test('a reading projected forward says exactly what a later read says, while the
   assert.equal(dueOnly.open, []);
   assert.is(dueOnly.rev, reading.rev);
   assert.ok(dueOnly.nextDue !== null, 'the next due instant is still told');
+  // the idle pause of the active chat is the next event: no projection goes past it
+  const idleAt = (await store.peek(userId, sessionId))!.lastUserAt + system.config.IDLE_PAUSE_MS;
+  assert.is(dueOnly.eventDue, idleAt);
   const message = await store.addMessage(userId, sessionId, randomUUID(), randomUUID(), 'a question');
   assert.is(message.rev, reading.rev, 'a user message changes no reading: the revision holds');
   const snapshot = await store.applyBalance(userId, parseMoney('25.0000'), '2', []);
@@ -68,7 +71,7 @@ test('a reading projected forward says exactly what a later read says, while the
 test('a held reading is replaced only by a newer one that reads the open sessions', () => {
   const readings = new MeterReadings();
   const outcome = (rev: number, now: number, reading = true) =>
-    ({ rev, now, reading, budget: BigInt(rev), open: reading ? [{ id: `s${rev}`, type: 'chat', status: 'active', rate: 1n, activeMs: 0, cost: 0n, lowSent: false }] : [] }) as unknown as Outcome;
+    ({ rev, now, reading, eventDue: null, budget: BigInt(rev), open: reading ? [{ id: `s${rev}`, type: 'chat', status: 'active', rate: 1n, activeMs: 0, cost: 0n, lowSent: false }] : [] }) as unknown as Outcome;
   readings.record('u', outcome(5, 100));
   assert.is(readings.get('u'), undefined, 'a user not followed gets no reading');
   readings.follow('u', outcome(5, 100));
@@ -78,9 +81,16 @@ test('a held reading is replaced only by a newer one that reads the open session
   assert.is(readings.get('u')!.rev, 5, 'an answer without a reading is ignored');
   readings.record('u', outcome(5, 300));
   assert.is(readings.get('u')!.now, 300, 'the same revision read later replaces it');
+  // projectable only while younger than the bound and short of the instant an event is due
+  readings.follow('v', { ...outcome(7, 1_000), eventDue: 1_500 } as Outcome, 50_000);
+  assert.is(readings.projectable('v', 50_400, 30_000)?.elapsedMs, 400);
+  assert.is(readings.projectable('v', 50_500, 30_000), undefined, 'an event is due: read the state');
+  readings.follow('w', { ...outcome(7, 1_000), eventDue: null } as Outcome, 50_000);
+  assert.ok(readings.projectable('w', 79_999, 30_000));
+  assert.is(readings.projectable('w', 80_000, 30_000), undefined, 'too old');
   readings.noteLowSent('u', 's5');
   assert.ok(readings.get('u')!.open[0]!.lowSent);
-  readings.forget('u');
+  for (const user of ['u', 'v', 'w']) readings.forget(user);
   assert.is(readings.size, 0);
 });
 

@@ -17,6 +17,8 @@ export interface Reading {
   receivedAt: number;
   budget: Units;
   open: MeterReading[];
+  /** Redis time an event is next due (Outcome.eventDue): the reading projects no further than that. */
+  eventDue: number | null;
 }
 
 export class MeterReadings {
@@ -40,6 +42,20 @@ export class MeterReadings {
     return this.readings.get(userId);
   }
 
+  /**
+   * The user's reading if it can be projected to `at` (this process's Date.now()): held, younger than `maxAgeMs`,
+   * and not past the instant an event is due (there the state must be read: the event may pause or end sessions).
+   * Returns it with how far to project it.
+   */
+  projectable(userId: string, at: number, maxAgeMs: number): { reading: Reading; elapsedMs: number } | undefined {
+    const reading = this.readings.get(userId);
+    if (!reading) return undefined;
+    const elapsedMs = at - reading.receivedAt;
+    if (elapsedMs >= maxAgeMs) return undefined;
+    if (reading.eventDue !== null && reading.now + elapsedMs >= reading.eventDue) return undefined;
+    return { reading, elapsedMs };
+  }
+
   /** The low-balance warning of the session went out (or had gone out): later projections say so. */
   noteLowSent(userId: string, sessionId: string): void {
     const session = this.readings.get(userId)?.open.find((s) => s.id === sessionId);
@@ -55,6 +71,13 @@ export class MeterReadings {
   }
 
   private readingOf(outcome: Outcome, receivedAt: number): Reading {
-    return { rev: outcome.rev, now: outcome.now, receivedAt, budget: outcome.budget, open: outcome.open.map((s) => ({ ...s })) };
+    return {
+      rev: outcome.rev,
+      now: outcome.now,
+      receivedAt,
+      budget: outcome.budget,
+      open: outcome.open.map((s) => ({ ...s })),
+      eventDue: outcome.eventDue,
+    };
   }
 }

@@ -8,10 +8,9 @@
  * busy to run on time runs as soon as it can, none is skipped. A user whose previous tick has not come back is not
  * ticked again on top of it; everyone else is, however slow that one user is.
  *
- * A second, slower interval keeps those users' presence fresh with one tiny script each (presence-refresh.lua): a
- * tick slowed by load must never make a connected user look absent (their chats would pause), and most ticks are
- * projected from a held reading without any script (SessionService.tick). A user whose tick read the state (a
- * sighting) within the last heartbeat interval needs none.
+ * A second interval keeps those users' presence fresh with one tiny script each (presence-refresh.lua): a tick
+ * slowed by load must never make a connected user look absent (their chats would pause), and most ticks are
+ * projected from a held reading without any script (SessionService.tick), so they are no sightings.
  */
 import type { Logger } from 'pino';
 import type { SessionService } from '../sessions/session-service.ts';
@@ -36,8 +35,6 @@ export class MeterTicker {
   private readonly inFlight = new Set<string>();
   /** Users watched again (new activity) while their tick was on its way: an idle answer does not unwatch them. */
   private readonly rewatched = new Set<string>();
-  /** When a tick (a sighting of the user) last went out for each watched user, ms. */
-  private readonly sightedAt = new Map<string, number>();
   private readonly ticks = new Set<Promise<void>>();
   private origin = 0;
   /** Number of the next slot to run, counted from `origin`. */
@@ -82,7 +79,6 @@ export class MeterTicker {
     if (slot === undefined) return;
     this.watched.delete(userId);
     this.bySlot[slot]!.delete(userId);
-    this.sightedAt.delete(userId);
     this.rewatched.delete(userId);
     this.options.service.forget(userId);
   }
@@ -97,16 +93,20 @@ export class MeterTicker {
     }, this.options.heartbeatMs);
   }
 
-  /** Refreshes the presence of every watched user no tick has sighted within the last heartbeat interval. */
+  /**
+   * Refreshes the presence of every watched user. A heartbeat that finds this gateway's sighting gone or stale
+   * (another gateway judged the gap) forgets the user's reading, so their next tick reads the state by script: a
+   * sighting that records the user here again.
+   */
   async heartbeatAll(): Promise<void> {
-    const since = Date.now() - this.options.heartbeatMs;
-    const users = [...this.watched.keys()].filter((userId) => (this.sightedAt.get(userId) ?? -Infinity) < since);
     await Promise.all(
-      users.map((userId) =>
-        this.options.service.heartbeat(userId).catch((error: unknown) => {
+      [...this.watched.keys()].map(async (userId) => {
+        try {
+          if (!(await this.options.service.heartbeat(userId))) this.options.service.forget(userId);
+        } catch (error) {
           this.options.logger.error({ err: error, userId }, 'presence heartbeat failed');
-        }),
-      ),
+        }
+      }),
     );
   }
 
@@ -150,13 +150,13 @@ export class MeterTicker {
     if (this.inFlight.has(userId)) return Promise.resolve(); // a slow tick is not stacked on
     this.inFlight.add(userId);
     this.rewatched.delete(userId);
-    const sentAt = Date.now();
     const task = this.options.service
       .tick(userId)
       .then(
-        ({ active, sighted }) => {
-          if (sighted && this.watched.has(userId)) this.sightedAt.set(userId, sentAt);
+        (active) => {
           if (!active && !this.rewatched.has(userId)) this.unwatch(userId);
+          // unwatched while the tick was on its way: the reading it may have taken goes too
+          else if (!this.watched.has(userId)) this.options.service.forget(userId);
         },
         (error: unknown) => this.options.logger.error({ err: error, userId }, 'meter tick failed'),
       )

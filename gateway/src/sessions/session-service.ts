@@ -268,23 +268,24 @@ export class SessionService {
   /**
    * One meter tick for a user with sockets on this gateway: sends `meter:tick` for each active session to this
    * gateway's sockets of the user, and `credits:low` when it is time. While the account's revision is the one of
-   * the reading held (nothing changed since some script read the user's open sessions), the figures are that
-   * reading projected to now, at the cost of one HGET; otherwise (or once the reading is READING_MAX_AGE_MS old)
-   * the state is brought up to now by a script, which is also a sighting of the user (`sighted`). Billing never
+   * the reading held (nothing changed since some script read the user's open sessions) and no event is due before
+   * now, the figures are that reading projected to now, at the cost of one HGET; otherwise (or once the reading is
+   * READING_MAX_AGE_MS old) the state is brought up to now by a script, as every tick did before. Billing never
    * depends on a tick: due events are the due scheduler's, presence is kept by the heartbeat.
    */
-  async tick(userId: string): Promise<{ active: boolean; sighted: boolean }> {
-    const held = this.readings.get(userId);
-    if (held && Date.now() - held.receivedAt < READING_MAX_AGE_MS && (await this.store.revision(userId)) === held.rev) {
-      const reading = this.readings.get(userId) ?? held; // a newer answer may have arrived meanwhile
-      const { open, available } = readingAt(reading.open, reading.budget, Date.now() - reading.receivedAt);
+  async tick(userId: string): Promise<boolean> {
+    const held = this.readings.projectable(userId, Date.now(), READING_MAX_AGE_MS);
+    if (held && (await this.store.revision(userId)) === held.reading.rev) {
+      // a newer answer of the same revision may have arrived meanwhile
+      const { reading, elapsedMs } = this.readings.projectable(userId, Date.now(), READING_MAX_AGE_MS) ?? held;
+      const { open, available } = readingAt(reading.open, reading.budget, elapsedMs);
       const active = this.showMeter(userId, open, available);
       await this.publisher.warnLowBalance(userId, available, open);
-      return { active, sighted: false };
+      return active;
     }
     const outcome = await this.advance(userId, true);
     this.readings.follow(userId, outcome);
-    return { active: this.showMeter(userId, outcome.open, outcome.available), sighted: true };
+    return this.showMeter(userId, outcome.open, outcome.available);
   }
 
   /** The user is no longer ticked here: their reading goes. */

@@ -99,6 +99,11 @@ export interface Outcome {
   rev: number;
   /** False when `open` is empty because the script was asked not to read it (`advance` for the due scheduler). */
   reading: boolean;
+  /**
+   * The next instant (Redis time, ms) an idle pause, exhaustion or timeout is due, apart from absence and
+   * checkpoints; null when none is. `open` projected past it may miss that event (read the state there instead).
+   */
+  eventDue: number | null;
   code: ScriptCode;
   /** Redis server time of the operation, ms. */
   now: number;
@@ -139,6 +144,7 @@ export interface StartSession {
 interface RawOutcome {
   rev: number;
   reading: boolean;
+  eventDue: string | false;
   code: number;
   now: string;
   nextDue: string | false;
@@ -224,6 +230,7 @@ export class SessionStore {
     return {
       rev: Number(raw.rev),
       reading: raw.reading !== false,
+      eventDue: raw.eventDue === false ? null : Number(raw.eventDue),
       code: raw.code as ScriptCode,
       now: Number(raw.now),
       nextDue: raw.nextDue === false ? null : Number(raw.nextDue),

@@ -19,5 +19,6 @@ for i = 6, #ARGV do
 end
 budgetValue = nil
 -- a new balance may bring credit exhaustion nearer: the next script advances in full
-redis.call('HDEL', accountKey, 'dueAt')
+redis.call('HDEL', accountKey, 'dueAt', 'eventDue')
+eventDueKnown, eventDueValue = false, nil
 return reply(CODE_OK, now, nil)

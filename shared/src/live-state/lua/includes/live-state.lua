@@ -15,6 +15,8 @@
   Every script returns JSON: { rev, code, now, nextDue, schedule, budget, available, open, changes,
   sessions = { id = hash }, outbox, result }:
   - `reading`: false when `open` was left empty on purpose (the due scheduler's answer when nothing was due);
+  - `eventDue`: the next instant an event is due apart from absence and checkpoints (false: none) — a reading
+    projected past it may miss an idle pause, an exhaustion or a timeout, so it is read again there;
   - `rev`: the account's revision, moved by every run that changes what `open`, `budget` or `available` derive from
     (a meter reading taken at `now` stays true, projected forward in time, for as long as `rev` does not move);
   - `schedule`: whether the caller must put nextDue in the due schedule (false when the schedule already holds it
@@ -55,6 +57,13 @@ local function nowMs()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- A stored `eventDue`: '' nothing due; missing: unknown, which reads as now.
+local function parseEventDue(raw)
+  if raw == '' then return nil end
+  if not raw then return nowMs() end
+  return tonumber(raw)
+end
+
 -- rate × ms / 60000 rounded half-up, split by whole minutes so every intermediate stays below 2^53.
 local function timeCost(rate, ms)
   local minutes = math.floor(ms / 60000)
@@ -91,6 +100,10 @@ local touched = {}   -- ids of sessions this run returns
 local changes = {}   -- state changes this run made, in order
 local recorded = {}  -- outbox entries this run added
 local openIds = nil  -- sorted ids of the open set, read once per run (openSessions)
+-- The next instant an event (idle, exhaustion, a timeout) is due, apart from absence and checkpoints, as this run's
+-- advance found it or the last one stored it (`eventDue` in the account); nil: none. Unknown (never stored, or
+-- forgotten by a new balance) it reads as now, so a gateway projecting a reading reads the state instead.
+local eventDueKnown, eventDueValue = false, nil
 local budgetValue = nil -- budget(), read once per run until the unsettled totals or the credits change
 
 -- Whether this run changed what a meter reading derives from (a reading's session fields, the open set, the
@@ -348,6 +361,8 @@ local function advance(now)
     end
     -- what is due apart from absence, which moves with every sighting (storedDue adds it from the presence hash)
     local otherDue = dueAt
+    -- what is due apart from absence and checkpoints: until then a meter reading projects exactly (eventDue)
+    eventDueKnown, eventDueValue = true, dueAt
     local seen = lastSeen()
     local watching = hasActiveChat(list)
     if seen and watching then consider(seen + PRESENCE_TIMEOUT_MS, 'absent', nil) end
@@ -367,7 +382,7 @@ local function advance(now)
         if otherDue == nil or checkpointDue < otherDue then otherDue = checkpointDue end
       end
       redis.call('HSET', accountKey, 'cursor', n2s(now), 'dueAt', otherDue and n2s(otherDue) or '',
-        'absentWatch', watching and '1' or '0')
+        'absentWatch', watching and '1' or '0', 'eventDue', eventDueValue and n2s(eventDueValue) or '')
       return dueAt
     end
     local made = #changes
@@ -388,7 +403,8 @@ local function advance(now)
     if action ~= 'recheck' and #changes == made then break end
     cursor = math.max(cursor, dueAt)
   end
-  redis.call('HSET', accountKey, 'cursor', n2s(math.min(cursor, now)), 'dueAt', n2s(now))
+  eventDueKnown, eventDueValue = true, now
+  redis.call('HSET', accountKey, 'cursor', n2s(math.min(cursor, now)), 'dueAt', n2s(now), 'eventDue', n2s(now))
   return now
 end
 
@@ -401,7 +417,8 @@ end
 local priorRead, priorDue = false, nil -- the first storedDue() of this run: what the due schedule already covers
 
 local function storedDue()
-  local stored = redis.call('HMGET', accountKey, 'dueAt', 'absentWatch')
+  local stored = redis.call('HMGET', accountKey, 'dueAt', 'absentWatch', 'eventDue')
+  if not eventDueKnown then eventDueKnown, eventDueValue = true, parseEventDue(stored[3]) end
   local due = nil
   if stored[1] then
     due = stored[1] == '' and math.huge or tonumber(stored[1])
@@ -496,8 +513,12 @@ local function reply(code, now, nextDue, result, open, noReading)
   local schedule = nextDue ~= nil and (not priorRead or priorDue == nil or priorDue <= now or nextDue < priorDue)
   local rev
   if changed then rev = redis.call('HINCRBY', accountKey, 'rev', 1) else rev = tonumber(redis.call('HGET', accountKey, 'rev') or '0') end
+  if not eventDueKnown then
+    eventDueKnown, eventDueValue = true, parseEventDue(redis.call('HGET', accountKey, 'eventDue') or nil)
+  end
   return cjson.encode({
     rev = rev,
+    eventDue = eventDueValue and n2s(eventDueValue) or false,
     reading = not noReading,
     code = code,
     now = n2s(now),
