@@ -99,21 +99,29 @@ test('the heartbeat refreshes every watched user, ticks or not; a stale sighting
 
 test('a user found idle, or unwatched while their tick was on its way, is forgotten', async () => {
   let release: ((active: boolean) => void) | undefined;
+  let releasePaused: ((active: boolean) => void) | undefined;
   const fake = fakeService((userId) =>
-    userId === 'leaving' ? new Promise<boolean>((resolve) => (release = resolve)) : Promise.resolve(userId !== 'idle'),
+    userId === 'leaving'
+      ? new Promise<boolean>((resolve) => (release = resolve))
+      : userId === 'paused-leaving'
+        ? new Promise<boolean>((resolve) => (releasePaused = resolve))
+        : Promise.resolve(userId !== 'idle'),
   );
   const ticker = new MeterTicker({ service: fake.service, logger, tickMs: 1000, heartbeatMs: 5000, slots: 1 });
   ticker.watch('active');
   ticker.watch('idle');
   ticker.watch('leaving');
+  ticker.watch('paused-leaving');
   const ticking = ticker.tickAll();
   await new Promise((resolve) => setImmediate(resolve));
   ticker.unwatch('leaving');
-  assert.equal(fake.forgotten, ['idle', 'leaving']);
-  // the tick that was on its way may have taken a reading after the unwatch: it is forgotten again
+  ticker.unwatch('paused-leaving');
+  assert.equal(fake.forgotten, ['idle', 'leaving', 'paused-leaving']);
+  // the tick that was on its way may have taken a reading after the unwatch, whatever it found: forgotten again
   release!(true);
+  releasePaused!(false);
   await ticking;
-  assert.equal(fake.forgotten, ['idle', 'leaving', 'leaving']);
+  assert.equal(fake.forgotten, ['idle', 'leaving', 'paused-leaving', 'leaving', 'paused-leaving']);
   assert.is(ticker.slotOf('active'), 0, 'the active user is still watched');
   await ticker.close();
 });

@@ -154,9 +154,9 @@ export class MeterTicker {
       .tick(userId)
       .then(
         (active) => {
-          if (!active && !this.rewatched.has(userId)) this.unwatch(userId);
           // unwatched while the tick was on its way: the reading it may have taken goes too
-          else if (!this.watched.has(userId)) this.options.service.forget(userId);
+          if (!this.watched.has(userId)) this.options.service.forget(userId);
+          else if (!active && !this.rewatched.has(userId)) this.unwatch(userId);
         },
         (error: unknown) => this.options.logger.error({ err: error, userId }, 'meter tick failed'),
       )

@@ -276,7 +276,7 @@ export class SessionService {
   async tick(userId: string): Promise<boolean> {
     const held = this.readings.projectable(userId, Date.now(), READING_MAX_AGE_MS);
     if (held && (await this.store.revision(userId)) === held.reading.rev) {
-      // a newer answer of the same revision may have arrived meanwhile
+      // a newer answer may have arrived meanwhile (same revision or not, it is at least as current)
       const { reading, elapsedMs } = this.readings.projectable(userId, Date.now(), READING_MAX_AGE_MS) ?? held;
       const { open, available } = readingAt(reading.open, reading.budget, elapsedMs);
       const active = this.showMeter(userId, open, available);

@@ -144,7 +144,7 @@ export interface StartSession {
 interface RawOutcome {
   rev: number;
   reading: boolean;
-  eventDue: string | false;
+  eventDue?: string | false;
   code: number;
   now: string;
   nextDue: string | false;
@@ -230,7 +230,8 @@ export class SessionStore {
     return {
       rev: Number(raw.rev),
       reading: raw.reading !== false,
-      eventDue: raw.eventDue === false ? null : Number(raw.eventDue),
+      // a missing field (a script that never says) reads as now: nothing is projected past it
+      eventDue: raw.eventDue === false ? null : typeof raw.eventDue === 'string' ? Number(raw.eventDue) : Number(raw.now),
       code: raw.code as ScriptCode,
       now: Number(raw.now),
       nextDue: raw.nextDue === false ? null : Number(raw.nextDue),
