@@ -22,6 +22,8 @@ export interface GatewayMetricsOptions {
 export interface GatewayMetrics {
   connections: Gauge;
   eventsHandled: Counter<'event' | 'result'>;
+  /** `internal` answers by event and cause (the error's class and code): each is a bug to find. */
+  internalAnswers: Counter<'event' | 'cause'>;
 }
 
 export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMetrics {
@@ -56,6 +58,12 @@ export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMet
     labelNames: ['event', 'result'] as const,
     registers: [registry],
   });
+  const internalAnswers = new Counter({
+    name: 'gateway_internal_answers_total',
+    help: 'Answers `internal` (an error nobody named), by event and cause: the error\'s class and code',
+    labelNames: ['event', 'cause'] as const,
+    registers: [registry],
+  });
   new Gauge({
     name: 'gateway_open_sessions',
     help: 'Sessions not yet ended, by status (from Postgres)',
@@ -79,5 +87,5 @@ export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMet
       for (const [state, count] of Object.entries(counts)) this.set({ state }, count);
     },
   });
-  return { connections, eventsHandled };
+  return { connections, eventsHandled, internalAnswers };
 }

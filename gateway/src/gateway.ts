@@ -48,6 +48,7 @@ import { roomWebhooks } from './livekit/room-webhooks.ts';
 import { VoiceRooms } from './livekit/voice-rooms.ts';
 import { agentRoom, bindAgentNamespace, type AgentNamespace } from './transport/agent-events.ts';
 import { AgentDispatcher } from './livekit/agent-dispatcher.ts';
+import { AdmissionControl } from './admission/admission-control.ts';
 
 export interface GatewayOptions {
   config: Config;
@@ -92,6 +93,8 @@ export class Gateway {
   private readonly dispatcher: AgentDispatcher;
   private readonly scheduler: DueScheduler;
   private readonly ticker: MeterTicker;
+  /** Refuses new users and sessions while the gateway is past what it can serve. */
+  private readonly admission: AdmissionControl;
   /** MAX_CONNECTIONS_PER_USER across gateways: a leased slot in Redis per socket. */
   private readonly slots: ConnectionSlots;
   /** Disconnects sockets whose token expired or whose user was deleted, every TOKEN_RECHECK_MS. */
@@ -192,6 +195,19 @@ export class Gateway {
       heartbeatMs: Math.max(50, Math.min(config.METER_TICK_MS, Math.floor(config.PRESENCE_TIMEOUT_MS / 5))),
     });
 
+    this.admission = new AdmissionControl({
+      limits: {
+        eventLoopDelayMs: config.ADMISSION_EVENT_LOOP_MS,
+        repliesWaiting: config.ADMISSION_REPLIES_WAITING,
+        redisLatencyMs: config.ADMISSION_REDIS_MS,
+      },
+      sampleMs: config.ADMISSION_SAMPLE_MS,
+      calmMs: config.ADMISSION_CALM_MS,
+      retryMs: config.ADMISSION_RETRY_MS,
+      repliesWaiting: () => this.service.replyLoad.queued,
+      pingRedis: () => this.storeRedis.ping(),
+      registry: this.registry,
+    });
     const metrics = createGatewayMetrics({ registry: this.registry, db, queue, cacheMs: config.METRICS_CACHE_MS, replyLoad: () => this.service.replyLoad });
     const verifier = new TokenVerifier({ secret: config.JWT_SECRET, audience: config.JWT_AUDIENCE });
     const schemas = clientPayloadSchemas({ maxMessageChars: config.MAX_MESSAGE_CHARS });
@@ -199,7 +215,14 @@ export class Gateway {
     this.logins = new LoginRecorder(db);
     this.recheck = new TokenRecheck({ sockets: () => this.io.of('/').sockets.values(), db, intervalMs: config.TOKEN_RECHECK_MS, logger });
 
-    this.io.use(handshake({ verifier, logins: this.logins, slots: this.slots, logger }));
+    this.io.use(handshake({
+      verifier,
+      logins: this.logins,
+      slots: this.slots,
+      admission: this.admission,
+      hasOpenSession: (userId) => this.store.hasOpenSession(userId),
+      logger,
+    }));
 
     this.io.on('user:active', (userId) => this.watchIfLocal(userId));
 
@@ -226,6 +249,8 @@ export class Gateway {
         eventBurst: config.EVENT_BURST,
         logger,
         eventsHandled: metrics.eventsHandled,
+        internalAnswers: metrics.internalAnswers,
+        admitStart: () => this.admission.admit('start'),
         onActivity: (id) => this.watchIfLocal(id),
       });
       socket.on('disconnect', () => {
@@ -253,6 +278,7 @@ export class Gateway {
       maxMessageChars: config.MAX_MESSAGE_CHARS,
       logger,
       eventsHandled: metrics.eventsHandled,
+      internalAnswers: metrics.internalAnswers,
     });
     void this.app.register(roomWebhooks, {
       apiKey: config.LIVEKIT_API_KEY,
@@ -264,6 +290,7 @@ export class Gateway {
     registerOpsRoutes(this.app, {
       registry: this.registry,
       metricsToken: config.METRICS_TOKEN,
+      readiness: () => this.admission.readiness(),
       checks: {
         postgres: () => sql`select 1`.execute(db),
         redis: () => redis.ping(),
@@ -306,6 +333,7 @@ export class Gateway {
     await this.app.listen({ port: this.options.config.PORT, host: this.options.config.HOST });
     this.scheduler.start();
     this.ticker.start();
+    this.admission.start();
     this.slots.start();
     this.recheck.start();
     // what a process that died before relaying left in the outboxes; one sweep at a time
@@ -327,6 +355,7 @@ export class Gateway {
   async close(options: { replyDrainMs?: number } = {}): Promise<void> {
     this.closing = true;
     clearInterval(this.sweepTimer);
+    this.admission.close();
     await this.sweeping;
     await Promise.all([this.recheck.close(), this.slots.close()]);
     await this.scheduler.close();

@@ -9,6 +9,11 @@
  *   npm run chaos -- --short            40 users, 20 s (what `npm test` runs)
  *   npm run chaos -- --seed 1234        replay a run
  *   npm run chaos -- --users 200 --duration 60
+ *   npm run chaos -- --users 2000            past capacity: admission control refuses what the gateways cannot serve
+ *
+ * Besides the money invariants a run passes only with no `internal` answer and at most 1 % of sends unanswered
+ * (silence on a connection that stayed up; a request cut off by a killed gateway's dropped connection is counted
+ * apart, the client knew at once).
  */
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
@@ -24,6 +29,7 @@ import { startChaosCluster } from './chaos-cluster.ts';
 import { runFaults } from './fault-loop.ts';
 import { checkInvariants } from './invariants.ts';
 import { emptyRecord, runLoad } from './simulated-users.ts';
+import { explainUnsettled } from './unsettled.ts';
 
 const { values } = parseArgs({
   options: {
@@ -116,7 +122,11 @@ try {
         log,
       }),
     ]);
-    log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ${record.timeouts} unanswered, errors ${JSON.stringify(Object.fromEntries(record.errors))}`);
+    const counts = (map: Map<string, number>) => JSON.stringify(Object.fromEntries([...map].sort(([a], [b]) => a.localeCompare(b))));
+    log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ` +
+      `${record.timeouts} unanswered, ${record.cutOff} cut off by a dropped connection, ${record.late} answered late (> 4 s)`);
+    log(`answers refused: ${counts(record.errors)}`);
+    log(`handshakes refused: ${counts(record.refusedConnects)}; chats paused 'disconnected' while their socket was connected: ${record.pausedWhileConnected}`);
 
     phase = 'draining';
     // drain: every process up, every session ended and settled, every outbox relayed, every billing job done
@@ -140,6 +150,12 @@ try {
         if (rows[0]!.open === '0' && known && pendingJobs === 0 && outboxes === 0) break;
         if (Date.now() - drainStart > drainLimit) {
           log(`drain: after ${drainLimit / 1000}s still ${rows[0]!.open} sessions open or unsettled, ${pendingJobs} jobs pending, ${outboxes} outbox entries`);
+          const { rows: stuck } = await sql<{ id: string }>`select id from sessions where status <> 'ended' or settled_at is null order by id`.execute(db);
+          const inPostgres = new Set((await db.selectFrom('sessions').select('id').execute()).map((s) => s.id));
+          const missing = [...record.sessions].filter((id) => !inPostgres.has(id));
+          for (const s of await explainUnsettled(db, redis, cluster.env.REDIS_PREFIX!, [...stuck.map((r) => r.id), ...missing])) {
+            log(`unsettled: session ${s.sessionId} of user ${s.userId ?? '?'}: ${s.row}; ${s.reason}`);
+          }
           break;
         }
         await new Promise((resolve) => setTimeout(resolve, 500));
@@ -162,6 +178,17 @@ try {
       ok: failedJobs === 0,
       detail: `${failedJobs} in the failed set`,
     });
+    const internal = record.errors.get('internal') ?? 0;
+    report.checks.push({
+      name: 'no answer was `internal`',
+      ok: internal === 0,
+      detail: `${internal} internal answers (the gateways' logs and gateway_internal_answers_total say why)`,
+    });
+    report.checks.push({
+      name: 'at most 1 % of sends unanswered',
+      ok: record.timeouts <= record.sends / 100,
+      detail: `${record.timeouts} requests unanswered within 15 s of ${record.sends} sends (${((100 * record.timeouts) / Math.max(1, record.sends)).toFixed(2)} %); ${record.cutOff} cut off by a dropped connection`,
+    });
     report.checks.push({
       name: 'no process died on its own',
       ok: cluster.crashes.length === 0,
@@ -175,6 +202,7 @@ try {
       `chaos: ${allHold ? 'PASS' : 'FAIL'} seed=${seed} sessions=${report.sessions} messages=${report.messages} kills=${faults.kills} ` +
         `restarts=${restarts} (redis ${faults.redisRestarts}, postgres ${faults.postgresRestarts}) freezes=${faults.freezes} ` +
         `jobs taken over=${takenOver} duplicates absorbed=${record.duplicatesAbsorbed} ` +
+        `sends=${record.sends} unanswered=${record.timeouts} cut off=${record.cutOff} internal=${internal} overloaded=${record.errors.get('overloaded') ?? 0}+${record.refusedConnects.get('overloaded') ?? 0} ` +
         `lost=${report.lost} created=${report.created} in ${((Date.now() - began) / 1000).toFixed(0)}s`,
     );
     exitCode = allHold ? 0 : 1;

@@ -3,7 +3,9 @@
  * (seeded): start chat sessions, send messages — each sent one to three times with the same `clientMessageId`,
  * sometimes at once, and sent again after a timeout or a dropped connection — pause, resume, end, drop the
  * connection and come back (to either gateway), and run out of credits. It records what the system acknowledged,
- * so the invariants can check that every acknowledged message is stored exactly once.
+ * so the invariants can check that every acknowledged message is stored exactly once, and how every request ended:
+ * answered (late or not), cut off by a dropped connection, or never answered on a connection that stayed up.
+ * Like the widget, a user told `overloaded` or `unavailable` waits the answer's `retryAfterMs` before trying again.
  */
 import { io, type Socket } from 'socket.io-client';
 import type { ClientToServerEvents, ServerToClientEvents, WireSession } from '#shared/contract/socket-events.ts';
@@ -29,10 +31,18 @@ export interface LoadRecord {
   /** A repeat answered with a different message id: the same message stored twice (must stay 0). */
   duplicatesCreated: number;
   sends: number;
-  /** Requests that got no answer (the gateway died, the connection dropped). */
+  /** Requests that got no answer within SILENCE_MS on a connection that stayed up: silence, the failure. */
   timeouts: number;
-  /** Error answers by code. */
+  /** Requests whose connection dropped before their answer (the gateway died): the client knew at once. */
+  cutOff: number;
+  /** Answers that came after LATE_MS (but within SILENCE_MS). */
+  late: number;
+  /** Error answers by code; `invalid_state` also by event, the session's status and why (`invalid_state message:send paused/idle`). */
   errors: Map<string, number>;
+  /** Handshakes refused, by code (`overloaded`, `unavailable`, ...). */
+  refusedConnects: Map<string, number>;
+  /** `session:updated` paused `disconnected` while this client's socket had been connected for over 5 s. */
+  pausedWhileConnected: number;
   reconnects: number;
 }
 
@@ -48,7 +58,11 @@ export interface LoadOptions {
   until: number;
 }
 
-const ACK_TIMEOUT_MS = 4000;
+/** An answer later than this is late; none by SILENCE_MS is silence. */
+const LATE_MS = 4000;
+const SILENCE_MS = 15_000;
+/** Longer than the chaos run's PRESENCE_TIMEOUT_MS plus a due poll: a pause this long after connecting is no arrival's. */
+const PAUSE_ON_ARRIVAL_MS = 5000;
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export function emptyRecord(): LoadRecord {
@@ -60,12 +74,17 @@ export function emptyRecord(): LoadRecord {
     duplicatesCreated: 0,
     sends: 0,
     timeouts: 0,
+    cutOff: 0,
+    late: 0,
     errors: new Map(),
+    refusedConnects: new Map(),
+    pausedWhileConnected: 0,
     reconnects: 0,
   };
 }
 
-type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string } };
+type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; retryAfterMs?: number; status?: string; reason?: string } };
+const bump = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
 
 /** Runs every user until `until`, then has each end what it has open; resolves when all are done. */
 export async function runLoad(options: LoadOptions, record: LoadRecord): Promise<void> {
@@ -82,6 +101,11 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
   const unsure: Array<{ sessionId: string; clientMessageId: string }> = [];
   let socket: ClientSocket | undefined;
   let counter = 0;
+  /** When the user may try again after an `overloaded` or `unavailable` answer (0: now). */
+  let backOffUntil = 0;
+  const backOff = (retryAfterMs: number | undefined) => {
+    backOffUntil = Math.max(backOffUntil, Date.now() + (retryAfterMs ?? 1000));
+  };
 
   const track = (session: WireSession) => {
     if (session.status === 'ended') open.delete(session.id);
@@ -92,7 +116,16 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
     socket?.disconnect();
     const url = random.pick(options.gateways());
     const s: ClientSocket = io(url, { auth: { token: await token(user.id) }, transports: ['websocket'], reconnection: false, forceNew: true, timeout: 3000 });
-    s.on('session:updated', track);
+    let connectedAt = Infinity;
+    s.on('connect', () => (connectedAt = Date.now()));
+    s.on('session:updated', (session) => {
+      // a pause on arrival covers the time the user was away (their old gateway died); one later means this socket
+      // was up all along while no gateway's sighting of the user was fresh
+      if (session.status === 'paused' && session.reason === 'disconnected' && s.connected && Date.now() - connectedAt > PAUSE_ON_ARRIVAL_MS) {
+        record.pausedWhileConnected += 1;
+      }
+      track(session);
+    });
     s.on('session:ended', ({ session }) => track(session));
     s.on('message:completed', ({ message }) => {
       if (message.senderType === 'ai') record.completedReplies.add(message.id);
@@ -104,8 +137,10 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
         clearTimeout(timer);
         resolve(true);
       });
-      s.once('connect_error', () => {
+      s.once('connect_error', (error: Error & { data?: { retryAfterMs?: number } }) => {
         clearTimeout(timer);
+        bump(record.refusedConnects, error.message);
+        if (error.data?.retryAfterMs !== undefined) backOff(error.data.retryAfterMs);
         resolve(false);
       });
     });
@@ -117,26 +152,36 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
     socket = s;
     // as a real client does after a reconnect: what became of its sessions while it was away
     for (const sessionId of [...open.keys()]) {
-      try {
-        const got = (await (s.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<Answer> }).emitWithAck('session:get', { sessionId }));
-        if (got.ok) track(got.session as WireSession);
-      } catch {
-        record.timeouts += 1;
-      }
+      const got = await request(s, 'session:get', { sessionId });
+      if (got?.ok) track(got.session as WireSession);
     }
     return s;
   };
-  const ask = async (event: keyof ClientToServerEvents, payload: unknown): Promise<Answer | undefined> => {
-    const s = await connect();
-    if (!s) return undefined;
+  /** One request on `s`: its answer, or undefined when it was cut off or never answered (both recorded). */
+  const request = async (s: ClientSocket, event: keyof ClientToServerEvents, payload: unknown): Promise<Answer | undefined> => {
+    const sentAt = Date.now();
     try {
-      const answer = (await (s.timeout(ACK_TIMEOUT_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<Answer> }).emitWithAck(event, payload));
-      if (!answer.ok) record.errors.set(answer.error.code, (record.errors.get(answer.error.code) ?? 0) + 1);
+      const answer = (await (s.timeout(SILENCE_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<Answer> }).emitWithAck(event, payload));
+      if (Date.now() - sentAt > LATE_MS) record.late += 1;
+      if (!answer.ok) {
+        const { code, status, reason, retryAfterMs } = answer.error;
+        bump(record.errors, code);
+        if (code === 'invalid_state') bump(record.errors, `invalid_state ${event} ${status ?? '?'}/${reason ?? ''}`);
+        if (code === 'overloaded' || code === 'unavailable') backOff(retryAfterMs);
+      }
       return answer;
-    } catch {
-      record.timeouts += 1;
+    } catch (error) {
+      // socket.io rejects a pending acknowledgement at once when its connection drops; else the wait ran out
+      if ((error as Error).message === 'socket has been disconnected') record.cutOff += 1;
+      else record.timeouts += 1;
       return undefined;
     }
+  };
+  const ask = async (event: keyof ClientToServerEvents, payload: unknown): Promise<Answer | undefined> => {
+    if (backOffUntil > Date.now()) await sleep(backOffUntil - Date.now());
+    const s = await connect();
+    if (!s) return undefined;
+    return request(s, event, payload);
   };
   const send = async (sessionId: string, clientMessageId: string) => {
     record.sends += 1;
@@ -165,6 +210,7 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
 
   while (Date.now() < options.until) {
     await sleep(random.between(50, 600));
+    if (backOffUntil > Date.now()) continue;
     const roll = random.next();
     if (unsure.length > 0 && roll < 0.3) {
       const retry = unsure.shift()!;

@@ -191,7 +191,7 @@ export class SessionService {
     const outcome = await this.store.transition(userId, sessionId, action, 'user', this.gatewayId);
     await this.publisher.relayScheduleAndNotify(userId, outcome, { awaitRelay: false });
     if (outcome.code === ScriptCode.notFound) await this.archive.session(userId, sessionId, true);
-    assertScriptOk(outcome.code, { sessionId, status: outcome.sessions.get(sessionId)?.status });
+    assertScriptOk(outcome.code, { sessionId, status: outcome.sessions.get(sessionId)?.status, reason: outcome.result.reason });
     return this.wireSession(outcome, sessionId);
   }
 
@@ -219,7 +219,7 @@ export class SessionService {
     // follows, and if it fails the outbox sweep queues the message (RELIABILITY: acknowledged means stored, once).
     await this.publisher.relayScheduleAndNotify(userId, outcome, { awaitRelay: false });
     if (outcome.code === ScriptCode.notFound) await this.archive.session(userId, payload.sessionId, true);
-    assertScriptOk(outcome.code, { sessionId: payload.sessionId, status: session?.status });
+    assertScriptOk(outcome.code, { sessionId: payload.sessionId, status: session?.status, reason: outcome.result.reason });
     if (!stored || !session) throw new Error('message-add returned no message');
     const replyId = outcome.code === ScriptCode.ok ? randomUUID() : null;
     if (replyId) this.replyRunner.start(session, replyId);

@@ -8,7 +8,7 @@ import type { Socket } from 'socket.io';
 import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { z } from 'zod';
-import { AppError, toWireError } from '#shared/errors/app-error.ts';
+import { AppError, errorCause, toWireError } from '#shared/errors/app-error.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** Refused events per second, as a multiple of the burst, past which a socket is disconnected. */
@@ -26,6 +26,8 @@ export interface AckedEventsOptions {
   logger: Logger;
   /** Counts handled events by name and result code. */
   eventsHandled: Counter<'event' | 'result'>;
+  /** Counts `internal` answers by event and cause. */
+  internalAnswers: Counter<'event' | 'cause'>;
   /** Told after each successful event. */
   onSuccess?(): void;
 }
@@ -77,7 +79,12 @@ export function ackedEvents(socket: Socket, options: AckedEventsOptions) {
         } catch (error) {
           const wire = toWireError(error);
           eventsHandled.inc({ event, result: wire.code });
-          if (wire.code === 'internal') logger.error({ err: error, event, socket: socket.id }, 'event failed');
+          if (wire.code === 'internal') {
+            options.internalAnswers.inc({ event, cause: errorCause(error) });
+            logger.error({ err: error, event, socket: socket.id }, 'event failed');
+          } else if (wire.code === 'unavailable') {
+            logger.warn({ err: error, event, socket: socket.id }, 'event refused: a dependency is not answering');
+          }
           ack?.({ ok: false, error: wire });
         }
       })();

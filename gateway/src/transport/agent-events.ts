@@ -35,6 +35,7 @@ export interface AgentEventsOptions {
   maxMessageChars: number;
   logger: Logger;
   eventsHandled: Counter<'event' | 'result'>;
+  internalAnswers: Counter<'event' | 'cause'>;
 }
 
 export function bindAgentNamespace(nsp: AgentNamespace, options: AgentEventsOptions): void {
@@ -61,7 +62,7 @@ export function bindAgentNamespace(nsp: AgentNamespace, options: AgentEventsOpti
   nsp.on('connection', (socket) => {
     const { agentId } = socket.data;
     // agents speak for many users at once: their limit is per utterance (the users' own message rate), not per socket
-    const on = ackedEvents(socket, { eventsPerSecond: 1000, eventBurst: 2000, logger, eventsHandled: options.eventsHandled });
+    const on = ackedEvents(socket, { eventsPerSecond: 1000, eventBurst: 2000, logger, eventsHandled: options.eventsHandled, internalAnswers: options.internalAnswers });
     const holding = async (sessionId: string) => {
       const owner = await rooms.ownerOf(sessionId);
       if (!owner || (await claims.holder(sessionId)) !== agentId) {

@@ -33,6 +33,10 @@ export interface ClientEventsOptions {
   logger: Logger;
   /** Counts handled events by name and result code. */
   eventsHandled: Counter<'event' | 'result'>;
+  /** Counts `internal` answers by event and cause. */
+  internalAnswers: Counter<'event' | 'cause'>;
+  /** Throws `overloaded` while the gateway takes no new sessions (AdmissionControl.admit). */
+  admitStart(): void;
   /** Told after each successful event, e.g. so the meter ticker watches the user. */
   onActivity(userId: string): void;
 }
@@ -46,7 +50,10 @@ export function bindClientEvents(socket: GatewaySocket, options: ClientEventsOpt
   const on = <E extends ClientEventName>(event: E, handler: Handler<E>) =>
     bind(event, schemas[event], (payload) => handler(userId, payload as never));
 
-  on('session:start', (userId, payload) => service.start(userId, payload));
+  on('session:start', (userId, payload) => {
+    options.admitStart();
+    return service.start(userId, payload);
+  });
   on('session:token', (userId, { sessionId }) => service.roomToken(userId, sessionId));
   on('session:pause', async (userId, { sessionId }) => ({ session: await service.act(userId, sessionId, 'pause') }));
   on('session:resume', async (userId, { sessionId }) => ({ session: await service.act(userId, sessionId, 'resume') }));

@@ -174,6 +174,20 @@ export const configSchema = z.object({
    * the user's outbox meanwhile (docs/performance.md: 20 → 50 ms took Postgres CPU −30 % in the churn scenario).
    */
   RELAY_LINGER_MS: integer(50, 0),
+  /**
+   * Admission control (gateway): past any of these limits a gateway refuses new handshakes (of users with no open
+   * session) and `session:start` with `overloaded` and a retry hint, and `/readyz` answers 503, until every signal has
+   * been back under its limit for ADMISSION_CALM_MS. 0 turns a signal off. Event-loop delay is its 90th percentile
+   * over each ADMISSION_SAMPLE_MS; replies waiting are replies queued for a slot; Redis is a command's round trip on
+   * the live-state connection.
+   */
+  ADMISSION_EVENT_LOOP_MS: integer(150, 0),
+  ADMISSION_REPLIES_WAITING: integer(256, 0),
+  ADMISSION_REDIS_MS: integer(250, 0),
+  ADMISSION_SAMPLE_MS: integer(500, 10),
+  ADMISSION_CALM_MS: integer(2000, 0),
+  /** The retry hint of an `overloaded` answer: each is between half and 1.5 times this (spreads the retries). */
+  ADMISSION_RETRY_MS: integer(2000, 1),
   /** pino log level. */
   LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
 });

@@ -25,6 +25,11 @@ export interface WireSession {
   ratePerMinute: Money;
   cost: Money;
   messageCount: number;
+  /**
+   * Why the session is paused (`user`, `idle`, `disconnected`: no gateway saw the user's sockets) or ended (the end
+   * reason); absent while active and for sessions read from the archive.
+   */
+  reason?: string;
 }
 
 /** A passage of the clone's knowledge base an AI reply rests on. */

@@ -3,11 +3,12 @@
  * `{ error: { code, message } }`: an AppError by its code; a ZodError (input checked with `parse`) `invalid_payload`;
  * fastify's own request errors (bad JSON, body too large, wrong content type, malformed URL, parameter too long) and
  * node's client errors (headers too large, a request not received in time, bytes that are not HTTP)
- * `invalid_payload` with their status; anything else `internal` (500: logged by the app, never explained).
+ * `invalid_payload` with their status; Redis or Postgres not answering `unavailable` (503); anything else `internal` (500: logged by the app, never explained).
  */
 import { STATUS_CODES } from 'node:http';
 import { ZodError } from 'zod';
 import { AppError, type ErrorCode } from '../errors/app-error.ts';
+import { dependencyFailure } from '../errors/dependency-failure.ts';
 
 export interface HttpAnswer<Code extends string = ErrorCode> {
   status: number;
@@ -23,6 +24,8 @@ const STATUS: Readonly<Record<ErrorCode, number>> = {
   insufficient_credits: 422,
   clone_unavailable: 422,
   rate_limited: 429,
+  overloaded: 503,
+  unavailable: 503,
   internal: 500,
 };
 
@@ -48,6 +51,8 @@ export function toHttpAnswer(error: unknown): HttpAnswer {
     const issues = error.issues.map((issue) => `${issue.path.join('.') || '(root)'}: ${issue.message}`);
     return httpAnswer(400, 'invalid_payload', issues.join('; ') || 'invalid input');
   }
+  const dependency = dependencyFailure(error);
+  if (dependency) return httpAnswer(503, 'unavailable', `${dependency} is not answering; try again`);
   const { code, statusCode, message } = (error ?? {}) as { code?: unknown; statusCode?: unknown; message?: unknown };
   if (typeof code !== 'string') return httpAnswer(500, 'internal', 'internal error');
   if (code.startsWith('FST_') && typeof statusCode === 'number' && statusCode >= 400 && statusCode < 500) {

@@ -28,6 +28,8 @@ export interface LiveSession {
   /** The most the session may cost (set when credits ran out), or null. */
   cap: Units | null;
   reason: string;
+  /** Why the session was last paused (user, idle, disconnected); '' if never. */
+  pausedBy: string;
   lowSent: boolean;
   /** Voice/video: how many of the user's participants are in the room now. */
   roomParticipants: number;
@@ -96,6 +98,7 @@ export function parseLiveSession(hash: Record<string, string>): LiveSession {
     version: Number(hash.version),
     cap: optionalUnits(hash.cap),
     reason: hash.reason ?? '',
+    pausedBy: hash.pausedBy ?? '',
     lowSent: hash.lowSent === '1',
     roomParticipants: (JSON.parse(hash.roomIn ?? '[]') as unknown[]).length,
     total: optionalUnits(hash.total),
@@ -125,6 +128,12 @@ export function secondsLeft(available: Units, open: ReadonlyArray<Pick<LiveSessi
 
 const iso = (ms: number) => new Date(ms).toISOString();
 
+/** Why the session is in its status: the pause's reason while paused, the end reason once ended, '' while active. */
+export function statusReason(session: Pick<LiveSession, 'status' | 'reason' | 'pausedBy'>): string {
+  if (session.status === 'paused') return session.pausedBy;
+  return session.status === 'ended' ? session.reason : '';
+}
+
 export function toWireSession(session: LiveSession, now: number): WireSession {
   return {
     id: session.id,
@@ -138,5 +147,6 @@ export function toWireSession(session: LiveSession, now: number): WireSession {
     ratePerMinute: formatMoney(session.rate),
     cost: formatMoney(costAt(session, now)),
     messageCount: session.msgCount,
+    ...(session.status === 'active' ? {} : { reason: statusReason(session) }),
   };
 }

@@ -275,6 +275,11 @@ export class SessionStore {
     return this.run('presence-leave', userId, [], [], gatewayId);
   }
 
+  /** Whether the user has an active or paused session (one SCARD). */
+  async hasOpenSession(userId: string): Promise<boolean> {
+    return (await this.redis.scard(this.keys(userId).open)) > 0;
+  }
+
   /** The account's current revision (`Outcome.rev`): one HGET, what a meter tick asks before it reads anything more. */
   async revision(userId: string): Promise<number> {
     return Number((await this.redis.hget(this.keys(userId).account, 'rev')) ?? '0');

@@ -1,6 +1,7 @@
 /**
  * The operational endpoints both processes serve: `GET /healthz` (200 when every dependency answers,
- * 503 naming the ones that do not) and `GET /metrics` (Prometheus text from prom-client; with a metrics token, only
+ * 503 naming the ones that do not), `GET /readyz` where the process has a readiness (200 while it takes new work,
+ * 503 with why not: a load balancer's signal to send new users elsewhere; liveness stays /healthz) and `GET /metrics` (Prometheus text from prom-client; with a metrics token, only
  * for `Authorization: Bearer <token>`, else 401).
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
@@ -16,6 +17,8 @@ export interface OpsRoutesOptions {
   checkTimeoutMs?: number;
   /** METRICS_TOKEN: when set, /metrics answers only requests bearing it. Default: anyone. */
   metricsToken?: string | undefined;
+  /** Whether the process takes new work now (the gateway's admission control); without it no /readyz. */
+  readiness?: () => { ready: boolean } & Record<string, unknown>;
 }
 
 const BEARER = /^Bearer +([^ ]+) *$/i;
@@ -43,6 +46,13 @@ export function registerOpsRoutes(app: FastifyInstance, options: OpsRoutesOption
     const ok = results.every(([, status]) => status === 'ok');
     return reply.code(ok ? 200 : 503).send({ ok, checks: Object.fromEntries(results) });
   });
+  const { readiness } = options;
+  if (readiness) {
+    app.get('/readyz', async (_request, reply) => {
+      const state = readiness();
+      return reply.code(state.ready ? 200 : 503).send(state);
+    });
+  }
   const expected = options.metricsToken === undefined ? undefined : digest(options.metricsToken);
   /** Compared as digests: equal lengths for timingSafeEqual, and no timing that tells how much of the token matched. */
   const mayScrape = (request: FastifyRequest) => {

@@ -2,7 +2,9 @@
   Stores a user message once per clientMessageId while the session is active; a repeat returns the first one.
   KEYS: common six, 7 session hash, 8 message log, 9 clientMessageId → message, 10 messageId → message.
   ARGV: common three, 4 sessionId, 5 clientMessageId, 6 new messageId, 7 content.
+  A chat paused `disconnected` is resumed first when the message comes through a gateway (the user is back).
   Returns the common JSON with result = { message = JSON string of the stored message }; code 4 for a repeat,
+  2 with result = { status, reason } when the session is not active,
   6 when the user already sent MESSAGE_RATE_PER_MIN new messages this minute (counted here, so across gateways,
   and only for messages accepted: repeats and refusals are free).
 ]]
@@ -16,8 +18,14 @@ local existing = redis.call('HGET', KEYS[9], clientMessageId)
 if existing then
   return reply(CODE_DUPLICATE, now, advance(now), { message = existing })
 end
+-- A chat paused because no gateway saw the user's sockets goes on when a message comes from one of them: the user is
+-- back (a gateway died, a connection dropped, a busy gateway's sighting ran late). The time between was not charged.
+if s.status == 'paused' and s.type == 'chat' and s.pausedBy == 'disconnected' and gatewayId ~= '' then
+  if budget() - totalAt(openSessions(), now) <= 0 then return reply(CODE_INSUFFICIENT, now, advance(now)) end
+  transition(s, 'active', now, 'returned')
+end
 if s.status ~= 'active' then
-  return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status })
+  return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status, reason = statusReason(s) })
 end
 -- the layout of UserKeys.messageRate (shared/src/live-state/keys.ts): the minute is only known here, from Redis time
 local rateKey = keyBase .. 'msgrate:' .. n2s(math.floor(now / 60000))

@@ -19,7 +19,7 @@ if s.type ~= 'chat' and s.status ~= 'ended' and action ~= 'end' then
     return reply(CODE_OK, now, advance(now))
   end
   if s.status ~= 'paused' or s.held ~= '1' then
-    return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status })
+    return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status, reason = statusReason(s) })
   end
   local inRoom = #cjson.decode(s.roomIn or '[]') > 0
   if inRoom and budget() - totalAt(openSessions(), now) <= 0 then
@@ -33,7 +33,7 @@ local legal = (action == 'pause' and s.status == 'active')
   or (action == 'resume' and s.status == 'paused')
   or (action == 'end' and s.status ~= 'ended')
 if not legal then
-  return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status })
+  return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status, reason = statusReason(s) })
 end
 if action == 'resume' and budget() - totalAt(openSessions(), now) <= 0 then
   return reply(CODE_INSUFFICIENT, now, advance(now))

@@ -114,6 +114,13 @@ local READING_FIELD = { type = true, status = true, rate = true, activeMs = true
 
 local function markChanged() changed = true end
 
+-- Why a session is in its status (the wire's `reason`): what paused it, or why it ended.
+local function statusReason(s)
+  if s.status == 'paused' then return s.pausedBy or '' end
+  if s.status == 'ended' then return s.reason or '' end
+  return ''
+end
+
 local function save(s, fields)
   local args = {}
   for k, v in pairs(fields) do
@@ -158,6 +165,7 @@ local function transition(s, status, at, reason)
   if status == 'paused' then
     fields.activeMs = n2s(activeMsAt(s, at))
     fields.pausedAt = n2s(at)
+    fields.pausedBy = reason or ''
   elseif status == 'active' then
     fields.resumedAt = n2s(at)
     fields.lastUserAt = n2s(at)
