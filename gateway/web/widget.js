@@ -38,6 +38,8 @@
     forbidden: 'This session belongs to someone else.',
     invalid_payload: 'The gateway did not accept that (too long, or empty?).',
     timeout: 'The gateway did not answer in time. Check your connection and try again.',
+    overloaded: 'The service is very busy right now. Try again in a few seconds.',
+    unavailable: 'The service is briefly unavailable. Try again in a few seconds.',
     internal: 'Something went wrong on the gateway. Try again.',
   };
 

@@ -34,6 +34,8 @@ export interface ChaosCluster {
   crashes: string[];
   /** Starts that never became healthy and were retried. */
   slowStarts: string[];
+  /** The warnings and errors every process of the run logged (pino JSON lines, killed processes' included). */
+  problems(): string[];
   /** SIGKILLs the slot's process (it stays down until `restart`). */
   kill(slot: Slot): Promise<void>;
   /** SIGSTOP for `ms`, then SIGCONT: the process is frozen (a long GC pause, a stalled VM), not dead. */
@@ -100,6 +102,7 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
   const slots: Slot[] = [];
   const crashes: string[] = [];
   const slowStarts: string[] = [];
+  const everyProcess: ServiceProcess[] = [];
   const spawnSlot = async (slot: Omit<Slot, 'process' | 'killed'> & { otherPort: number }) => {
     const script = slot.kind === 'gateway' ? 'gateway/src/main.ts' : 'billing/src/main.ts';
     const ports = slot.kind === 'gateway' ? { PORT: slot.port, BILLING_PORT: slot.otherPort } : { BILLING_PORT: slot.port, PORT: slot.otherPort };
@@ -120,6 +123,7 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
         slowStarts.push(slot.name);
         continue;
       }
+      everyProcess.push(proc);
       void watch(slot.name, proc);
       return proc;
     }
@@ -158,6 +162,7 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
     crashes,
     slowStarts,
     gateways: () => slots.filter((s) => s.kind === 'gateway'),
+    problems: () => everyProcess.flatMap((p) => p.output().split('\n').filter((line) => /"level":(4|5|6)0/.test(line))),
     async freeze(slot, ms) {
       process.kill(slot.process.pid, 'SIGSTOP');
       try {

@@ -122,10 +122,23 @@ try {
         log,
       }),
     ]);
+    const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
     const counts = (map: Map<string, number>) => JSON.stringify(Object.fromEntries([...map].sort(([a], [b]) => a.localeCompare(b))));
     log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ` +
       `${record.timeouts} unanswered, ${record.cutOff} cut off by a dropped connection, ${record.late} answered late (> 4 s)`);
     log(`answers refused: ${counts(record.errors)}`);
+    // what the processes warned of, grouped (message, error class and code, the error's first words): the causes behind
+    // `internal` and `unavailable` answers
+    const problems = new Map<string, number>();
+    for (const line of cluster.problems()) {
+      try {
+        const entry = JSON.parse(line) as { msg?: string; event?: string; err?: { type?: string; code?: string; message?: string } };
+        bump(problems, [entry.msg, entry.event, entry.err?.type, entry.err?.code, entry.err?.message?.slice(0, 60)].filter(Boolean).join(' | '));
+      } catch {
+        bump(problems, line.slice(0, 100));
+      }
+    }
+    for (const [problem, n] of [...problems].sort(([, a], [, b]) => b - a).slice(0, 15)) log(`logged ${n}×: ${problem}`);
     log(`handshakes refused: ${counts(record.refusedConnects)}; chats paused 'disconnected' while their socket was connected: ${record.pausedWhileConnected}`);
 
     phase = 'draining';

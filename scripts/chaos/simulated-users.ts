@@ -101,8 +101,9 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
   const unsure: Array<{ sessionId: string; clientMessageId: string }> = [];
   let socket: ClientSocket | undefined;
   let counter = 0;
-  /** When the user may try again after an `overloaded` or `unavailable` answer (0: now). */
+  /** When the user may try again after an `overloaded` or `unavailable` answer or a failed connect (0: now). */
   let backOffUntil = 0;
+  let failedConnects = 0;
   const backOff = (retryAfterMs: number | undefined) => {
     backOffUntil = Math.max(backOffUntil, Date.now() + (retryAfterMs ?? 1000));
   };
@@ -146,8 +147,13 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
     });
     if (!connected) {
       s.disconnect();
+      // as socket.io-client reconnects: a failed connect waits longer each time (0.5, 1, 2, 4 s, ±50 %), unless the
+      // gateway's refusal said how long
+      failedConnects += 1;
+      if (backOffUntil <= Date.now()) backOff(Math.min(4000, 250 * 2 ** failedConnects) * (0.5 + random.next()));
       return undefined;
     }
+    failedConnects = 0;
     record.reconnects += 1;
     socket = s;
     // as a real client does after a reconnect: what became of its sessions while it was away

@@ -3,44 +3,14 @@ import * as assert from 'uvu/assert';
 import { pino } from 'pino';
 import { io } from 'socket.io-client';
 import { Gateway } from '#gateway/gateway.ts';
-import type { Reply, ReplyGenerator, ReplyRequest } from '#gateway/replies/reply-generator.ts';
 import type { WireMessage } from '#shared/contract/socket-events.ts';
+import { GatedReplies } from '../support/gated-replies.ts';
 import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
-
-// A gateway whose replies wait at a gate the test opens, with at most two replies generating at once.
-class GatedReplies implements ReplyGenerator {
-  running = 0;
-  mostAtOnce = 0;
-  readonly started: string[] = [];
-  private readonly gates: Array<() => void> = [];
-
-  async generate(request: ReplyRequest, onDelta: (delta: string) => void): Promise<Reply> {
-    const question = request.history.at(-1)?.content ?? '';
-    this.started.push(question);
-    this.running += 1;
-    this.mostAtOnce = Math.max(this.mostAtOnce, this.running);
-    try {
-      await new Promise<void>((resolve, reject) => {
-        this.gates.push(resolve);
-        request.signal?.addEventListener('abort', () => reject(request.signal!.reason), { once: true });
-      });
-      const content = `answer to ${question}`;
-      onDelta(content);
-      return { content, tokensUsed: 1 };
-    } finally {
-      this.running -= 1;
-    }
-  }
-
-  /** Lets the oldest waiting reply finish. */
-  open(): void {
-    this.gates.shift()?.();
-  }
-}
 
 let system: TestSystem;
 let gateway: Gateway;
 let url: string;
+// a gateway whose replies wait at a gate the test opens, with at most two replies generating at once
 const replies = new GatedReplies();
 test.before(async () => {
   system = await startSystem({ env: { MAX_OPEN_SESSIONS: '5' } });

@@ -40,9 +40,10 @@ export function handshake(options: HandshakeOptions) {
       return next(new Error('unauthorized'));
     }
     try {
+      // refused before any Postgres work: an overloaded gateway's refusals must cost it little
+      if (admission.overloaded && !(await options.hasOpenSession(user.userId))) admission.admit('handshake');
       // batched with other handshakes, last_login rewritten at most once a minute (LoginRecorder)
       if (!(await logins.record(user.userId))) return next(new Error('unauthorized'));
-      if (admission.overloaded && !(await options.hasOpenSession(user.userId))) admission.admit('handshake');
       if (!(await slots.take(user.userId, socket.id))) return next(new Error('too_many_connections'));
     } catch (error) {
       if (!(error instanceof AppError)) logger.warn({ err: error, userId: user.userId }, 'handshake refused: a dependency is not answering');

@@ -11,6 +11,10 @@
  * `send` makes the message idempotent with a `clientMessageId` and repeats the same id after a timeout. After a
  * reconnect whose missed events were not replayed (connection state recovery failed), the client asks `session:get`
  * and `session:history` (after the last message it has) for each open session and reports them as `resync`.
+ * A gateway at capacity (`overloaded`) or without its Redis or Postgres (`unavailable`) answers with a retry hint:
+ * the client waits it out and tries again — a refused connection, and any request refused `overloaded` (refused
+ * before any work); `unavailable` only for requests safe to repeat (a message, by its clientMessageId; reads) —
+ * up to `busyRetries` times.
  */
 import { io, type ManagerOptions, type Socket, type SocketOptions } from 'socket.io-client';
 import type {
@@ -26,6 +30,18 @@ import type {
 } from '../contract/socket-events.ts';
 import { TollgateRequestError } from './tollgate-request-error.ts';
 
+/** Requests that change nothing when repeated: a message (its clientMessageId) and the reads. */
+const REPEATABLE: ReadonlySet<ClientEventName> = new Set(['message:send', 'session:get', 'session:history', 'session:token'] as const);
+/** The wait when a refusal carries no hint. */
+const DEFAULT_RETRY_MS = 1000;
+
+/** A refused handshake's retry hint (`overloaded`, `unavailable`: `connect_error` data), or undefined when final. */
+function retryHint(error: Error): number | undefined {
+  const data = (error as Error & { data?: { code?: string; retryAfterMs?: number } }).data;
+  if (data?.code !== 'overloaded' && data?.code !== 'unavailable') return undefined;
+  return data.retryAfterMs ?? DEFAULT_RETRY_MS;
+}
+
 /** An access token, or a function that returns a fresh one (asked at every connect and reconnect). */
 export type TokenSource = string | (() => string | Promise<string>);
 
@@ -36,6 +52,8 @@ export interface TollgateClientOptions {
   requestTimeoutMs?: number;
   /** How many times `send` repeats a message (same `clientMessageId`) after a timeout; default 3. */
   sendRetries?: number;
+  /** How many times a request refused `overloaded` or `unavailable` is tried again after its hint; default 3. */
+  busyRetries?: number;
   /** How long `connect()` waits for the first connection; default 20 000 ms. */
   connectTimeoutMs?: number;
   /** More socket.io-client options; `transports` is always `['websocket']` and `auth` carries the token. Default `forceNew: true`. */
@@ -147,8 +165,9 @@ export class TollgateClient {
       };
       const onConnect = () => finish();
       const onError = (error: Error) => {
-        // socket.io-client keeps retrying transport errors; a refusal by the server's middleware is final
-        if (socket.active) return;
+        // socket.io-client keeps retrying transport errors, and this client a gateway's refusal with a retry hint
+        // (bind); any other refusal by the server's middleware is final
+        if (socket.active || retryHint(error) !== undefined) return;
         const code = error.message === 'unauthorized' || error.message === 'too_many_connections' ? error.message : 'internal';
         finish(new TollgateRequestError(code, `the gateway refused the connection: ${error.message}`, 'connect'));
       };
@@ -254,17 +273,23 @@ export class TollgateClient {
   }
 
   private async request<E extends ClientEventName>(event: E, payload: ClientPayload<E>): Promise<ClientResults[E]> {
-    const socket = this.socket;
-    if (!socket) throw new Error('TollgateClient is not connected; call connect() first');
     const timeoutMs = this.options.requestTimeoutMs ?? 10_000;
-    let answer: Ack<ClientResults[E]>;
-    try {
-      answer = await (socket.timeout(timeoutMs) as unknown as AckEmitter).emitWithAck(event, payload);
-    } catch {
-      throw new TollgateRequestError('timeout', `no answer to ${event} within ${timeoutMs} ms`, event);
+    const retries = this.options.busyRetries ?? 3;
+    for (let attempt = 0; ; attempt++) {
+      const socket = this.socket;
+      if (!socket) throw new Error('TollgateClient is not connected; call connect() first');
+      let answer: Ack<ClientResults[E]>;
+      try {
+        answer = await (socket.timeout(timeoutMs) as unknown as AckEmitter).emitWithAck(event, payload);
+      } catch {
+        throw new TollgateRequestError('timeout', `no answer to ${event} within ${timeoutMs} ms`, event);
+      }
+      if (answer.ok) return answer as ClientResults[E];
+      const { code, message, retryAfterMs } = answer.error;
+      const retryable = code === 'overloaded' || (code === 'unavailable' && REPEATABLE.has(event));
+      if (!retryable || attempt >= retries) throw new TollgateRequestError(code, message, event, retryAfterMs);
+      await new Promise((resolve) => setTimeout(resolve, retryAfterMs ?? DEFAULT_RETRY_MS));
     }
-    if (!answer.ok) throw new TollgateRequestError(answer.error.code, answer.error.message, event);
-    return answer as ClientResults[E];
   }
 
   private bind(socket: TollgateSocket): void {
@@ -298,7 +323,17 @@ export class TollgateClient {
       }
       this.setState(retrying() ? 'reconnecting' : 'disconnected');
     });
-    socket.on('connect_error', () => {
+    socket.on('connect_error', (error) => {
+      // a gateway at capacity or without its dependencies refused the handshake: connect again after its hint
+      // (socket.io-client gives up on a refusal by the server's middleware)
+      const hint = retryHint(error);
+      if (hint !== undefined && this.socket === socket && !socket.active) {
+        if (this.everConnected) this.setState('reconnecting');
+        setTimeout(() => {
+          if (this.socket === socket && !socket.connected) socket.connect();
+        }, hint);
+        return;
+      }
       if (this.everConnected) this.setState(retrying() ? 'reconnecting' : 'disconnected');
     });
   }

@@ -11,6 +11,8 @@ export class TollgateRequestError extends Error {
     message: string,
     /** The client event that failed (`session:start`, …), or `connect`. */
     readonly event: string,
+    /** `overloaded`, `unavailable`: when the gateway said trying again is worth it (after the client's own retries). */
+    readonly retryAfterMs?: number,
   ) {
     super(message);
   }

@@ -5,7 +5,7 @@
  * Money is a decimal string with four places ("1.2500"); times are ISO strings. Documented in docs/protocol.md.
  */
 import { z } from 'zod';
-import type { ErrorCode } from '../errors/app-error.ts';
+import type { ErrorCode, WireError } from '../errors/app-error.ts';
 import { storableText } from './storable-text.ts';
 
 export type Money = string;
@@ -113,7 +113,7 @@ export type ClientPayload<E extends ClientEventName> = z.infer<ClientPayloadSche
 
 export interface ErrorAck {
   ok: false;
-  error: { code: ErrorCode; message: string };
+  error: WireError;
 }
 export type Ack<T extends object> = ({ ok: true } & T) | ErrorAck;
 

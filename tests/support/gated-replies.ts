@@ -1,0 +1,32 @@
+import type { Reply, ReplyGenerator, ReplyRequest } from '#gateway/replies/reply-generator.ts';
+
+/** Replies that wait at a gate the test opens, one at a time, in the order they started. */
+export class GatedReplies implements ReplyGenerator {
+  running = 0;
+  mostAtOnce = 0;
+  readonly started: string[] = [];
+  private readonly gates: Array<() => void> = [];
+
+  async generate(request: ReplyRequest, onDelta: (delta: string) => void): Promise<Reply> {
+    const question = request.history.at(-1)?.content ?? '';
+    this.started.push(question);
+    this.running += 1;
+    this.mostAtOnce = Math.max(this.mostAtOnce, this.running);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        this.gates.push(resolve);
+        request.signal?.addEventListener('abort', () => reject(request.signal!.reason), { once: true });
+      });
+      const content = `answer to ${question}`;
+      onDelta(content);
+      return { content, tokensUsed: 1 };
+    } finally {
+      this.running -= 1;
+    }
+  }
+
+  /** Lets the oldest waiting reply finish. */
+  open(): void {
+    this.gates.shift()?.();
+  }
+}
