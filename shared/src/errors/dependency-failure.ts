@@ -18,6 +18,8 @@ const REDIS_MESSAGES = [
   /^TRYAGAIN /,
   /^BUSY /,
   /^Command timed out$/,
+  // auto-pipelined commands in flight when the connection closed (Redis died): they may or may not have run
+  /^Command aborted due to connection close$/,
 ];
 
 /** PostgreSQL SQLSTATEs of a server shutting down, starting or unreachable (class 08 and 57P0x). */
