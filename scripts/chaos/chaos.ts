@@ -191,11 +191,11 @@ try {
       ok: failedJobs === 0,
       detail: `${failedJobs} in the failed set`,
     });
-    const internal = record.errors.get('internal') ?? 0;
+    const internal = (record.errors.get('internal') ?? 0) + (record.refusedConnects.get('internal') ?? 0);
     report.checks.push({
       name: 'no answer was `internal`',
       ok: internal === 0,
-      detail: `${internal} internal answers (the gateways' logs and gateway_internal_answers_total say why)`,
+      detail: `${record.errors.get('internal') ?? 0} internal answers, ${record.refusedConnects.get('internal') ?? 0} handshakes refused internal (the warnings above and gateway_internal_answers_total say why)`,
     });
     report.checks.push({
       name: 'at most 1 % of sends unanswered',

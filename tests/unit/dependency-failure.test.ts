@@ -38,6 +38,10 @@ test('Postgres refusing connections, and a backend terminated mid-session, are `
   assert.is(dependencyFailure(terminated), 'postgres', String(terminated));
   await client.end().catch(() => undefined);
 
+  // a server starting up answers a new connection 57P03, as a DatabaseError (whose `name` is pg's 'error')
+  const starting = Object.assign(new Error('the database system is starting up'), { name: 'error', code: '57P03', severity: 'FATAL' });
+  assert.is(dependencyFailure(starting), 'postgres');
+
   const wire = toWireError(refused);
   assert.is(wire.code, 'unavailable');
   assert.ok(typeof wire.retryAfterMs === 'number' && wire.retryAfterMs > 0);

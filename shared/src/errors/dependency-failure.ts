@@ -37,7 +37,8 @@ export function dependencyFailure(error: unknown): 'redis' | 'postgres' | undefi
   const { name, message } = error;
   const code = (error as { code?: unknown }).code;
   if (name === 'MaxRetriesPerRequestError' || REDIS_MESSAGES.some((pattern) => pattern.test(message))) return 'redis';
-  if (name === 'DatabaseError' && typeof code === 'string' && POSTGRES_STATES.test(code)) return 'postgres';
+  // pg's DatabaseError is named 'error': its SQLSTATE says it all
+  if (typeof code === 'string' && POSTGRES_STATES.test(code)) return 'postgres';
   if (POSTGRES_MESSAGES.some((pattern) => pattern.test(message))) return 'postgres';
   if (typeof code === 'string' && NETWORK_CODES.has(code)) {
     // a socket error from either driver: which one, from the stack it was raised through
