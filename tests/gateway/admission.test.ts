@@ -58,24 +58,32 @@ const metric = async (name: string, labels: Record<string, string> = {}) => {
   return values.find((v) => Object.entries(labels).every(([k, l]) => v.labels[k] === l))?.value ?? 0;
 };
 
-test('past its limit a gateway refuses new users and sessions with `overloaded`, stays with those it has, and takes work again once calm', async () => {
-  assert.equal((await readiness()).status, 200);
-  const { cloneId } = await createClone(system, '0.0100');
-  const regular = await createUser(system, '50.0000');
-  const newcomer = await createUser(system, '50.0000');
-  const client = await connected(regular);
+/**
+ * Three chats with a message each: one reply generating at the gate, two waiting for a slot (over the limit of one);
+ * resolves with the sessions once the gateway reports itself not ready.
+ */
+async function overload(client: TestClient, cloneId: string, tag: string): Promise<string[]> {
   const sessionIds: string[] = [];
   for (let i = 0; i < 3; i++) {
     const started = await request(client, 'session:start', { cloneId, type: 'chat' });
     assert.ok(started.ok, JSON.stringify(started));
     sessionIds.push(started.session.id);
   }
-  // three replies: one generating at the gate, two waiting for a slot (over the limit of one)
   for (const [i, sessionId] of sessionIds.entries()) {
-    const sent = await request(client, 'message:send', { sessionId, clientMessageId: `q${i}`, content: `q${i}` });
+    const sent = await request(client, 'message:send', { sessionId, clientMessageId: `${tag}${i}`, content: `${tag}${i}` });
     assert.ok(sent.ok, JSON.stringify(sent));
   }
   await waitFor(async () => (await readiness()).status === 503, 5000, '/readyz 503');
+  return sessionIds;
+}
+
+test('past its limit a gateway refuses new users and sessions with `overloaded`, stays with those it has, and takes work again once calm', async () => {
+  assert.equal((await readiness()).status, 200);
+  const { cloneId } = await createClone(system, '0.0100');
+  const regular = await createUser(system, '50.0000');
+  const newcomer = await createUser(system, '50.0000');
+  const client = await connected(regular);
+  const sessionIds = await overload(client, cloneId, 'q');
   assert.equal((await readiness()).body.reasons, ['repliesWaiting>1']);
   assert.is(await metric('gateway_overloaded'), 1);
 
@@ -115,15 +123,8 @@ test('the typed client waits out `overloaded`: a refused handshake is tried agai
   const { cloneId } = await createClone(system, '0.0100');
   const regular = await createUser(system, '50.0000');
   const client = await connected(regular);
-  const sessionIds: string[] = [];
-  for (let i = 0; i < 3; i++) {
-    const started = await request(client, 'session:start', { cloneId, type: 'chat' });
-    assert.ok(started.ok, JSON.stringify(started));
-    sessionIds.push(started.session.id);
-  }
   const before = replies.started.length;
-  for (const [i, sessionId] of sessionIds.entries()) await request(client, 'message:send', { sessionId, clientMessageId: `r${i}`, content: `r${i}` });
-  await waitFor(async () => (await readiness()).status === 503, 5000, '/readyz 503');
+  await overload(client, cloneId, 'r');
 
   const newcomer = await createUser(system, '50.0000');
   const typed = new TollgateClient({ busyRetries: 10 });
