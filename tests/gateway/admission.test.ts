@@ -1,10 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pino } from 'pino';
 import { io } from 'socket.io-client';
-import { Gateway } from '#gateway/gateway.ts';
+import type { Gateway } from '#gateway/gateway.ts';
 import { TollgateClient } from '#shared/client/tollgate-client.ts';
-import { GatedReplies } from '../support/gated-replies.ts';
+import { GatedReplies, startGatedGateway } from '../support/gated-replies.ts';
 import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 // A gateway past what it serves: its replies wait at a gate (one generating at once) and more than one waiting is its
@@ -16,16 +15,10 @@ let url: string;
 const replies = new GatedReplies();
 test.before(async () => {
   system = await startSystem({ env: { MAX_OPEN_SESSIONS: '5' } });
-  gateway = new Gateway({
-    config: { ...system.config, ADMISSION_REPLIES_WAITING: 1, ADMISSION_SAMPLE_MS: 20, ADMISSION_CALM_MS: 200, ADMISSION_RETRY_MS: 1000 },
-    db: system.database.db,
-    redis: system.redis,
-    queue: system.queue,
-    replies,
-    logger: pino({ level: 'silent' }),
+  ({ gateway, url } = await startGatedGateway(system, replies, {
     maxRepliesInFlight: 1,
-  });
-  url = `http://127.0.0.1:${await gateway.start()}`;
+    config: { ADMISSION_REPLIES_WAITING: 1, ADMISSION_SAMPLE_MS: 20, ADMISSION_CALM_MS: 200, ADMISSION_RETRY_MS: 1000 },
+  }));
 });
 test.after(async () => {
   for (let i = 0; i < 10; i++) replies.open(); // whatever a failed test left at the gate

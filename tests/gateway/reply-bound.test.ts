@@ -1,10 +1,9 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { pino } from 'pino';
 import { io } from 'socket.io-client';
-import { Gateway } from '#gateway/gateway.ts';
+import type { Gateway } from '#gateway/gateway.ts';
 import type { WireMessage } from '#shared/contract/socket-events.ts';
-import { GatedReplies } from '../support/gated-replies.ts';
+import { GatedReplies, startGatedGateway } from '../support/gated-replies.ts';
 import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 let system: TestSystem;
@@ -14,16 +13,7 @@ let url: string;
 const replies = new GatedReplies();
 test.before(async () => {
   system = await startSystem({ env: { MAX_OPEN_SESSIONS: '5' } });
-  gateway = new Gateway({
-    config: system.config,
-    db: system.database.db,
-    redis: system.redis,
-    queue: system.queue,
-    replies,
-    logger: pino({ level: 'silent' }),
-    maxRepliesInFlight: 2,
-  });
-  url = `http://127.0.0.1:${await gateway.start()}`;
+  ({ gateway, url } = await startGatedGateway(system, replies, { maxRepliesInFlight: 2 }));
 });
 test.after(async () => {
   await gateway?.close();

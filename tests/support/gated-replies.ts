@@ -1,4 +1,8 @@
+import { pino } from 'pino';
+import { Gateway } from '#gateway/gateway.ts';
 import type { Reply, ReplyGenerator, ReplyRequest } from '#gateway/replies/reply-generator.ts';
+import type { Config } from '#shared/config/config.ts';
+import type { TestSystem } from './system.ts';
 
 /** Replies that wait at a gate the test opens, one at a time, in the order they started. */
 export class GatedReplies implements ReplyGenerator {
@@ -29,4 +33,25 @@ export class GatedReplies implements ReplyGenerator {
   open(): void {
     this.gates.shift()?.();
   }
+}
+
+/**
+ * A gateway of its own on the system's database, Redis and queue, whose replies are `replies`, with at most
+ * `maxRepliesInFlight` generating at once and `config` over the system's; started, with its URL.
+ */
+export async function startGatedGateway(
+  system: TestSystem,
+  replies: GatedReplies,
+  options: { maxRepliesInFlight: number; config?: Partial<Config> },
+): Promise<{ gateway: Gateway; url: string }> {
+  const gateway = new Gateway({
+    config: { ...system.config, ...options.config },
+    db: system.database.db,
+    redis: system.redis,
+    queue: system.queue,
+    replies,
+    logger: pino({ level: 'silent' }),
+    maxRepliesInFlight: options.maxRepliesInFlight,
+  });
+  return { gateway, url: `http://127.0.0.1:${await gateway.start()}` };
 }
