@@ -28,7 +28,7 @@ import { seededRandom } from '../lib/seeded-random.ts';
 import { startChaosCluster } from './chaos-cluster.ts';
 import { runFaults } from './fault-loop.ts';
 import { checkInvariants } from './invariants.ts';
-import { emptyRecord, runLoad } from './simulated-users.ts';
+import { bump, emptyRecord, runLoad } from './simulated-users.ts';
 import { explainUnsettled } from './unsettled.ts';
 
 const { values } = parseArgs({
@@ -122,7 +122,6 @@ try {
         log,
       }),
     ]);
-    const bump = (map: Map<string, number>, key: string) => map.set(key, (map.get(key) ?? 0) + 1);
     const counts = (map: Map<string, number>) => JSON.stringify(Object.fromEntries([...map].sort(([a], [b]) => a.localeCompare(b))));
     log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ` +
       `${record.timeouts} unanswered, ${record.cutOff} cut off by a dropped connection, ${record.late} answered late (> 4 s)`);

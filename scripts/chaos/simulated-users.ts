@@ -84,7 +84,8 @@ export function emptyRecord(): LoadRecord {
 }
 
 type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; retryAfterMs?: number; status?: string; reason?: string } };
-const bump = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
+/** Adds one to `key`'s count. */
+export const bump = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
 
 /** Runs every user until `until`, then has each end what it has open; resolves when all are done. */
 export async function runLoad(options: LoadOptions, record: LoadRecord): Promise<void> {

@@ -24,6 +24,8 @@ export interface AdmissionOptions {
   /** One round trip on the live-state connection. */
   pingRedis(): Promise<unknown>;
   registry: Registry;
+  /** Where the retry hints' spread comes from (uniform in [0, 1)); default Math.random. */
+  random?: () => number;
 }
 
 export type AdmissionRefusal = 'handshake' | 'start';
@@ -93,8 +95,9 @@ export class AdmissionControl {
     throw new AppError('overloaded', 'this gateway is at capacity; try again shortly', { retryAfterMs: this.retryHint() });
   }
 
-  retryHint(): number {
-    return Math.round(this.options.retryMs * (0.5 + Math.random()));
+  /** Spread on purpose: clients refused together must not all come back in the same instant. */
+  private retryHint(): number {
+    return Math.round(this.options.retryMs * (0.5 + (this.options.random ?? Math.random)()));
   }
 
   private sample(now: number): void {
