@@ -28,7 +28,7 @@ import { seededRandom } from '../lib/seeded-random.ts';
 import { startChaosCluster } from './chaos-cluster.ts';
 import { runFaults } from './fault-loop.ts';
 import { checkInvariants } from './invariants.ts';
-import { bump, emptyRecord, runLoad } from './simulated-users.ts';
+import { bump, emptyRecord, invalidStateCauses, runLoad } from './simulated-users.ts';
 import { explainUnsettled } from './unsettled.ts';
 
 const { values } = parseArgs({
@@ -126,6 +126,12 @@ try {
     log(`load done: ${record.sessions.size} sessions started, ${record.sends} sends (${record.acked.size} acknowledged), ` +
       `${record.timeouts} unanswered, ${record.cutOff} cut off by a dropped connection, ${record.late} answered late (> 4 s)`);
     log(`answers refused: ${counts(record.errors)}`);
+    log(`invalid_state by cause: ${counts(invalidStateCauses(record.errors))}`);
+    const percentile = (sorted: number[], p: number) => sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))] ?? 0;
+    log(`answered in (ms, p50/p99/max): ${[...record.answerMs].sort(([a], [b]) => a.localeCompare(b)).map(([event, times]) => {
+      const sorted = times.sort((a, b) => a - b);
+      return `${event} ${percentile(sorted, 50)}/${percentile(sorted, 99)}/${sorted.at(-1)} (${sorted.length})`;
+    }).join(', ')}`);
     // what the processes warned of, grouped (message, error class and code, the error's first words): the causes behind
     // `internal` and `unavailable` answers
     const problems = new Map<string, number>();
@@ -195,6 +201,12 @@ try {
       name: 'no answer was `internal`',
       ok: internal === 0,
       detail: `${record.errors.get('internal') ?? 0} internal answers, ${record.refusedConnects.get('internal') ?? 0} handshakes refused internal (the warnings above and gateway_internal_answers_total say why)`,
+    });
+    const notTheUsers = invalidStateCauses(record.errors).get("not the user's doing") ?? 0;
+    report.checks.push({
+      name: 'no invalid_state the user did not cause',
+      ok: notTheUsers === 0,
+      detail: `${notTheUsers} of ${record.errors.get('invalid_state') ?? 0} (causes above)`,
     });
     report.checks.push({
       name: 'at most 1 % of sends unanswered',

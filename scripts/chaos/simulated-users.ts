@@ -37,6 +37,8 @@ export interface LoadRecord {
   cutOff: number;
   /** Answers that came after LATE_MS (but within SILENCE_MS). */
   late: number;
+  /** Milliseconds from request to answer, by event (answered requests only). */
+  answerMs: Map<string, number[]>;
   /** Error answers by code; `invalid_state` also by event, the session's status and why (`invalid_state message:send paused/idle`). */
   errors: Map<string, number>;
   /** Handshakes refused, by code (`overloaded`, `unavailable`, ...). */
@@ -76,6 +78,7 @@ export function emptyRecord(): LoadRecord {
     timeouts: 0,
     cutOff: 0,
     late: 0,
+    answerMs: new Map(),
     errors: new Map(),
     refusedConnects: new Map(),
     pausedWhileConnected: 0,
@@ -86,6 +89,33 @@ export function emptyRecord(): LoadRecord {
 type Answer = { ok: true; [k: string]: unknown } | { ok: false; error: { code: string; retryAfterMs?: number; status?: string; reason?: string } };
 /** Adds one to `key`'s count. */
 export const bump = (counts: Map<string, number>, key: string) => counts.set(key, (counts.get(key) ?? 0) + 1);
+
+/**
+ * The `invalid_state` answers by cause, from the counts' `invalid_state <event> <status>/<reason>[ (label)]` keys:
+ * - `retry after the session changed`: a send whose first outcome was unknown, sent again after its session was
+ *   paused or ended: nothing was stored, as the answer says (a stored one is answered with itself);
+ * - `finishing`: the user ending, at the run's end, a session that had already ended;
+ * - `ended by a rule meanwhile`: the session ended by a rule (`credits_exhausted`, `idle_timeout`) while the user's
+ *   request was on its way, before the user heard of it;
+ * - `the user's own pause or end`: the user's other request (in flight at once) paused or ended it;
+ * - `not the user's doing`: anything else — a state the user could not have known of (must stay 0).
+ */
+export function invalidStateCauses(errors: Map<string, number>): Map<string, number> {
+  const causes = new Map<string, number>();
+  for (const [key, n] of errors) {
+    const parsed = /^invalid_state (\S+) (\w+)\/(\w*)(?: \((\w+)\))?$/.exec(key);
+    if (!parsed) continue;
+    const [, , status, reason, label] = parsed;
+    const cause =
+      label === 'retry' ? 'retry after the session changed'
+      : label === 'finishing' ? 'finishing'
+      : status === 'ended' && (reason === 'credits_exhausted' || reason === 'idle_timeout') ? 'ended by a rule meanwhile'
+      : reason === 'user' ? "the user's own pause or end"
+      : "not the user's doing";
+    causes.set(cause, (causes.get(cause) ?? 0) + n);
+  }
+  return causes;
+}
 
 /** Runs every user until `until`, then has each end what it has open; resolves when all are done. */
 export async function runLoad(options: LoadOptions, record: LoadRecord): Promise<void> {
@@ -165,15 +195,20 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
     return s;
   };
   /** One request on `s`: its answer, or undefined when it was cut off or never answered (both recorded). */
-  const request = async (s: ClientSocket, event: keyof ClientToServerEvents, payload: unknown): Promise<Answer | undefined> => {
+  /** `label` marks the request in the invalid_state counts (`retry`: sent again after an unknown outcome). */
+  const request = async (s: ClientSocket, event: keyof ClientToServerEvents, payload: unknown, label = ''): Promise<Answer | undefined> => {
     const sentAt = Date.now();
     try {
       const answer = (await (s.timeout(SILENCE_MS) as unknown as { emitWithAck(e: string, p: unknown): Promise<Answer> }).emitWithAck(event, payload));
-      if (Date.now() - sentAt > LATE_MS) record.late += 1;
+      const took = Date.now() - sentAt;
+      if (took > LATE_MS) record.late += 1;
+      const times = record.answerMs.get(event) ?? [];
+      times.push(took);
+      record.answerMs.set(event, times);
       if (!answer.ok) {
         const { code, status, reason, retryAfterMs } = answer.error;
         bump(record.errors, code);
-        if (code === 'invalid_state') bump(record.errors, `invalid_state ${event} ${status ?? '?'}/${reason ?? ''}`);
+        if (code === 'invalid_state') bump(record.errors, `invalid_state ${event} ${status ?? '?'}/${reason ?? ''}${label && ` (${label})`}`);
         if (code === 'overloaded' || code === 'unavailable') backOff(retryAfterMs);
       }
       return answer;
@@ -184,15 +219,26 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
       return undefined;
     }
   };
-  const ask = async (event: keyof ClientToServerEvents, payload: unknown): Promise<Answer | undefined> => {
+  /**
+   * Connects if needed, then sends `event`, unless `stillWanted` (asked after the connect) says otherwise: a user who
+   * was away chose the session before learning what became of it (its `session:get` on the way back), and acts on
+   * what they now see, as a real user does. Then the answer is `skipped`.
+   */
+  const ask = async (event: keyof ClientToServerEvents, payload: unknown, stillWanted?: () => boolean, label?: string): Promise<Answer | 'skipped' | undefined> => {
     if (backOffUntil > Date.now()) await sleep(backOffUntil - Date.now());
     const s = await connect();
     if (!s) return undefined;
-    return request(s, event, payload);
+    if (stillWanted && !stillWanted()) return 'skipped';
+    return request(s, event, payload, label);
   };
-  const send = async (sessionId: string, clientMessageId: string) => {
+  /** A session-specific action, sent only while the session is still in one of `statuses` as the user knows it. */
+  const inStatus = (sessionId: string, ...statuses: WireSession['status'][]) => () => statuses.includes(open.get(sessionId) ?? 'ended');
+  /** A retry of a send whose outcome is unknown goes whatever the user now knows: only the system knows if it was stored. */
+  const send = async (sessionId: string, clientMessageId: string, retry: boolean) => {
+    const answer = await ask('message:send', { sessionId, clientMessageId, content: `question ${clientMessageId} of ${user.id.slice(0, 8)}` },
+      retry ? undefined : inStatus(sessionId, 'active'), retry ? 'retry' : '');
+    if (answer === 'skipped') return;
     record.sends += 1;
-    const answer = await ask('message:send', { sessionId, clientMessageId, content: `question ${clientMessageId} of ${user.id.slice(0, 8)}` });
     if (!answer) {
       unsure.push({ sessionId, clientMessageId });
       return;
@@ -221,11 +267,11 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
     const roll = random.next();
     if (unsure.length > 0 && roll < 0.3) {
       const retry = unsure.shift()!;
-      await send(retry.sessionId, retry.clientMessageId);
+      await send(retry.sessionId, retry.clientMessageId, true);
     } else if (roll < 0.15 || open.size === 0) {
       if (open.size >= 2) continue;
       const answer = await ask('session:start', { cloneId: random.pick(options.cloneIds), type: 'chat' });
-      if (answer?.ok) {
+      if (answer !== 'skipped' && answer?.ok) {
         const session = answer.session as WireSession;
         record.sessions.add(session.id);
         track(session);
@@ -236,27 +282,27 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
       const clientMessageId = `m${++counter}`;
       const copies = random.between(1, 3);
       if (random.chance(0.3)) {
-        await Promise.all(Array.from({ length: copies }, () => send(sessionId, clientMessageId))); // at once
+        await Promise.all(Array.from({ length: copies }, () => send(sessionId, clientMessageId, false))); // at once
       } else {
-        for (let i = 0; i < copies; i++) await send(sessionId, clientMessageId);
+        for (let i = 0; i < copies; i++) await send(sessionId, clientMessageId, false);
       }
     } else if (roll < 0.68) {
       const sessionId = anyOpen('active');
       if (sessionId) {
-        const answer = await ask('session:pause', { sessionId });
-        if (answer?.ok) track(answer.session as WireSession);
+        const answer = await ask('session:pause', { sessionId }, inStatus(sessionId, 'active'));
+        if (answer !== 'skipped' && answer?.ok) track(answer.session as WireSession);
       }
     } else if (roll < 0.78) {
       const sessionId = anyOpen('paused');
       if (sessionId) {
-        const answer = await ask('session:resume', { sessionId });
-        if (answer?.ok) track(answer.session as WireSession);
+        const answer = await ask('session:resume', { sessionId }, inStatus(sessionId, 'paused'));
+        if (answer !== 'skipped' && answer?.ok) track(answer.session as WireSession);
       }
     } else if (roll < 0.84) {
       const sessionId = anyOpen();
       if (sessionId) {
-        const answer = await ask('session:end', { sessionId });
-        if (answer?.ok) track(answer.session as WireSession);
+        const answer = await ask('session:end', { sessionId }, inStatus(sessionId, 'active', 'paused'));
+        if (answer !== 'skipped' && answer?.ok) track(answer.session as WireSession);
       }
     } else if (roll < 0.9) {
       socket?.disconnect(); // the user leaves; the next action comes back through either gateway
@@ -265,10 +311,11 @@ async function runUser(user: SimulatedUser, options: LoadOptions, record: LoadRe
   }
 
   // the user finishes: whatever it is unsure of is sent again, then every session it knows of is ended
-  for (const retry of unsure.splice(0)) await send(retry.sessionId, retry.clientMessageId);
+  for (const retry of unsure.splice(0)) await send(retry.sessionId, retry.clientMessageId, true);
   for (let attempt = 0; attempt < 20 && open.size > 0; attempt++) {
     for (const sessionId of [...open.keys()]) {
-      const answer = await ask('session:end', { sessionId });
+      const answer = await ask('session:end', { sessionId }, undefined, 'finishing');
+      if (answer === 'skipped') continue;
       if (answer?.ok) track(answer.session as WireSession);
       else if (answer && !answer.ok && ['invalid_state', 'not_found', 'forbidden'].includes(answer.error.code)) open.delete(sessionId);
     }

@@ -4,6 +4,7 @@
   lifts the hold and makes it active only if the user is in the room.
   KEYS: common six, 7 the session's hash.
   ARGV: common three, 4 sessionId, 5 action (pause|resume|end), 6 end reason.
+  Pause of a paused chat and resume of an active one are answered ok (idempotent).
   Returns the common JSON; code 1 unknown session, 2 illegal transition, 3 no credits left to resume.
 ]]
 --@include live-state
@@ -29,6 +30,13 @@ if s.type ~= 'chat' and s.status ~= 'ended' and action ~= 'end' then
   if inRoom then transition(s, 'active', now, reason) end
   return reply(CODE_OK, now, advance(now))
 end
+-- A request whose outcome already holds is answered ok, as a retry of it would be: pausing a paused chat makes the
+-- pause the user's (a message no longer resumes it), resuming an active one changes nothing.
+if action == 'pause' and s.status == 'paused' then
+  if s.pausedBy ~= reason then save(s, { pausedBy = reason }) end
+  return reply(CODE_OK, now, advance(now))
+end
+if action == 'resume' and s.status == 'active' then return reply(CODE_OK, now, advance(now)) end
 local legal = (action == 'pause' and s.status == 'active')
   or (action == 'resume' and s.status == 'paused')
   or (action == 'end' and s.status ~= 'ended')
