@@ -94,9 +94,10 @@ test('a session runs through the typed client: start, streamed reply, pause, res
   assert.is(deltas.join(''), REPLY);
 
   assert.is((await client.pause(session.id)).status, 'paused');
-  const wrong = await rejection(client.pause(session.id));
+  assert.is((await client.pause(session.id)).status, 'paused', 'pausing a paused session is ok (a retry changes nothing)');
+  const wrong = await rejection(client.send(session.id, 'Are you there?'));
   assert.is(wrong.code, 'invalid_state');
-  assert.is(wrong.event, 'session:pause');
+  assert.is(wrong.event, 'message:send');
   assert.is((await client.resume(session.id)).status, 'active');
 
   const ended = next<{ reason: string }>((l) => client.on('session:ended', l));
