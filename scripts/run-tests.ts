@@ -9,6 +9,11 @@
  * `filter` (a regex) keeps only test files whose path under tests/ matches it; flags such as `-b` (bail)
  * go to uvu as they are. TEST_TIMEOUT_MS (default 40 minutes) bounds the whole run.
  *
+ * Two passes: every chosen file on one Redis (127.0.0.1:6379 or TEST_REDIS_URL), then the chosen files of
+ * CLUSTER_TESTS again on a private Redis Cluster (3 masters + 3 replicas, scripts/lib/private-redis-cluster.ts) started
+ * for the pass and removed after it (TEST_REDIS_CLUSTER_NODES tells the test systems). The counts are the sum of both.
+ * TEST_CLUSTER=off skips the second pass.
+ *
  * Fails when the machine lacks what the chosen tests need (one line per missing piece: what, and how to get it),
  * when uvu fails, when any test fails, when no test ran, on the timeout, and when the tests finish but the process
  * does not exit (something left a server, socket or timer open).
@@ -17,6 +22,13 @@ import { spawn } from 'node:child_process';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { missingPrerequisites } from './lib/test-prerequisites.ts';
+import { startRedisCluster } from './lib/private-redis-cluster.ts';
+
+/**
+ * The files run again on a Redis Cluster: the live state's scripts and indexes, several gateways sharing the live
+ * state, processes killed and recovered, the billing queue's partitions.
+ */
+const CLUSTER_TESTS = /^(gateway\/(live-state|outbox-index|recovery|session-flow|exhaustion|cross-gateway-ticks|paused-by-absence)|e2e\/(gateways|billing-crash)|security\/limits)\.test\.ts$/;
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TESTS_DIR = 'tests';
@@ -48,85 +60,112 @@ if (files.length === 0) {
   if (missing.length > 0) {
     finish(1, undefined, missing.join('\n'));
   } else {
-    console.log(`run-tests: ${files.length} test file(s) under ${TESTS_DIR}/, timeout ${timeoutMs} ms`);
-    run();
+    const clusterFiles = process.env['TEST_CLUSTER'] === 'off' ? [] : files.filter((file) => CLUSTER_TESTS.test(file));
+    console.log(`run-tests: ${files.length} test file(s) under ${TESTS_DIR}/, ${clusterFiles.length} of them again on a Redis Cluster, timeout ${timeoutMs} ms`);
+    const deadline = Date.now() + timeoutMs;
+    const single = await runPass(pattern, {}, deadline);
+    let outcome = single;
+    if (clusterFiles.length > 0 && single.problem === undefined) {
+      console.log(`\nrun-tests: on a Redis Cluster: ${clusterFiles.join(', ')}`);
+      const cluster = await startRedisCluster();
+      try {
+        const onCluster = await runPass(`^(${clusterFiles.map((f) => f.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')).join('|')})$`, { TEST_REDIS_CLUSTER_NODES: cluster.nodeList }, deadline);
+        outcome = {
+          summary: single.summary && onCluster.summary && {
+            total: single.summary.total + onCluster.summary.total,
+            passed: single.summary.passed + onCluster.summary.passed,
+            skipped: single.summary.skipped + onCluster.summary.skipped,
+          },
+          problem: onCluster.problem && `on the Redis Cluster: ${onCluster.problem}`,
+        };
+      } finally {
+        await cluster.close();
+      }
+    }
+    finish(outcome.problem === undefined ? 0 : 1, outcome.summary, outcome.problem);
   }
 }
 
-function run(): void {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', TESTS_DIR, pattern, ...args], {
-    cwd: ROOT,
-    stdio: ['ignore', 'pipe', 'pipe'],
-    env: process.env['CI'] ? { ...process.env, NO_COLOR: '1', FORCE_COLOR: '0' } : process.env,
-    // Its own process group, so a timeout also ends whatever the tests started.
-    detached: true,
-  });
+/** One uvu run over the files matching `filePattern`, with `extraEnv`; resolves with its counts or what went wrong. */
+function runPass(filePattern: string, extraEnv: Record<string, string>, deadline: number): Promise<{ summary: Summary | undefined; problem: string | undefined }> {
+  return new Promise((resolve) => {
+    const env = { ...process.env, ...extraEnv };
+    const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', TESTS_DIR, filePattern, ...args], {
+      cwd: ROOT,
+      stdio: ['ignore', 'pipe', 'pipe'],
+      env: process.env['CI'] ? { ...env, NO_COLOR: '1', FORCE_COLOR: '0' } : env,
+      // Its own process group, so a timeout also ends whatever the tests started.
+      detached: true,
+    });
 
-  let output = '';
-  let summary: Summary | undefined;
-  let problem: string | undefined;
-  let exitTimer: NodeJS.Timeout | undefined;
+    let output = '';
+    let summary: Summary | undefined;
+    let problem: string | undefined;
+    let exitTimer: NodeJS.Timeout | undefined;
 
-  const kill = (reason: string) => {
-    problem ??= reason;
-    signalGroup('SIGTERM');
-    setTimeout(() => signalGroup('SIGKILL'), KILL_GRACE_MS).unref();
-  };
-  const signalGroup = (signal: NodeJS.Signals) => {
-    try {
-      if (child.pid !== undefined) process.kill(-child.pid, signal);
-    } catch {
-      // Already gone.
-    }
-  };
-
-  let pendingLine = '';
-  const echo = (text: string) => {
-    const lines = (pendingLine + text).split('\n');
-    pendingLine = lines.pop() ?? '';
-    for (const line of lines) if (!isUvuSummaryLine(line)) process.stdout.write(`${line}\n`);
-  };
-  child.stdout.on('data', (data: Buffer) => {
-    const text = data.toString('utf8');
-    echo(text);
-    output += text;
-    if (summary === undefined) {
-      summary = parseSummary(output);
-      if (summary !== undefined) {
-        exitTimer = setTimeout(
-          () => kill(`the tests finished but the process did not exit within ${EXIT_GRACE_MS} ms (an open handle?)`),
-          EXIT_GRACE_MS,
-        );
+    const kill = (reason: string) => {
+      problem ??= reason;
+      signalGroup('SIGTERM');
+      setTimeout(() => signalGroup('SIGKILL'), KILL_GRACE_MS).unref();
+    };
+    const signalGroup = (signal: NodeJS.Signals) => {
+      try {
+        if (child.pid !== undefined) process.kill(-child.pid, signal);
+      } catch {
+        // Already gone.
       }
-    }
-    // Only the summary's tail is needed once the output is long.
-    if (output.length > 1_000_000) output = output.slice(-100_000);
-  });
-  child.stderr.on('data', (data: Buffer) => process.stderr.write(data));
+    };
 
-  const overall = setTimeout(() => kill(`timed out after ${timeoutMs} ms (TEST_TIMEOUT_MS)`), timeoutMs);
-  const forward = (signal: NodeJS.Signals) => () => kill(`interrupted by ${signal}`);
-  process.once('SIGINT', forward('SIGINT'));
-  process.once('SIGTERM', forward('SIGTERM'));
+    let pendingLine = '';
+    const echo = (text: string) => {
+      const lines = (pendingLine + text).split('\n');
+      pendingLine = lines.pop() ?? '';
+      for (const line of lines) if (!isUvuSummaryLine(line)) process.stdout.write(`${line}\n`);
+    };
+    child.stdout.on('data', (data: Buffer) => {
+      const text = data.toString('utf8');
+      echo(text);
+      output += text;
+      if (summary === undefined) {
+        summary = parseSummary(output);
+        if (summary !== undefined) {
+          exitTimer = setTimeout(
+            () => kill(`the tests finished but the process did not exit within ${EXIT_GRACE_MS} ms (an open handle?)`),
+            EXIT_GRACE_MS,
+          );
+        }
+      }
+      // Only the summary's tail is needed once the output is long.
+      if (output.length > 1_000_000) output = output.slice(-100_000);
+    });
+    child.stderr.on('data', (data: Buffer) => process.stderr.write(data));
 
-  child.on('error', (error) => {
-    clearTimeout(overall);
-    clearTimeout(exitTimer);
-    finish(1, undefined, `could not start uvu: ${error.message}`);
-  });
-  child.on('close', (code, signal) => {
-    if (pendingLine !== '') echo('\n');
-    clearTimeout(overall);
-    clearTimeout(exitTimer);
-    summary ??= parseSummary(output);
-    if (problem === undefined && code !== 0) {
-      problem = signal ? `uvu was killed by ${signal}` : `uvu exited with code ${code}`;
-    }
-    if (problem === undefined && summary !== undefined && summary.passed < summary.total) {
-      // uvu swallows an error thrown by a before()/after() hook: the suite's tests simply do not count as passed.
-      problem = `${summary.total - summary.passed} test(s) did not pass although uvu reported no failure: a failing before()/after() hook?`;
-    }
-    finish(problem === undefined ? 0 : 1, summary, problem);
+    const overall = setTimeout(() => kill(`timed out after ${timeoutMs} ms (TEST_TIMEOUT_MS)`), Math.max(0, deadline - Date.now()));
+    const interrupted = (signal: NodeJS.Signals) => kill(`interrupted by ${signal}`);
+    process.once('SIGINT', interrupted);
+    process.once('SIGTERM', interrupted);
+
+    child.on('error', (error) => {
+      clearTimeout(overall);
+      clearTimeout(exitTimer);
+      resolve({ summary: undefined, problem: `could not start uvu: ${error.message}` });
+    });
+    child.on('close', (code, signal) => {
+      if (pendingLine !== '') echo('\n');
+      clearTimeout(overall);
+      clearTimeout(exitTimer);
+      process.off('SIGINT', interrupted);
+      process.off('SIGTERM', interrupted);
+      summary ??= parseSummary(output);
+      if (problem === undefined && code !== 0) {
+        problem = signal ? `uvu was killed by ${signal}` : `uvu exited with code ${code}`;
+      }
+      if (problem === undefined && summary !== undefined && summary.passed < summary.total) {
+        // uvu swallows an error thrown by a before()/after() hook: the suite's tests simply do not count as passed.
+        problem = `${summary.total - summary.passed} test(s) did not pass although uvu reported no failure: a failing before()/after() hook?`;
+      }
+      resolve({ summary, problem });
+    });
   });
 }
 

@@ -4,13 +4,13 @@
  * and its web console (`/`). After each settlement (and adjustment) the user's live balance in Redis is refreshed.
  * Used by billing/src/main.ts, and by `npm start`'s embedded mode, which runs everything in one process.
  */
-import { Redis } from 'ioredis';
 import { sql, type Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Registry, collectDefaultMetrics } from 'prom-client';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
-import { queuePrefix } from '#shared/live-state/keys.ts';
+import { ingestQueuePrefix } from '#shared/live-state/keys.ts';
+import { connectRedis } from '#shared/live-state/redis-client.ts';
 import type { SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
 import { enqueueDocument } from '#billing/ingest/ingest-queue.ts';
@@ -29,7 +29,7 @@ export interface BillingRuntime {
 }
 
 export async function startBilling(config: Config, db: Kysely<Database>, logger: Logger): Promise<BillingRuntime> {
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = connectRedis(config);
   redis.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
   const liveState = new SessionStore(redis, storeOptions(config));
   const registry = new Registry();
@@ -38,7 +38,7 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
   // Settlements of one user often finish together (the worker settles them as a batch): one refresh serves them all.
   const refreshUser = coalesceByKey((userId: string) => refreshBalance(db, liveState, userId));
   const onSettled = (result: SettlementResult) => refreshUser(result.userId);
-  const worker = new BillingWorker({ config, db, connection: redis, prefix: queuePrefix(config.REDIS_PREFIX), onSettled, registry, logger });
+  const worker = new BillingWorker({ config, db, connection: redis, redisPrefix: config.REDIS_PREFIX, onSettled, registry, logger });
   const reconciler = new Reconciler({
     db,
     store: liveState,
@@ -49,7 +49,7 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
     onSettled,
     onReport: (report) => worker.metrics.messageCountMismatches.set(report.lostMessageSessions),
   });
-  const ingestWorker = new IngestWorker({ config, db, embedder: createEmbedder(config), connection: redis, prefix: queuePrefix(config.REDIS_PREFIX), logger });
+  const ingestWorker = new IngestWorker({ config, db, embedder: createEmbedder(config), connection: redis, prefix: ingestQueuePrefix(config.REDIS_PREFIX), logger });
   const app = buildBillingApp({
     db,
     config,

@@ -10,7 +10,9 @@
  * busy waits on its own.
  */
 import { hostname } from 'node:os';
-import { Queue, UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { UnrecoverableError, Worker, type ConnectionOptions, type Job } from 'bullmq';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
+import { billingQueuePrefix } from '#shared/live-state/keys.ts';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -64,8 +66,8 @@ export interface BillingWorkerOptions {
   db: Kysely<Database>;
   /** BullMQ connection: ioredis options or an ioredis instance, with `maxRetriesPerRequest: null`. Not closed by `close()`. */
   connection: ConnectionOptions;
-  /** BullMQ key prefix, e.g. `${config.REDIS_PREFIX}:bull`; must match the producers'. */
-  prefix: string;
+  /** REDIS_PREFIX: the worker takes jobs from every partition of the billing queue under it (BillingQueues). */
+  redisPrefix: string;
   /**
    * Called after every settlement a job carries (a settle job, or each in a batch), whether it settled now or found
    * the settlement done before. If it throws, the job is retried: the settlements are not repeated, the hook is
@@ -108,8 +110,9 @@ function isPermanentDatabaseError(error: unknown): boolean {
 export class BillingWorker {
   readonly registry: Registry;
   readonly metrics: BillingMetrics;
-  #worker: Worker | undefined;
-  #queue: Queue | undefined;
+  /** One BullMQ worker per partition of the billing queue. */
+  #workers: Worker[] = [];
+  #queues: BillingQueues | undefined;
   readonly #options: BillingWorkerOptions;
   /** The facts of the running jobs, written together, a few writes at once. */
   readonly #facts: GroupCommit<Fact[], FactResult[]>;
@@ -123,7 +126,7 @@ export class BillingWorker {
     this.registry = options.registry ?? new Registry();
     this.metrics = new BillingMetrics(
       this.registry,
-      async () => (this.#queue ? this.#queue.getJobCounts(...QUEUE_DEPTH_STATES) : {}),
+      async () => (this.#queues ? this.#queues.getJobCounts(...QUEUE_DEPTH_STATES) : {}),
       options.config.METRICS_CACHE_MS,
     );
     // BILLING_CONCURRENCY transactions at once: half of them fact writes (they only share session rows, locked in id
@@ -141,47 +144,51 @@ export class BillingWorker {
     this.#alone = new Semaphore(Math.max(1, transactions - Math.floor(transactions / 2) - 1));
   }
 
-  /** Connects and starts taking jobs; resolves once the worker is connected. */
+  /** Connects and starts taking jobs from every partition; resolves once the workers are connected. */
   async start(): Promise<void> {
-    if (this.#worker) return;
-    const { connection, prefix, config, logger } = this.#options;
-    this.#queue = new Queue(BILLING_QUEUE, { connection, prefix });
-    const worker = new Worker(BILLING_QUEUE, (job) => this.#process(job), {
-      connection,
-      prefix,
-      // stored on every job it runs (job.processedBy): which process holds or ran a job
-      name: `billing:${hostname()}:${process.pid}`,
-      concurrency: config.BILLING_CONCURRENCY * JOBS_PER_TRANSACTION,
-      // Every job is idempotent, so a job whose lock was lost may safely run again; a job stalled by repeated worker
-      // crashes must not be failed for good (a message job has no reconciler to rescue it).
-      maxStalledCount: 1000,
-      lockDuration: config.BILLING_LOCK_MS,
-      stalledInterval: config.BILLING_LOCK_MS,
+    if (this.#queues) return;
+    const { connection, redisPrefix, config, logger } = this.#options;
+    this.#queues = new BillingQueues(connection, redisPrefix);
+    // each partition's worker may hold the whole process's share of jobs: the group commits and the semaphore below
+    // bound the Postgres work of all of them together, so a partition busier than the rest is not held back
+    this.#workers = this.#queues.partitions.map((_, partition) => {
+      const worker = new Worker(BILLING_QUEUE, (job) => this.#process(job), {
+        connection,
+        prefix: billingQueuePrefix(redisPrefix, partition),
+        // stored on every job it runs (job.processedBy): which process holds or ran a job
+        name: `billing:${hostname()}:${process.pid}`,
+        concurrency: config.BILLING_CONCURRENCY * JOBS_PER_TRANSACTION,
+        // Every job is idempotent, so a job whose lock was lost may safely run again; a job stalled by repeated worker
+        // crashes must not be failed for good (a message job has no reconciler to rescue it).
+        maxStalledCount: 1000,
+        lockDuration: config.BILLING_LOCK_MS,
+        stalledInterval: config.BILLING_LOCK_MS,
+      });
+      worker.on('error', (error) => logger?.error({ err: error }, 'billing worker error'));
+      worker.on('failed', (job, error) =>
+        logger?.warn(
+          { err: error, jobId: job?.id, name: job?.name, attemptsMade: job?.attemptsMade },
+          'billing job failed',
+        ),
+      );
+      return worker;
     });
-    this.#worker = worker;
-    worker.on('error', (error) => logger?.error({ err: error }, 'billing worker error'));
-    worker.on('failed', (job, error) =>
-      logger?.warn(
-        { err: error, jobId: job?.id, name: job?.name, attemptsMade: job?.attemptsMade },
-        'billing job failed',
-      ),
-    );
-    await worker.waitUntilReady();
+    await Promise.all(this.#workers.map((worker) => worker.waitUntilReady()));
   }
 
   /** The jobs that failed for good (their facts were never written), for the reconciliation. */
   async failedJobs(): Promise<FailedBillingJob[]> {
-    return this.#queue ? failedBillingJobs(this.#queue) : [];
+    return this.#queues ? failedBillingJobs(this.#queues) : [];
   }
 
   /** Stops taking jobs, waits for the running ones, and closes the worker's own connections. */
   async close(): Promise<void> {
-    const worker = this.#worker;
-    const queue = this.#queue;
-    this.#worker = undefined;
-    this.#queue = undefined;
-    await worker?.close();
-    await queue?.close();
+    const workers = this.#workers;
+    const queues = this.#queues;
+    this.#workers = [];
+    this.#queues = undefined;
+    await Promise.all(workers.map((worker) => worker.close()));
+    await queues?.close();
   }
 
   async #process(job: Job): Promise<unknown> {

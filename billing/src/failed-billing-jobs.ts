@@ -1,16 +1,16 @@
 /**
- * `failedBillingJobs(queue)`: the billing queue's failed set as the reconciliation reports it — each job that failed
+ * `failedBillingJobs(queues)`: the billing queue's failed sets (every partition) as the reconciliation reports it — each job that failed
  * for good, the sessions its facts belong to and why. Its facts were never written: they are lost until a person
  * retries or repairs them.
  */
-import type { Queue } from 'bullmq';
+import type { BillingQueues } from '#shared/contract/billing-queue.ts';
 import type { FailedBillingJob } from '#billing/ledger/reconciliation.ts';
 
 /** Most failed jobs read (the queue depth metric counts them all). */
 const MAX_FAILED_JOBS = 1000;
 
-export async function failedBillingJobs(queue: Queue, limit = MAX_FAILED_JOBS): Promise<FailedBillingJob[]> {
-  const jobs = await queue.getFailed(0, limit - 1);
+export async function failedBillingJobs(queues: BillingQueues, limit = MAX_FAILED_JOBS): Promise<FailedBillingJob[]> {
+  const jobs = await queues.getFailed(limit);
   return jobs
     .filter((job) => job !== undefined && job !== null)
     .map((job) => ({

@@ -3,7 +3,7 @@
  * by result, clone replies generating and waiting, and — read at most once per METRICS_CACHE_MS however often
  * `/metrics` is scraped — sessions not yet ended (Postgres) and the billing queue's depth.
  */
-import type { Queue } from 'bullmq';
+import type { BillingQueues } from '#shared/contract/billing-queue.ts';
 import type { Kysely } from 'kysely';
 import { Counter, Gauge, type Registry, collectDefaultMetrics } from 'prom-client';
 import type { Database } from '#shared/db/schema.ts';
@@ -12,7 +12,7 @@ import { cachedReading } from '#shared/observability/cached-reading.ts';
 export interface GatewayMetricsOptions {
   registry: Registry;
   db: Kysely<Database>;
-  queue: Queue;
+  queue: BillingQueues;
   /** METRICS_CACHE_MS: how long the Postgres and queue counts are reused. */
   cacheMs: number;
   /** Replies generating now and waiting for a slot (SessionService.replyLoad). */

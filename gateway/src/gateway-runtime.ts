@@ -2,13 +2,12 @@
  * The gateway process's parts, started and stopped together: its Redis connections, the billing queue it feeds
  * and the Gateway. Used by gateway/src/main.ts, and by `npm start`'s embedded mode (everything in one process).
  */
-import { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
-import { queuePrefix } from '#shared/live-state/keys.ts';
-import { createBillingQueue } from '#shared/contract/billing-queue.ts';
+import { connectRedis } from '#shared/live-state/redis-client.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { Gateway } from './gateway.ts';
 import { createReplyGenerator } from './replies/reply-generator.ts';
 
@@ -19,11 +18,11 @@ export interface GatewayRuntime {
 }
 
 export async function startGateway(config: Config, db: Kysely<Database>, logger: Logger): Promise<GatewayRuntime> {
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  const queueConnection = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+  const redis = connectRedis(config);
+  const queueConnection = connectRedis(config);
   // ioredis reconnects by itself; without a listener each failed attempt is printed as an "Unhandled error event"
   for (const connection of [redis, queueConnection]) connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
-  const queue = createBillingQueue(queueConnection, queuePrefix(config.REDIS_PREFIX));
+  const queue = new BillingQueues(queueConnection, config.REDIS_PREFIX);
   queue.on('error', (error) => logger.warn({ err: error }, 'billing queue error'));
   const gateway = new Gateway({ config, db, redis, queue, replies: createReplyGenerator(config), logger });
   const port = await gateway.start();

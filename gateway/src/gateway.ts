@@ -8,8 +8,8 @@ import { randomUUID } from 'node:crypto';
 import { Server } from 'socket.io';
 import { createAdapter } from '@socket.io/redis-streams-adapter';
 import { createEmbedder } from '#shared/embeddings/create-embedder.ts';
-import type { Redis } from 'ioredis';
-import type { Queue } from 'bullmq';
+import { duplicateRedis, type RedisClient } from '#shared/live-state/redis-client.ts';
+import type { BillingQueues } from '#shared/contract/billing-queue.ts';
 import type { Kysely } from 'kysely';
 import type { Logger } from 'pino';
 import { Registry } from 'prom-client';
@@ -54,9 +54,9 @@ export interface GatewayOptions {
   config: Config;
   db: Kysely<Database>;
   /** Redis for live state (commands only; not a subscriber connection). */
-  redis: Redis;
-  /** The billing queue jobs go to. */
-  queue: Queue;
+  redis: RedisClient;
+  /** The billing queue jobs go to (every partition). */
+  queue: BillingQueues;
   replies: ReplyGenerator;
   logger: Logger;
   /** Where billing jobs go; default: the `queue` above. */
@@ -102,12 +102,12 @@ export class Gateway {
   /** Checks each handshake's user exists and records last_login, batched (LoginRecorder). */
   private readonly logins: LoginRecorder;
   /** The Socket.IO adapter's own connection (Redis Streams: blocking reads). */
-  private readonly adapterRedis: Redis;
+  private readonly adapterRedis: RedisClient;
   /**
    * The live-state scripts' own connection, auto-pipelined: the many scripts a busy gateway runs at once (a slot of
    * meter ticks, a burst of messages) go to Redis in one write instead of a write (a system call) each.
    */
-  private readonly storeRedis: Redis;
+  private readonly storeRedis: RedisClient;
   /** How many sockets of each user this process holds. */
   private readonly localSockets = new Map<string, number>();
   /** Connect and disconnect handlers still running; close() waits for them. */
@@ -125,7 +125,7 @@ export class Gateway {
       limits: config,
       onServerError: (error, request) => logger.error({ err: error, method: request?.method, route: request?.routeOptions.url }, 'gateway http request failed'),
     });
-    this.adapterRedis = redis.duplicate();
+    this.adapterRedis = duplicateRedis(redis);
     this.io = new Server(this.app.server, {
       // any process can reach any user's sockets, and a client that drops briefly gets its missed events
       adapter: createAdapter(this.adapterRedis, { streamName: `${config.REDIS_PREFIX}:socket.io`, sessionKeyPrefix: `${config.REDIS_PREFIX}:sio:session:` }),
@@ -159,7 +159,7 @@ export class Gateway {
     };
     this.rooms = new VoiceRooms({ config, redis, logger });
     const claims = new AgentClaims(redis, config.REDIS_PREFIX, AGENT_CLAIM_MS);
-    this.storeRedis = redis.duplicate({ enableAutoPipelining: true });
+    this.storeRedis = duplicateRedis(redis, { enableAutoPipelining: true });
     // duplicates do not inherit listeners; ioredis reconnects by itself, the error is only worth a warning
     for (const connection of [this.adapterRedis, this.storeRedis]) connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
     this.store = new SessionStore(this.storeRedis, storeOptions(config));
@@ -211,7 +211,7 @@ export class Gateway {
     const metrics = createGatewayMetrics({ registry: this.registry, db, queue, cacheMs: config.METRICS_CACHE_MS, replyLoad: () => this.service.replyLoad });
     const verifier = new TokenVerifier({ secret: config.JWT_SECRET, audience: config.JWT_AUDIENCE });
     const schemas = clientPayloadSchemas({ maxMessageChars: config.MAX_MESSAGE_CHARS });
-    this.slots = new ConnectionSlots({ redis, prefix: config.REDIS_PREFIX, max: config.MAX_CONNECTIONS_PER_USER, leaseMs: config.CONNECTION_LEASE_MS, logger });
+    this.slots = new ConnectionSlots({ redis: this.storeRedis, prefix: config.REDIS_PREFIX, max: config.MAX_CONNECTIONS_PER_USER, leaseMs: config.CONNECTION_LEASE_MS, logger });
     this.logins = new LoginRecorder(db);
     this.recheck = new TokenRecheck({ sockets: () => this.io.of('/').sockets.values(), db, intervalMs: config.TOKEN_RECHECK_MS, logger });
 

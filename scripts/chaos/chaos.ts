@@ -18,11 +18,12 @@
 import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
-import { Queue, QueueEvents } from 'bullmq';
+import { QueueEvents } from 'bullmq';
 import { Redis } from 'ioredis';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { createDatabase } from '#shared/db/database.ts';
-import { outboxPattern, queuePrefix } from '#shared/live-state/keys.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
+import { billingQueuePrefix, BILLING_QUEUE_PARTITIONS, outboxPattern } from '#shared/live-state/keys.ts';
 import { formatMoney, type Units } from '#shared/money/money.ts';
 import { seededRandom } from '../lib/seeded-random.ts';
 import { startChaosCluster } from './chaos-cluster.ts';
@@ -95,12 +96,15 @@ try {
     eventsRedis.on('error', () => undefined); // Redis restarts are part of the run
     const probeRedis = eventsRedis.duplicate();
     probeRedis.on('error', () => undefined);
-    const probeQueue = new Queue(BILLING_QUEUE, { connection: probeRedis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
+    const probeQueue = new BillingQueues(probeRedis, cluster.env.REDIS_PREFIX!);
     probeQueue.on('error', () => undefined);
-    const jobEvents = new QueueEvents(BILLING_QUEUE, { connection: eventsRedis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
-    jobEvents.on('error', () => undefined);
     let takenOver = 0;
-    jobEvents.on('stalled', () => void (takenOver += 1));
+    const jobEvents = Array.from({ length: BILLING_QUEUE_PARTITIONS }, (_, partition) => {
+      const events = new QueueEvents(BILLING_QUEUE, { connection: eventsRedis.duplicate(), prefix: billingQueuePrefix(cluster.env.REDIS_PREFIX!, partition) });
+      events.on('error', () => undefined);
+      events.on('stalled', () => void (takenOver += 1));
+      return events;
+    });
     const [, faults] = await Promise.all([
       runLoad({
         users: people.map((p) => ({ id: p.id })),
@@ -118,7 +122,8 @@ try {
         until: until - (short ? 3000 : 10_000),
         killEverySeconds: short ? [2, 4] : [3, 6],
         freezeMs: 3 * Number(cluster.env.BILLING_LOCK_MS),
-        activeJobHolders: async () => (await probeQueue.getActive()).flatMap((job) => (job.processedBy ? [job.processedBy] : [])),
+        activeJobHolders: async () =>
+          (await Promise.all(probeQueue.partitions.map((queue) => queue.getActive()))).flat().flatMap((job) => (job.processedBy ? [job.processedBy] : [])),
         log,
       }),
     ]);
@@ -151,7 +156,7 @@ try {
     // (a job that failed while Postgres was down waits out its backoff before it runs again)
     for (const slot of cluster.slots) if (slot.process.exited) await cluster.restart(slot);
     const redis = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
-    const queue = new Queue(BILLING_QUEUE, { connection: redis, prefix: queuePrefix(cluster.env.REDIS_PREFIX!) });
+    const queue = new BillingQueues(redis, cluster.env.REDIS_PREFIX!);
     const drainStart = Date.now();
     const drainLimit = short ? 60_000 : 240_000;
     let failedJobs = 0;
@@ -184,7 +189,7 @@ try {
     }
     log(`drained in ${((Date.now() - drainStart) / 1000).toFixed(1)}s`);
 
-    await bounded('closing the job events', Promise.all([jobEvents.close(), probeQueue.close()]));
+    await bounded('closing the job events', Promise.all([...jobEvents.map((events) => events.close()), probeQueue.close()]));
     eventsRedis.disconnect();
     probeRedis.disconnect();
 

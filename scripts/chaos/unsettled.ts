@@ -5,7 +5,7 @@
 import type { Kysely } from 'kysely';
 import type { Redis } from 'ioredis';
 import type { Database } from '#shared/db/schema.ts';
-import { dueKey, userKeys } from '#shared/live-state/keys.ts';
+import { dueKey, userBucket, userKeys } from '#shared/live-state/keys.ts';
 
 export interface UnsettledSession {
   sessionId: string;
@@ -30,7 +30,7 @@ export async function explainUnsettled(db: Kysely<Database>, redis: Redis, prefi
     const [live, isOpen, due, outboxLength, unsettled] = await Promise.all([
       redis.hgetall(keys.session(sessionId)),
       redis.sismember(keys.open, sessionId),
-      redis.zscore(dueKey(prefix), userId),
+      redis.zscore(dueKey(prefix, userBucket(userId)), userId),
       redis.xlen(keys.outbox),
       redis.hget(keys.unsettled, sessionId),
     ]);

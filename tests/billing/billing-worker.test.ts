@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { billingJobId, type SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { parseRatio } from '#shared/money/money.ts';
 import { BillingWorker } from '#billing/billing-worker.ts';
-import { createBillingQueue } from '#shared/contract/billing-queue.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { waitFor } from '../../scripts/lib/wait-until.ts';
 import { createParties, messageJob, sessionHeader, settleJob, stateJob, type Parties } from './fixtures.ts';
@@ -17,6 +17,8 @@ const PREFIX = `tgtest_${process.pid}_${randomBytes(4).toString('hex')}`;
 
 let t: TestDatabase;
 let redis: Redis;
+let queues: BillingQueues;
+/** Jobs are added to one partition: the worker takes them from every one. */
 let queue: Queue;
 let worker: BillingWorker;
 let parties: Parties;
@@ -26,12 +28,13 @@ test.before(async () => {
   t = await createTestDatabase();
   parties = await createParties(t.db, { credits: '20.0000' });
   redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  queue = createBillingQueue(redis, PREFIX);
+  queues = new BillingQueues(redis, PREFIX);
+  queue = queues.partitions[0]!;
   worker = new BillingWorker({
     config: { BILLING_CONCURRENCY: 4, BILLING_LOCK_MS: 30_000, platformFeeRate: parseRatio('0.20') },
     db: t.db,
     connection: redis,
-    prefix: PREFIX,
+    redisPrefix: PREFIX,
     onSettled: async (result) => {
       settled.push(result);
     },
@@ -41,9 +44,9 @@ test.before(async () => {
 
 test.after(async () => {
   await worker?.close();
-  if (queue) {
-    await queue.obliterate({ force: true });
-    await queue.close();
+  if (queues) {
+    for (const partition of queues.partitions) await partition.obliterate({ force: true });
+    await queues.close();
   }
   if (redis) {
     const left = await redis.keys(`${PREFIX}:*`);
@@ -156,13 +159,14 @@ test('a session of an unknown clone fails at once, leaving no row behind', async
 
 test('a failing onSettled hook retries the job; the retry settles nothing twice', async () => {
   const local = `${PREFIX}_hook`;
-  const hookQueue = createBillingQueue(redis, local);
+  const hookQueues = new BillingQueues(redis, local);
+  const hookQueue = hookQueues.partitions[0]!;
   let calls = 0;
   const flaky = new BillingWorker({
     config: { BILLING_CONCURRENCY: 1, BILLING_LOCK_MS: 30_000, platformFeeRate: parseRatio('0.20') },
     db: t.db,
     connection: redis,
-    prefix: local,
+    redisPrefix: local,
     onSettled: async () => {
       calls += 1;
       if (calls === 1) throw new Error('live state unavailable');
@@ -193,7 +197,7 @@ test('a failing onSettled hook retries the job; the retry settles nothing twice'
   } finally {
     await flaky.close();
     await hookQueue.obliterate({ force: true });
-    await hookQueue.close();
+    await hookQueues.close();
   }
 });
 

@@ -6,7 +6,7 @@ import type { Queue } from 'bullmq';
 import { billingJobId, type MessageJob } from '#shared/contract/billing-jobs.ts';
 import { parseRatio } from '#shared/money/money.ts';
 import { BillingWorker } from '#billing/billing-worker.ts';
-import { createBillingQueue } from '#shared/contract/billing-queue.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { writeFacts, type Fact } from '#billing/settle/write-facts.ts';
 import type { BillingJob } from '#shared/live-state/outbox-jobs.ts';
 import { packJobs } from '#gateway/outbox/pack-jobs.ts';
@@ -151,13 +151,13 @@ test('packJobs: facts in batches named by their ids in any order, settlements ap
 
 test('through BullMQ: concurrent relays share batch jobs; re-relayed, regrouped and single duplicates are stored once', async () => {
   const prefix = `${PREFIX}_queue`;
-  const queue: Queue = createBillingQueue(redis, prefix);
-  const sink = new QueueJobSink(queue, { maxFacts: 16 });
+  const queues = new BillingQueues(redis, prefix);
+  const sink = new QueueJobSink(queues, { maxFacts: 16 });
   const worker = new BillingWorker({
     config: { BILLING_CONCURRENCY: 4, BILLING_LOCK_MS: 30_000, platformFeeRate: parseRatio('0.20') },
     db: t.db,
     connection: redis,
-    prefix,
+    redisPrefix: prefix,
   });
   try {
     const sessions = Array.from({ length: 20 }, () => sessionHeader(parties));
@@ -168,11 +168,14 @@ test('through BullMQ: concurrent relays share batch jobs; re-relayed, regrouped 
       }),
     );
     const all = perSession.flat();
+    // every session is the same user's: their jobs are in that user's partition
+    const userId = sessions[0]!.userId;
+    const queue: Queue = queues.forUser(userId);
     // 20 relays at once (as 20 users' scripts), then duplicates of every kind while the queue is paused
     await queue.pause();
-    await Promise.all(perSession.map((jobs) => sink.addJobs(jobs)));
-    await Promise.all(perSession.map((jobs) => sink.addJobs(jobs))); // the same relays again: same batches
-    await sink.addJobs([...all].reverse()); // everything regrouped: other batches
+    await Promise.all(perSession.map((jobs) => sink.addJobs(userId, jobs)));
+    await Promise.all(perSession.map((jobs) => sink.addJobs(userId, jobs))); // the same relays again: same batches
+    await sink.addJobs(userId, [...all].reverse()); // everything regrouped: other batches
     await queue.addBulk(all.slice(0, 10).map((j) => ({ name: j.name, data: j.data, opts: { jobId: j.jobId } }))); // and alone
     const counts = await queue.getJobCounts('waiting');
     const queued = counts.waiting ?? 0;
@@ -200,8 +203,8 @@ test('through BullMQ: concurrent relays share batch jobs; re-relayed, regrouped 
     assert.ok(duplicates >= all.length + 10, `the duplicates were absorbed (${duplicates})`);
   } finally {
     await worker.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
+    for (const partition of queues.partitions) await partition.obliterate({ force: true });
+    await queues.close();
   }
 });
 

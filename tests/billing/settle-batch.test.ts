@@ -7,7 +7,7 @@ import { sql } from 'kysely';
 import { billingJobId, type SettleSessionJob, type SettlementResult } from '#shared/contract/billing-jobs.ts';
 import { formatMoney, parseMoney, parseRatio } from '#shared/money/money.ts';
 import { BillingWorker } from '#billing/billing-worker.ts';
-import { createBillingQueue } from '#shared/contract/billing-queue.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
 import { settleSessions, type SettleOutcome } from '#billing/settle/settle-sessions.ts';
 import type { BillingJob } from '#shared/live-state/outbox-jobs.ts';
@@ -165,13 +165,13 @@ test('a user another transaction holds is deferred, not waited for: the rest of 
 test('the worker settles many relayed settlements at once (batched), each once, and reports each to onSettled', async () => {
   const prefix = `${PREFIX}_worker`;
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = createBillingQueue(redis, prefix);
+  const queues = new BillingQueues(redis, prefix);
   const reported: SettlementResult[] = [];
   const worker = new BillingWorker({
     config: { BILLING_CONCURRENCY: 8, BILLING_LOCK_MS: 30_000, platformFeeRate: FEE },
     db: t.db,
     connection: redis,
-    prefix,
+    redisPrefix: prefix,
     onSettled: async (result) => {
       reported.push(result);
     },
@@ -180,16 +180,17 @@ test('the worker settles many relayed settlements at once (batched), each once, 
     const users = await Promise.all(Array.from({ length: 6 }, () => createParties(t.db, { credits: '50.0000' })));
     const cloneId = users[0]!.cloneId;
     const jobs = users.flatMap((u) => Array.from({ length: 10 }, () => settleJob(sessionHeader({ ...u, cloneId }), { totalCost: '1.2345' })));
-    await queue.pause();
-    // as the gateway relays them: ends of several users at once share batch jobs
-    const sink = new QueueJobSink(queue, { maxFacts: 12 });
+    for (const partition of queues.partitions) await partition.pause();
+    // as the gateway relays them: ends of several users at once share batch jobs (in each user's partition)
+    const sink = new QueueJobSink(queues, { maxFacts: 12 });
     const relayed = (data: SettleSessionJob): BillingJob => ({ name: 'settle-session', data, jobId: billingJobId.settleSession(data.session.sessionId) });
-    await Promise.all(jobs.map((data) => sink.addJobs([relayed(data)])));
-    assert.ok((await queue.getJobs(['waiting'])).some((j) => j.name === 'fact-batch'), 'settlements were batched');
-    // a redelivery of some alone, under other ids
-    await queue.addBulk(jobs.slice(0, 7).map((data) => ({ name: 'settle-session', data, opts: { jobId: `${billingJobId.settleSession(data.session.sessionId)}_again` } })));
+    await Promise.all(jobs.map((data) => sink.addJobs(data.session.userId, [relayed(data)])));
+    const waiting = (await Promise.all(queues.partitions.map((partition) => partition.getJobs(['waiting'])))).flat();
+    assert.ok(waiting.some((j) => j.name === 'fact-batch'), 'settlements were batched');
+    // a redelivery of some alone, under other ids (in a partition of its own: the worker takes every partition)
+    await queues.partitions[0]!.addBulk(jobs.slice(0, 7).map((data) => ({ name: 'settle-session', data, opts: { jobId: `${billingJobId.settleSession(data.session.sessionId)}_again` } })));
     await worker.start();
-    await queue.resume();
+    for (const partition of queues.partitions) await partition.resume();
     const deadline = Date.now() + 30_000;
     while (reported.length < jobs.length + 7 && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 20));
     assert.is(reported.length, jobs.length + 7);
@@ -206,8 +207,8 @@ test('the worker settles many relayed settlements at once (batched), each once, 
     assert.is(clone.total_earnings, formatMoney(parseMoney(earning) * BigInt(jobs.length)));
   } finally {
     await worker.close();
-    await queue.obliterate({ force: true });
-    await queue.close();
+    for (const partition of queues.partitions) await partition.obliterate({ force: true });
+    await queues.close();
     await redis.quit();
   }
 });
@@ -215,8 +216,9 @@ test('the worker settles many relayed settlements at once (batched), each once, 
 test('the worker: a busy user’s settlement waits holding nothing, while the others settle and its state still lands', async () => {
   const prefix = `${PREFIX}_busy`;
   const redis = new Redis(REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = createBillingQueue(redis, prefix);
-  const worker = new BillingWorker({ config: { BILLING_CONCURRENCY: 4, BILLING_LOCK_MS: 30_000, platformFeeRate: FEE }, db: t.db, connection: redis, prefix });
+  const queues = new BillingQueues(redis, prefix);
+  const queue = queues.partitions[0]!; // the worker takes every partition
+  const worker = new BillingWorker({ config: { BILLING_CONCURRENCY: 4, BILLING_LOCK_MS: 30_000, platformFeeRate: FEE }, db: t.db, connection: redis, redisPrefix: prefix });
   const lock = new pg.Client({ connectionString: t.url });
   await lock.connect();
   try {
@@ -261,7 +263,7 @@ test('the worker: a busy user’s settlement waits holding nothing, while the ot
     await lock.end().catch(() => undefined);
     await worker.close();
     await queue.obliterate({ force: true });
-    await queue.close();
+    await queues.close();
     await redis.quit();
   }
 });

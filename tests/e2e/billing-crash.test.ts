@@ -5,7 +5,7 @@ import pg from 'pg';
 import { sql } from 'kysely';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
-import { queuePrefix } from '#shared/live-state/keys.ts';
+import { billingQueuePrefix, BILLING_QUEUE_PARTITIONS } from '#shared/live-state/keys.ts';
 import {
   createClone,
   createUser,
@@ -167,9 +167,12 @@ async function blockedBilling(): Promise<{ waiting: number; settling: number }> 
   return { waiting: Number(rows[0]!.waiting), settling: Number(rows[0]!.settling) };
 }
 
+/** The BullMQ key base of each billing queue partition. */
+const partitionKeys = () => Array.from({ length: BILLING_QUEUE_PARTITIONS }, (_, p) => `${billingQueuePrefix(cluster.prefix, p)}:${BILLING_QUEUE}`);
+
 /** Ids of the billing queue's active jobs (a killed worker's stay there until their locks expire). */
 async function activeJobs(): Promise<string[]> {
-  return cluster.redis.lrange(`${queuePrefix(cluster.prefix)}:${BILLING_QUEUE}:active`, 0, -1);
+  return (await Promise.all(partitionKeys().map((queue) => cluster.redis.lrange(`${queue}:active`, 0, -1)))).flat();
 }
 
 /** Sessions the billing processes' reconcilers settled (from their logs), by kind. */
@@ -259,7 +262,8 @@ async function checkInvariants(batch: TrackedSession[]): Promise<void> {
     assert.is(parseMoney(clone.total_earnings), earned, `clone ${clone.id}: total_earnings`);
   }
 
-  const failed = await cluster.redis.zcard(`${queuePrefix(cluster.prefix)}:${BILLING_QUEUE}:failed`);
+  let failed = 0;
+  for (const queue of partitionKeys()) failed += await cluster.redis.zcard(`${queue}:failed`);
   assert.is(failed, 0, 'no billing job failed for good');
 }
 
@@ -314,11 +318,12 @@ test('SIGKILL the billing worker in the middle of settling: after restart, every
         select pid, application_name as app, state, wait_event_type, wait_event, pg_blocking_pids(pid) as blocked_by,
                left(query, 120) as query
           from pg_stat_activity where datname = current_database() and state <> 'idle'`.execute(cluster.database.db);
-      const queue = `${queuePrefix(cluster.prefix)}:${BILLING_QUEUE}`;
-      const counts = await cluster.redis.multi().llen(`${queue}:wait`).llen(`${queue}:active`).zcard(`${queue}:delayed`).zcard(`${queue}:failed`).exec();
+      const counts = await Promise.all(partitionKeys().map(async (queue) =>
+        (await cluster.redis.multi().llen(`${queue}:wait`).llen(`${queue}:active`).zcard(`${queue}:delayed`).zcard(`${queue}:failed`).exec())
+          ?.map(([, n]) => String(n)).join('/')));
       return (
-        `; settled ${await settledCount(ids)}/${ids.length}; queue wait/active/delayed/failed ` +
-        `${counts?.map(([, n]) => String(n)).join('/')}; busy backends:\n${rows.map((r) => JSON.stringify(r)).join('\n')}`
+        `; settled ${await settledCount(ids)}/${ids.length}; queue wait/active/delayed/failed by partition ` +
+        `${counts.join(', ')}; busy backends:\n${rows.map((r) => JSON.stringify(r)).join('\n')}`
       );
     },
   );

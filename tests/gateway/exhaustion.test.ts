@@ -14,13 +14,13 @@ test.before(async () => {
   system = await startSystem({
     env: { DUE_POLL_MS: '600000', METER_TICK_MS: '600000' },
     wrapJobs: (sink: BillingJobSink) => ({
-      async addJobs(jobs) {
+      async addJobs(userId, jobs) {
         adds++;
         if (failNextAdds > 0) {
           failNextAdds--;
           throw new Error('injected: queue unavailable');
         }
-        await sink.addJobs(jobs);
+        await sink.addJobs(userId, jobs);
       },
     }),
   });

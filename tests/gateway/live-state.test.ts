@@ -2,12 +2,12 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
 import { parseMoney } from '#shared/money/money.ts';
-import { dueKey } from '#shared/live-state/keys.ts';
+import { dueKey, userBucket } from '#shared/live-state/keys.ts';
 import { billingJobId, type SettleSessionJob } from '#shared/contract/billing-jobs.ts';
 import { settleSession } from '#billing/settle/settle-session.ts';
 import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
 import { SessionStore, storeOptions } from '#shared/live-state/session-store.ts';
-import { createClone, createUser, request, startSystem, type TestSystem, startInRoom } from '../support/system.ts';
+import { createClone, createUser, request, startSystem, type TestSystem, startInRoom, waitFor } from '../support/system.ts';
 
 // No billing worker here: the tests settle by hand, in the order they choose.
 let system: TestSystem;
@@ -27,8 +27,9 @@ async function endedSessions(userId: string, count: number): Promise<SettleSessi
     if (!started.ok) throw new Error(JSON.stringify(started));
     await new Promise((resolve) => setTimeout(resolve, 30));
     await request(client, 'session:end', { sessionId: started.session.id });
-    const job = await system.queue.getJob(billingJobId.settleSession(started.session.id));
-    jobs.push(job!.data as SettleSessionJob);
+    // the relay behind the answer may still be on its way to the queue
+    const job = await waitFor(() => system.queue.getJob(billingJobId.settleSession(started.session.id)), 5000, 'the settlement job');
+    jobs.push(job.data as SettleSessionJob);
   }
   client.disconnect();
   return jobs;
@@ -76,8 +77,8 @@ test('a stale scheduler answer never removes or delays a fresher due instant', a
   // a store of its own prefix: the gateway's due scheduler (polling its prefix every 20 ms) must not claim the entry
   const prefix = `${system.config.REDIS_PREFIX}_stale`;
   const store = new SessionStore(system.redis, { ...storeOptions(system.config), prefix });
-  const key = dueKey(prefix);
   const userId = randomUUID();
+  const key = dueKey(prefix, userBucket(userId));
   const [seconds] = await system.redis.time();
   const now = Number(seconds) * 1000;
   await store.scheduleDue(userId, now - 1000);

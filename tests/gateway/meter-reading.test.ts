@@ -1,7 +1,7 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
-import { dueKey } from '#shared/live-state/keys.ts';
+import { dueKey, userBucket } from '#shared/live-state/keys.ts';
 import type { MeterTick } from '#shared/contract/socket-events.ts';
 import { activeMsAt, costAt } from '#shared/live-state/live-session.ts';
 import { connectedUserAndClone, request, startSystem, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
@@ -104,7 +104,7 @@ test('an answer that finds nothing due sooner than the schedule holds asks for n
   assert.ok(outcome.nextDue !== null);
   assert.is(outcome.schedule, false);
   // (the due scheduler may have moved it on since: checkpoints are due every 300 ms here)
-  assert.ok(Number(await system.redis.zscore(dueKey(system.config.REDIS_PREFIX), userId)) > 0, 'the schedule holds the user');
+  assert.ok(Number(await system.redis.zscore(dueKey(system.config.REDIS_PREFIX, userBucket(userId)), userId)) > 0, 'the schedule holds the user');
   client.disconnect();
 });
 

@@ -37,7 +37,7 @@ test('a billing job that failed for good fails the reconciliation, naming its se
   const header = sessionHeader(parties);
   // a message Postgres cannot store, as a gateway before the edge refused NUL would have queued it
   const job = messageJob(header, { content: 'hello\u0000world' });
-  await system.queue.add('message', job, { jobId: billingJobId.message(job.message.id) });
+  await system.queue.forUser(header.userId).add('message', job, { jobId: billingJobId.message(job.message.id) });
   await waitFor(async () => (await system.queue.getJobCounts('failed')).failed === 1, 15_000, 'the job to fail for good');
   const report = await reconciliation();
   assert.is(report.ok, false);
@@ -45,7 +45,7 @@ test('a billing job that failed for good fails the reconciliation, naming its se
   assert.equal(report.failedJobs[0]!.sessionIds, [header.sessionId]);
   assert.is(report.failedJobs[0]!.id, billingJobId.message(job.message.id));
   assert.match(report.failedJobs[0]!.failedReason, /content/);
-  await system.queue.clean(0, 1000, 'failed');
+  await system.queue.forUser(header.userId).clean(0, 1000, 'failed');
   assert.is((await reconciliation()).ok, true, 'clean again once the failed job is dealt with');
 });
 

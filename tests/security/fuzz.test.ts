@@ -284,7 +284,7 @@ async function postgresState(): Promise<Record<string, string>> {
  */
 async function redisState(): Promise<Record<string, unknown>> {
   const prefix = system.config.REDIS_PREFIX;
-  const volatile = [/:socket\.io$/, /:sio:session:/, /:bull:/, /:conns$/, /:presence$/, /:\{due\}/];
+  const volatile = [/:socket\.io$/, /:sio:session:/, /:\{bull:\d+\}:/, /:conns$/, /:presence$/, /:\{due:\d+\}/, /:outboxes:scanned$/];
   const state: Record<string, unknown> = {};
   let cursor = '0';
   do {

@@ -8,7 +8,7 @@ import * as assert from 'uvu/assert';
 import { spawn } from 'node:child_process';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { randomUUID } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import { connectionsKey } from '#shared/live-state/keys.ts';
 import { FLOOD_FACTOR } from '#gateway/transport/acked-events.ts';
 import { createUser as createClusterUser, startCluster, type Cluster } from '../support/processes.ts';
@@ -41,7 +41,7 @@ async function attempt(connect: () => Promise<TestClient>): Promise<TestClient |
   }
 }
 
-const slots = (userId: string, redis: Redis = system.redis, prefix = system.config.REDIS_PREFIX) => redis.zrange(connectionsKey(prefix, userId), '0', '-1');
+const slots = (userId: string, redis: RedisClient = system.redis, prefix = system.config.REDIS_PREFIX) => redis.zrange(connectionsKey(prefix, userId), '0', '-1');
 
 function disconnected(client: TestClient, timeoutMs = 5000): Promise<string> {
   return new Promise((resolve, reject) => {

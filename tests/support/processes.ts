@@ -5,10 +5,10 @@
  * the test process's exit) kills whatever is still running and removes what the cluster created.
  */
 import { randomBytes, randomUUID } from 'node:crypto';
-import { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import { io } from 'socket.io-client';
 import { configSchema } from '#shared/config/config.ts';
+import { connectRedis, scanKeys, type RedisClient, type RedisTarget } from '#shared/live-state/redis-client.ts';
 import { freePort } from '../../scripts/lib/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { spawnService, waitHealthy, type ServiceProcess } from '../../scripts/lib/service-process.ts';
@@ -41,7 +41,7 @@ export interface Cluster {
   /** REDIS_PREFIX of the cluster. */
   prefix: string;
   /** A Redis connection for assertions. */
-  redis: Redis;
+  redis: RedisClient;
   /** The LiveKit RoomService the gateways call. */
   roomService: FakeRoomService;
   /** Spawns gateway/src/main.ts on a free PORT and resolves once GET /healthz answers 200. */
@@ -65,13 +65,11 @@ export interface ClusterOptions {
 export { freePort };
 
 /** Deletes every key matching `pattern` (SCAN + UNLINK). */
-export async function deleteKeys(redis: Redis, pattern: string): Promise<void> {
-  let cursor = '0';
-  do {
-    const [next, keys] = await redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-    cursor = next;
-    if (keys.length > 0) await redis.unlink(...keys);
-  } while (cursor !== '0');
+/** Removes every key matching `pattern` (on each node of a cluster; one UNLINK per key, as keys span slots). */
+export async function deleteKeys(redis: RedisClient, pattern: string): Promise<void> {
+  await scanKeys(redis, pattern, async (keys) => {
+    await Promise.all(keys.map((key) => redis.unlink(key)));
+  });
 }
 
 
@@ -93,6 +91,8 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
     REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    // the suite's cluster run (scripts/run-tests.ts): the processes on a real Redis Cluster
+    REDIS_CLUSTER_NODES: process.env.TEST_REDIS_CLUSTER_NODES ?? '',
     REDIS_PREFIX: prefix,
     HOST: '127.0.0.1',
     JWT_SECRET: TEST_JWT_SECRET,
@@ -103,7 +103,7 @@ export async function startCluster(options: ClusterOptions = {}): Promise<Cluste
     LIVEKIT_API_SECRET: TEST_LIVEKIT_SECRET,
     ...options.env,
   };
-  const redis = new Redis(env.REDIS_URL!, { maxRetriesPerRequest: null });
+  const redis = connectRedis(env as RedisTarget);
   const base = baseEnvironment();
   const handles: ProcessHandle[] = [];
   const clients = new Set<TestClient>();

@@ -4,15 +4,13 @@
  * `connect()` gives a typed socket.io-client; `close()` stops everything and removes what it created.
  */
 import { randomBytes } from 'node:crypto';
-import { Redis } from 'ioredis';
-import type { Queue } from 'bullmq';
 import { io, type Socket } from 'socket.io-client';
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '#shared/config/config.ts';
-import { queuePrefix } from '#shared/live-state/keys.ts';
+import { connectRedis, type RedisClient } from '#shared/live-state/redis-client.ts';
 import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contract/socket-events.ts';
 import { BillingWorker } from '#billing/billing-worker.ts';
-import { createBillingQueue } from '#shared/contract/billing-queue.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { Reconciler } from '#billing/reconcile/reconciler.ts';
 import { Gateway } from '#gateway/gateway.ts';
 import type { FastifyInstance } from 'fastify';
@@ -37,8 +35,9 @@ export const TEST_JWT_SECRET = 'test-secret-0123456789-0123456789-abcdef';
 export interface TestSystem {
   config: Config;
   database: TestDatabase;
-  redis: Redis;
-  queue: Queue;
+  /** The live state's Redis: one server, or the cluster TEST_REDIS_CLUSTER_NODES names. */
+  redis: RedisClient;
+  queue: BillingQueues;
   gateway: Gateway;
   /** The live state in Redis, read and written as any process does (shared/src/live-state). */
   store: SessionStore;
@@ -86,6 +85,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     NODE_ENV: 'test',
     DATABASE_URL: database.url,
     REDIS_URL: process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379',
+    // the suite's cluster run (scripts/run-tests.ts) sets it: the same tests on a real Redis Cluster
+    REDIS_CLUSTER_NODES: process.env.TEST_REDIS_CLUSTER_NODES ?? '',
     REDIS_PREFIX: prefix,
     PORT: '0',
     HOST: '127.0.0.1',
@@ -108,10 +109,10 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     ...options.env,
   });
   const logger = options.logger?.(config) ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });
-  const redis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  const queueRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  const workerRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
-  const queue = createBillingQueue(queueRedis, queuePrefix(prefix));
+  const redis = connectRedis(config);
+  const queueRedis = connectRedis(config);
+  const workerRedis = connectRedis(config);
+  const queue = new BillingQueues(queueRedis, prefix);
   const queueSink = new QueueJobSink(queue);
   const jobs = options.wrapJobs ? options.wrapJobs(queueSink) : queueSink;
   const gateway = new Gateway({ config, db: database.db, redis, queue, jobs, replies: createReplyGenerator(config), logger });
@@ -130,7 +131,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     config,
     db: database.db,
     connection: workerRedis,
-    prefix: queuePrefix(prefix),
+    redisPrefix: prefix,
     logger,
     onSettled: (result) => refreshBalance(database.db, store, result.userId),
   });
@@ -160,7 +161,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
 
   const extraGateways = new Set<ExtraGateway>();
   const addGateway: TestSystem['addGateway'] = async () => {
-    const extraRedis = new Redis(config.REDIS_URL, { maxRetriesPerRequest: null });
+    const extraRedis = connectRedis(config);
     const extra = new Gateway({ config, db: database.db, redis: extraRedis, queue, jobs, replies: createReplyGenerator(config), logger });
     const extraUrl = `http://127.0.0.1:${await extra.start()}`;
     let closed: Promise<void> | undefined;
@@ -199,7 +200,7 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
       await Promise.all([...extraGateways].map((extra) => extra.close()));
       await gateway.close();
       await worker.close();
-      await queue.obliterate({ force: true }).catch(() => undefined);
+      await Promise.all(queue.partitions.map((partition) => partition.obliterate({ force: true }).catch(() => undefined)));
       await queue.close();
       await deleteKeys(redis, `${prefix}:*`);
       await Promise.all([redis.quit(), queueRedis.quit(), workerRedis.quit()]);
@@ -247,9 +248,9 @@ export { waitFor } from '../../scripts/lib/wait-until.ts';
 /** A `wrapJobs` whose sink throws while `down()` says the queue is unreachable (the outbox must hold the facts). */
 export function unreachableWhile(down: () => boolean): (sink: BillingJobSink) => BillingJobSink {
   return (sink) => ({
-    async addJobs(jobs) {
+    async addJobs(userId, jobs) {
       if (down()) throw new Error('injected: the queue is unreachable');
-      await sink.addJobs(jobs);
+      await sink.addJobs(userId, jobs);
     },
   });
 }

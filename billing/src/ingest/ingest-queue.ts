@@ -28,7 +28,7 @@ export interface IngestQueueOptions {
 /**
  * A queue for producers and the poller: jobs retry with exponential backoff; completed jobs are removed (so the same
  * document can be queued again), failed ones kept a week for inspection (`enqueueDocument` replaces them).
- * `prefix` is `queuePrefix(REDIS_PREFIX)`, as the worker's.
+ * `prefix` is `ingestQueuePrefix(REDIS_PREFIX)`, as the worker's.
  */
 export function createIngestQueue(connection: ConnectionOptions, prefix: string, options: IngestQueueOptions = {}): Queue {
   return new Queue(INGEST_QUEUE, {

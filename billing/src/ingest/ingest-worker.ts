@@ -43,7 +43,7 @@ export interface IngestWorkerOptions {
   embedder: Embedder;
   /** BullMQ connection: ioredis options or an ioredis instance, with `maxRetriesPerRequest: null`. Not closed by `close()`. */
   connection: ConnectionOptions;
-  /** BullMQ key prefix, `queuePrefix(REDIS_PREFIX)`; must match the producers'. */
+  /** BullMQ key prefix, `ingestQueuePrefix(REDIS_PREFIX)`; must match the producers'. */
   prefix: string;
   /** How often pending documents are looked for; default 5000 ms. */
   pollIntervalMs?: number;

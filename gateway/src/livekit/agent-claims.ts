@@ -3,13 +3,13 @@
  * answers a dispatch and renewed while it serves; an agent that dies loses it after the claim lifetime, and the
  * next time the user is in the room another agent is dispatched.
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import { agentClaimKey } from '#shared/live-state/keys.ts';
 import { registerScripts, runScript } from '#shared/live-state/lua-scripts.ts';
 
 export class AgentClaims {
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly prefix: string,
     /** How long a claim lasts without renewal (the agent renews at a third of it). */
     readonly ttlMs: number,

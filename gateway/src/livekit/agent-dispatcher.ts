@@ -4,7 +4,7 @@
  * (RECONCILE_MS, so a crashed agent's sessions are picked up once its claim lapses), each one no agent holds is
  * offered to every connected agent; the first claim wins (AgentClaims).
  */
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import type { Logger } from 'pino';
 import type { AgentDispatch } from '#shared/contract/agent-events.ts';
 import { occupiedRoomsKey } from '#shared/live-state/keys.ts';
@@ -15,7 +15,7 @@ import type { AgentClaims } from './agent-claims.ts';
 import type { VoiceRooms } from './voice-rooms.ts';
 
 export interface AgentDispatcherOptions {
-  redis: Redis;
+  redis: RedisClient;
   prefix: string;
   agents: AgentNamespace;
   claims: AgentClaims;

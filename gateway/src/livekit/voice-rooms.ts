@@ -6,7 +6,7 @@
  * disconnect someone already in a room.
  */
 import { AccessToken, RoomServiceClient, TrackSource, type VideoGrant } from 'livekit-server-sdk';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import type { Logger } from 'pino';
 import type { Config } from '#shared/config/config.ts';
 import type { LiveKitJoin, SessionType } from '#shared/contract/socket-events.ts';
@@ -15,7 +15,7 @@ import { roomOwnerKey } from '#shared/live-state/keys.ts';
 export interface VoiceRoomsOptions {
   config: Config;
   /** Where room owners are recorded (the live-state Redis). */
-  redis: Redis;
+  redis: RedisClient;
   logger: Logger;
   /** The LiveKit HTTP API; default: a RoomServiceClient on LIVEKIT_API_URL (or LIVEKIT_URL over http). */
   roomService?: RoomServiceClient;

@@ -10,8 +10,8 @@ import type { OutboxEntry, SessionStore } from '#shared/live-state/session-store
 
 /** Where billing jobs go (a BullMQ queue in production and tests). */
 export interface BillingJobSink {
-  /** Not `urgent` (nobody waits for it), the jobs may wait a moment to share a queue write with others. */
-  addJobs(jobs: BillingJob[], options?: { urgent?: boolean }): Promise<void>;
+  /** The user's jobs. Not `urgent` (nobody waits for it), they may wait a moment to share a queue write with others. */
+  addJobs(userId: string, jobs: BillingJob[], options?: { urgent?: boolean }): Promise<void>;
 }
 
 export interface OutboxRelayOptions {
@@ -43,7 +43,7 @@ export class OutboxRelay {
     const attempts = this.options.attempts ?? 4;
     for (let attempt = 1; ; attempt++) {
       try {
-        await this.options.jobs.addJobs(jobs, options);
+        await this.options.jobs.addJobs(userId, jobs, options);
         break;
       } catch (error) {
         if (attempt >= attempts) throw error;

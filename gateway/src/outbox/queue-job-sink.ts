@@ -1,5 +1,6 @@
 /**
- * Billing jobs into the BullMQ billing queue, group-committed (GroupCommit): calls that arrive while an `addBulk` is
+ * Billing jobs into the user's partition of the billing queue (BillingQueues), group-committed per partition
+ * (GroupCommit): calls that arrive while an `addBulk` is
  * in flight wait for it and then go together in the next one, packed by `packJobs` (many facts to a job, settlements with
  * settlements). A lone call waits only for the rest of the current I/O turn (setImmediate), so relays of events that
  * arrived together share a batch and nothing else waits. Each call resolves when its jobs are in Redis, and rejects
@@ -7,7 +8,8 @@
  * Deterministic job ids make a repeated add a no-op; a fact that lands in two different batches is absorbed by the
  * worker.
  */
-import type { Queue } from 'bullmq';
+import type { BillingQueues } from '#shared/contract/billing-queue.ts';
+import { billingPartition } from '#shared/live-state/keys.ts';
 import { MAX_BATCH_FACTS } from '#shared/contract/billing-jobs.ts';
 import type { BillingJob } from '#shared/live-state/outbox-jobs.ts';
 import { GroupCommit } from '#shared/concurrency/group-commit.ts';
@@ -24,23 +26,24 @@ export interface QueueJobSinkOptions {
 }
 
 export class QueueJobSink implements BillingJobSink {
-  readonly #adds: GroupCommit<BillingJob[], undefined>;
+  /** One group commit per partition: an `addBulk` goes to one queue. */
+  readonly #adds: Array<GroupCommit<BillingJob[], undefined>>;
 
-  constructor(queue: Queue, options: QueueJobSinkOptions = {}) {
+  constructor(queues: BillingQueues, options: QueueJobSinkOptions = {}) {
     // a bigger batch would be refused by the worker's schema and its facts failed for good
     const maxFacts = Math.min(options.maxFacts ?? MAX_BATCH_FACTS, MAX_BATCH_FACTS);
-    // one addBulk at a time, of every call waiting up to maxJobsPerAdd jobs (at least one call)
-    this.#adds = new GroupCommit(
+    // per partition, one addBulk at a time, of every call waiting up to maxJobsPerAdd jobs (at least one call)
+    this.#adds = queues.partitions.map((queue) => new GroupCommit<BillingJob[], undefined>(
       async (calls) => {
         await queue.addBulk(packJobs(calls.flat(), maxFacts));
         return calls.map(() => undefined);
       },
       { maxInFlight: 1, maxWeight: options.maxJobsPerAdd ?? 2_000, weight: (jobs) => jobs.length, lingerMs: options.lingerMs ?? 0 },
-    );
+    ));
   }
 
-  addJobs(jobs: BillingJob[], options: { urgent?: boolean } = {}): Promise<void> {
+  addJobs(userId: string, jobs: BillingJob[], options: { urgent?: boolean } = {}): Promise<void> {
     if (jobs.length === 0) return Promise.resolve();
-    return this.#adds.submit(jobs, options.urgent ?? true);
+    return this.#adds[billingPartition(userId)]!.submit(jobs, options.urgent ?? true);
   }
 }

@@ -10,9 +10,7 @@
  * until one passes; 0 below 5/s); ratio = gateway capacity ÷ baseline capacity. The gateway's sweep runs on fresh
  * processes, before the fixed-rate run, so the backlog an overloaded fixed run leaves does not weigh on it.
  */
-import { Queue } from 'bullmq';
-import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
-import { queuePrefix } from '#shared/live-state/keys.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import type { BenchProcess } from '../bench-process.ts';
 import { GatewayMetricsWindow, type GatewayWindow } from '../gateway-metrics.ts';
@@ -175,7 +173,7 @@ export async function runChatRoundTrip(ctx: ScenarioContext): Promise<ScenarioRe
     const cpu = sampler.stop();
     const redis = await redisStats.stop();
     const gatewaySelf = await metrics.stop().catch(() => undefined);
-    const queue = new Queue(BILLING_QUEUE, { connection: ctx.environment.redis.duplicate(), prefix: queuePrefix(set.prefix) });
+    const queue = new BillingQueues(ctx.environment.redis.duplicate(), set.prefix);
     const backlog = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
     await queue.close();
     return {

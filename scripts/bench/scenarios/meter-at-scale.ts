@@ -7,11 +7,9 @@
  * shared/src/money/pricing.ts, start times from the session:start answers). Also how long after that instant the
  * client got `session:ended`.
  */
-import { Queue } from 'bullmq';
-import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
-import { queuePrefix } from '#shared/live-state/keys.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import { GatewayMetricsWindow } from '../gateway-metrics.ts';
 import { rounded, summarize } from '../latency-stats.ts';
@@ -126,7 +124,7 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
       notifyDelays.push(e.receivedAt - at);
     }
     const notEnded = exact.size - seen.size;
-    const queue = new Queue(BILLING_QUEUE, { connection: ctx.environment.redis.duplicate(), prefix: queuePrefix(set.prefix) });
+    const queue = new BillingQueues(ctx.environment.redis.duplicate(), set.prefix);
     const backlog = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
     await queue.close();
 

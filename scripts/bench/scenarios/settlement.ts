@@ -15,11 +15,9 @@
  * messages/s ÷ baseline rows/s.
  */
 import { randomUUID } from 'node:crypto';
-import { Queue } from 'bullmq';
 import { sql } from 'kysely';
 import pg from 'pg';
-import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
-import { queuePrefix } from '#shared/live-state/keys.ts';
+import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import { rounded, summarize } from '../latency-stats.ts';
 import { ProcSampler } from '../proc-stats.ts';
@@ -93,7 +91,7 @@ export async function runSettlement(ctx: ScenarioContext): Promise<ScenarioResul
   // PRESENCE_TIMEOUT_MS behind and pause the sessions mid-run (docs/performance.md, "presence hazard"), which
   // would end the scenario before it measures anything.
   const set = await ctx.servers('settle', { gateways: 1, billing: true, env: { PRESENCE_TIMEOUT_MS: '3600000' } });
-  const queue = new Queue(BILLING_QUEUE, { connection: ctx.environment.redis.duplicate(), prefix: queuePrefix(set.prefix) });
+  const queue = new BillingQueues(ctx.environment.redis.duplicate(), set.prefix);
   const pools: string[] = [];
   try {
     // ---- backlog phase

@@ -35,6 +35,11 @@ export const configSchema = z.object({
   DATABASE_URL: z.string().url().default('postgres://postgres@127.0.0.1:5432/tollgate'),
   /** Redis connection for live session state and the billing queue. */
   REDIS_URL: z.string().url().default('redis://127.0.0.1:6379'),
+  /**
+   * A Redis Cluster instead of one Redis: some of its nodes, `host:port,host:port` (the rest are discovered).
+   * REDIS_URL's user, password and `rediss:` then apply to every node; its host is not used.
+   */
+  REDIS_CLUSTER_NODES: z.string().regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'host:port,host:port,...').optional(),
   /** Prefix of every Redis key Tollgate writes (live state and queue). */
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('tg'),
   /** HS256 secret of the Supabase-style access tokens. */
@@ -94,6 +99,11 @@ export const configSchema = z.object({
   LEASE_MS: integer(10_000, 100),
   /** Outbox entries older than this are relayed by the recovery sweep (their writer is presumed dead). */
   OUTBOX_GRACE_MS: integer(5000, 0),
+  /**
+   * How often one process (of all) walks the Redis keyspace for outboxes the index missed (a process that died
+   * between a script and its index write); every sweep reads the index itself.
+   */
+  OUTBOX_SCAN_MS: integer(900_000, 1000),
   /** How often gateways sweep outboxes and the billing worker reconciles Postgres with Redis. */
   RECONCILE_MS: integer(30_000, 100),
   /** How long an ended session's live state stays in Redis for `session:get`. */

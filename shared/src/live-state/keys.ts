@@ -53,14 +53,31 @@ export function userKeys(prefix: string, userId: string): UserKeys {
   };
 }
 
-/** Sorted set: userId scored by the next instant (ms) something is due for that user (exhaustion, idle, timeout). */
-export function dueKey(prefix: string): string {
-  return `${prefix}:{due}`;
+/**
+ * Keys shared by many users — the due schedule and its leases, the index of non-empty outboxes — are split into
+ * LIVE_STATE_BUCKETS buckets by a hash of the user id, each bucket its own hash tag: under a Redis Cluster they
+ * spread over the shards instead of making one hot slot. Fixed: a changed count would strand entries in old buckets.
+ */
+export const LIVE_STATE_BUCKETS = 16;
+
+/** The bucket of a user's entries in the shared keys (FNV-1a of the id). */
+export function userBucket(userId: string): number {
+  let hash = 0x811c9dc5;
+  for (let i = 0; i < userId.length; i++) hash = Math.imul(hash ^ userId.charCodeAt(i), 0x01000193);
+  return (hash >>> 0) % LIVE_STATE_BUCKETS;
 }
 
-/** Sorted set: userId scored by when the lease of the gateway handling its due events runs out. */
-export function dueLeaseKey(prefix: string): string {
-  return `${prefix}:{due}:leases`;
+/** Every bucket number, 0 … LIVE_STATE_BUCKETS − 1. */
+export const allBuckets: readonly number[] = Array.from({ length: LIVE_STATE_BUCKETS }, (_, i) => i);
+
+/** Sorted set: userId scored by the next instant (ms) something is due for that user (exhaustion, idle, timeout). */
+export function dueKey(prefix: string, bucket: number): string {
+  return `${prefix}:{due:${bucket}}`;
+}
+
+/** Sorted set: userId scored by when the lease of the gateway handling its due events runs out (same slot as dueKey). */
+export function dueLeaseKey(prefix: string, bucket: number): string {
+  return `${prefix}:{due:${bucket}}:leases`;
 }
 
 /**
@@ -72,19 +89,21 @@ export function connectionsKey(prefix: string, userId: string): string {
 }
 
 /**
- * Set: the names of the users' outbox streams that hold something, kept by the Lua scripts that append to an outbox
- * and by outbox-ack.lua, which takes an emptied one out. The recovery sweep reads it instead of scanning the keyspace.
+ * Set, per bucket: the names of the users' outbox streams that may hold something, so the recovery sweep reads it
+ * instead of walking the keyspace. Kept beside the scripts, not in them (a script stays in its user's slot): added to
+ * when a script's answer says it recorded into an empty outbox, removed from when the relay has emptied it. A
+ * process dying between a script and its index write leaves an outbox unindexed: the rare keyspace walk finds it.
  */
-export function outboxIndexKey(prefix: string): string {
-  return `${prefix}:outboxes`;
+export function outboxIndexKey(prefix: string, bucket: number): string {
+  return `${prefix}:{outboxes:${bucket}}`;
 }
 
-/** Set once the outboxes written before the index existed have been indexed (one keyspace SCAN, ever). */
-export function outboxIndexBackfilledKey(prefix: string): string {
-  return `${prefix}:outboxes:backfilled`;
+/** String with a lifetime: set by the process that walks the keyspace for unindexed outboxes, so one walks at a time. */
+export function outboxScanKey(prefix: string): string {
+  return `${prefix}:outboxes:scanned`;
 }
 
-/** The pattern of every user's outbox: the one backfill SCAN (see outboxIndexBackfilledKey) finds pre-index outboxes by it. */
+/** The pattern of every user's outbox: the keyspace walk (see outboxScanKey) finds unindexed outboxes by it. */
 export function outboxPattern(prefix: string): string {
   return `${prefix}:u:*:outbox`;
 }
@@ -112,7 +131,24 @@ export function occupiedRoomsKey(prefix: string): string {
   return `${prefix}:rooms:occupied`;
 }
 
-/** BullMQ's own prefix, under ours. */
-export function queuePrefix(prefix: string): string {
-  return `${prefix}:bull`;
+/**
+ * The billing queue is BILLING_QUEUE_PARTITIONS BullMQ queues, a user's jobs always in the same one (by the user's
+ * bucket): each partition under its own hash tag, so under a Redis Cluster the queue spreads over the shards (BullMQ's
+ * scripts need every key of one queue in one slot). Fixed, as the buckets are.
+ */
+export const BILLING_QUEUE_PARTITIONS = 4;
+
+/** The billing queue partition of a user's jobs. */
+export function billingPartition(userId: string): number {
+  return userBucket(userId) % BILLING_QUEUE_PARTITIONS;
+}
+
+/** BullMQ's prefix of one billing queue partition, under ours. */
+export function billingQueuePrefix(prefix: string, partition: number): string {
+  return `${prefix}:{bull:${partition}}`;
+}
+
+/** BullMQ's prefix of the document ingestion queue (one slot: its traffic is small). */
+export function ingestQueuePrefix(prefix: string): string {
+  return `${prefix}:{ingest}`;
 }

@@ -5,22 +5,22 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '#shared/live-state/redis-client.ts';
 
 const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
 
-/** Each script and how many of its arguments are KEYS. */
+/** Each script and how many of its arguments are KEYS (all in one hash tag: one Redis Cluster slot per run). */
 const SCRIPTS = {
-  advance: 6,
-  'session-start': 7,
-  'session-transition': 7,
-  'message-add': 10,
-  'reply-add': 10,
-  'balance-snapshot': 6,
-  'presence-leave': 6,
+  advance: 5,
+  'session-start': 6,
+  'session-transition': 6,
+  'message-add': 9,
+  'reply-add': 9,
+  'balance-snapshot': 5,
+  'presence-leave': 5,
   'presence-refresh': 1,
-  'room-event': 8,
-  'outbox-ack': 2,
+  'room-event': 7,
+  'outbox-ack': 1,
   'agent-claim': 1,
   'connection-take': 1,
   'connection-renew': 1,
@@ -48,7 +48,7 @@ function scriptSources(): Map<ScriptName, string> {
 }
 
 /** Registers every script as a command named after its file (e.g. `session-start` → `tg_session_start`). */
-export function registerScripts(redis: Redis): void {
+export function registerScripts(redis: RedisClient): void {
   for (const [name, lua] of scriptSources()) {
     const command = commandName(name);
     if (!(command in redis)) redis.defineCommand(command, { numberOfKeys: SCRIPTS[name], lua });
@@ -60,7 +60,7 @@ export function commandName(name: ScriptName): string {
 }
 
 /** Runs a registered script; the one place raw KEYS/ARGV reach Redis. */
-export function runScript(redis: Redis, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+export function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   if (keys.length !== SCRIPTS[name]) throw new Error(`${name} takes ${SCRIPTS[name]} keys, got ${keys.length}`);
   const fn = (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[commandName(name)];
   if (!fn) throw new Error(`script ${name} is not registered on this client`);

@@ -2,9 +2,9 @@
  * Typed access to the live session state in Redis: one method per Lua script (nothing else builds KEYS/ARGV),
  * plus the due-instant schedule. Every method runs one atomic script on Redis server time.
  */
-import type { Redis } from 'ioredis';
+import { scanKeys, type RedisClient } from '#shared/live-state/redis-client.ts';
 import type { Units } from '#shared/money/money.ts';
-import { dueKey, dueLeaseKey, outboxIndexBackfilledKey, outboxIndexKey, outboxPattern, userIdOfKey, userKeys, type UserKeys } from '#shared/live-state/keys.ts';
+import { allBuckets, dueKey, dueLeaseKey, outboxIndexKey, outboxPattern, outboxScanKey, userBucket, userIdOfKey, userKeys, type UserKeys } from '#shared/live-state/keys.ts';
 import type { Config } from '#shared/config/config.ts';
 import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
@@ -31,6 +31,8 @@ export interface SessionStoreOptions {
   messageRatePerMin: number;
   /** A voice/video session whose user has not joined its room by this long after the start ends. */
   joinTimeoutMs: number;
+  /** How often one process walks the keyspace for outboxes the index missed (config OUTBOX_SCAN_MS). */
+  outboxScanMs: number;
 }
 
 /** The store settings a config implies. */
@@ -45,6 +47,7 @@ export function storeOptions(config: Config): SessionStoreOptions {
     checkpointMs: config.CHECKPOINT_MS,
     messageRatePerMin: config.MESSAGE_RATE_PER_MIN,
     joinTimeoutMs: config.JOIN_TIMEOUT_MS,
+    outboxScanMs: config.OUTBOX_SCAN_MS,
   };
 }
 
@@ -156,6 +159,7 @@ interface RawOutcome {
   changes: Array<Omit<StateChange, 'at' | 'activeMs'> & { at: string; activeMs: string }> | Record<string, never>;
   sessions: Record<string, Record<string, string>>;
   outbox: OutboxEntry[] | Record<string, never>;
+  outboxStarted?: boolean;
   result: Record<string, unknown> | false;
 }
 
@@ -194,16 +198,12 @@ export function toWireMessage(message: StoredMessage): WireMessage {
 
 export class SessionStore {
   private readonly settings: string;
-  private readonly outboxIndex: string;
-  /** Outboxes written before the index existed are looked for once, by this process's first sweep. */
-  private backfilled = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly options: SessionStoreOptions,
   ) {
     registerScripts(redis);
-    this.outboxIndex = outboxIndexKey(options.prefix);
     this.settings = JSON.stringify({
       idleMs: options.idlePauseMs,
       pausedEndMs: options.pausedEndMs,
@@ -223,8 +223,11 @@ export class SessionStore {
   /** Runs a live-state script; `gatewayId` marks a request from a socket on that gateway (refreshes presence). */
   private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>, gatewayId = ''): Promise<Outcome> {
     const k = this.keys(userId);
-    const keys = [k.account, k.unsettled, k.open, k.outbox, k.presence, this.outboxIndex, ...sessionKeys];
+    const keys = [k.account, k.unsettled, k.open, k.outbox, k.presence, ...sessionKeys];
     const raw = JSON.parse(String(await runScript(this.redis, name, keys, [k.base, this.settings, gatewayId, ...args]))) as RawOutcome;
+    // not awaited: the answer need not wait for the index, and an index write lost to a crash is what the
+    // keyspace walk is for (see outboxIndexKey)
+    if (raw.outboxStarted === true) this.redis.sadd(outboxIndexKey(this.options.prefix, userBucket(userId)), k.outbox).catch(() => undefined);
     const changes = Array.isArray(raw.changes) ? raw.changes : [];
     const open = Array.isArray(raw.open) ? raw.open : [];
     return {
@@ -353,20 +356,26 @@ export class SessionStore {
 
   /** Notes that something is due for the user at `at` (an earlier future instant already scheduled is kept). */
   async scheduleDue(userId: string, at: number): Promise<void> {
-    await runScript(this.redis, 'schedule-due', [dueKey(this.options.prefix)], [userId, at]);
+    await runScript(this.redis, 'schedule-due', [dueKey(this.options.prefix, userBucket(userId))], [userId, at]);
   }
 
-  /** Claims up to `limit` users whose due instant has passed, leased to the caller for `leaseMs`. */
+  /**
+   * Claims up to `limit` users of each bucket whose due instant has passed, for `leaseMs`: the buckets are asked at
+   * once (under a cluster, on their shards).
+   */
   async claimDue(limit: number, leaseMs: number): Promise<Array<{ userId: string; at: number }>> {
-    const flat = (await runScript(this.redis, 'claim-due', [dueKey(this.options.prefix), dueLeaseKey(this.options.prefix)], [leaseMs, limit])) as string[];
+    const { prefix } = this.options;
+    const flats = await Promise.all(allBuckets.map((bucket) =>
+      runScript(this.redis, 'claim-due', [dueKey(prefix, bucket), dueLeaseKey(prefix, bucket)], [leaseMs, limit]) as Promise<string[]>));
     const due: Array<{ userId: string; at: number }> = [];
-    for (let i = 0; i < flat.length; i += 2) due.push({ userId: flat[i]!, at: Number(flat[i + 1]) });
+    for (const flat of flats) for (let i = 0; i < flat.length; i += 2) due.push({ userId: flat[i]!, at: Number(flat[i + 1]) });
     return due;
   }
 
   /** After handling the entry scored `handledAt`: moves it to `next` (or removes it) and ends the lease. */
   async rescheduleDue(userId: string, handledAt: number, next: number | null): Promise<void> {
-    await runScript(this.redis, 'reschedule-due', [dueKey(this.options.prefix), dueLeaseKey(this.options.prefix)], [
+    const bucket = userBucket(userId);
+    await runScript(this.redis, 'reschedule-due', [dueKey(this.options.prefix, bucket), dueLeaseKey(this.options.prefix, bucket)], [
       userId, handledAt, next === null ? '' : next,
     ]);
   }
@@ -375,7 +384,7 @@ export class SessionStore {
   async outboxEntries(userId: string, count = 500): Promise<OutboxEntry[]> {
     const outbox = this.keys(userId).outbox;
     const rows = await this.redis.xrange(outbox, '-', '+', 'COUNT', count);
-    if (rows.length === 0) await runScript(this.redis, 'outbox-ack', [outbox, this.outboxIndex], []);
+    if (rows.length === 0) await this.unindexIfEmpty(userId, 0);
     return rows.map(([id, fields]) => {
       const map = new Map<string, string>();
       for (let i = 0; i < fields.length; i += 2) map.set(fields[i]!, fields[i + 1]!);
@@ -383,43 +392,55 @@ export class SessionStore {
     });
   }
 
-  /** Deletes relayed entries from the user's outbox; an outbox left empty leaves the index (outbox-ack.lua). */
+  /** Deletes relayed entries from the user's outbox; an outbox left empty leaves the index. */
   async ackOutbox(userId: string, ids: string[]): Promise<void> {
-    if (ids.length > 0) await runScript(this.redis, 'outbox-ack', [this.keys(userId).outbox, this.outboxIndex], ids);
+    if (ids.length === 0) return;
+    const left = Number(await runScript(this.redis, 'outbox-ack', [this.keys(userId).outbox], ids));
+    await this.unindexIfEmpty(userId, left);
   }
 
   /**
-   * Users whose outbox may hold something, for the recovery sweep: the members of the outbox index the scripts keep
-   * (SSCAN, no keyspace walk). Outboxes written before the index existed (an upgrade from a version without it) are
-   * indexed by one SCAN, by the first process to sweep; a marker key keeps every later process from walking again.
+   * An empty outbox leaves its bucket of the index. Not atomic with the outbox (another slot): a script recording
+   * into it between the count and this SREM has its outbox unindexed until its own relay empties it — or, if its
+   * process dies first, until the keyspace walk.
+   */
+  private async unindexIfEmpty(userId: string, left: number): Promise<void> {
+    if (left === 0) await this.redis.srem(outboxIndexKey(this.options.prefix, userBucket(userId)), this.keys(userId).outbox);
+  }
+
+  /**
+   * Users whose outbox may hold something, for the recovery sweep: the members of every bucket of the outbox index
+   * (SSCAN, no keyspace walk) — and, every OUTBOX_SCAN_MS by one process of all, every outbox in the keyspace
+   * (SCAN on each node), which finds those the index missed (a process that died between a script and its index write,
+   * or an outbox written by a version without the index).
    */
   async usersWithOutbox(): Promise<string[]> {
-    if (!this.backfilled) {
-      await this.indexUnindexedOutboxes();
-      this.backfilled = true;
-    }
     const users = new Set<string>();
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.sscan(this.outboxIndex, cursor, 'COUNT', 1000);
-      cursor = next;
+    const add = (keys: string[]) => {
       for (const key of keys) {
         const userId = userIdOfKey(key);
         if (userId) users.add(userId);
       }
-    } while (cursor !== '0');
+    };
+    const { prefix, outboxScanMs } = this.options;
+    await Promise.all(allBuckets.map(async (bucket) => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await this.redis.sscan(outboxIndexKey(prefix, bucket), cursor, 'COUNT', 1000);
+        cursor = next;
+        add(keys);
+      } while (cursor !== '0');
+    }));
+    if ((await this.redis.set(outboxScanKey(prefix), new Date().toISOString(), 'PX', outboxScanMs, 'NX')) === 'OK') {
+      // what the walk finds is indexed too, so a sweep that cannot relay it now finds it next time
+      await scanKeys(this.redis, outboxPattern(prefix), async (keys) => {
+        add(keys);
+        await Promise.all(keys.flatMap((key) => {
+          const userId = userIdOfKey(key);
+          return userId ? [this.redis.sadd(outboxIndexKey(prefix, userBucket(userId)), key)] : [];
+        }));
+      });
+    }
     return [...users];
-  }
-
-  private async indexUnindexedOutboxes(): Promise<void> {
-    const marker = outboxIndexBackfilledKey(this.options.prefix);
-    if ((await this.redis.exists(marker)) === 1) return;
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', outboxPattern(this.options.prefix), 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await this.redis.sadd(this.outboxIndex, ...keys);
-    } while (cursor !== '0');
-    await this.redis.set(marker, new Date().toISOString());
   }
 }

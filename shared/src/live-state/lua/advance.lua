@@ -4,7 +4,7 @@
   of the user). When the last advance's due instant is still ahead and the sighting pauses nothing, nothing can have
   changed: the run then only moves the cursor and the sighting to now and reads the open sessions (no advance loop,
   no whole session hashes), which is what keeps a meter tick cheap.
-  KEYS: the common six.  ARGV: the common three, 4 (optional) a session id whose whole state the answer includes,
+  KEYS: the common five.  ARGV: the common three, 4 (optional) a session id whose whole state the answer includes,
   5 (optional) 'due': the due scheduler asking, which only needs what changed and the next due instant — when
   nothing was due the answer then carries no meter reading (`open` empty, `reading` false), which spares reading
   every open session of a user whose due instant was only a presence check.

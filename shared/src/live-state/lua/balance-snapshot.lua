@@ -3,7 +3,7 @@
   sessions that snapshot already includes (settled at a credits_version <= it), whose totals are dropped here so
   they are never subtracted twice. An older snapshot than the one held does not replace it, but the sessions it
   includes are included in the newer one too, so they are dropped all the same.
-  KEYS: common six.  ARGV: common three, 4 credits (units), 5 creditsVersion, 6.. ids of included sessions.
+  KEYS: common five.  ARGV: common three, 4 credits (units), 5 creditsVersion, 6.. ids of included sessions.
   Returns the common JSON. It applies nothing due, so it makes no state change its caller would have to relay.
 ]]
 --@include live-state

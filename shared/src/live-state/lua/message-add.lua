@@ -1,6 +1,6 @@
 --[[
   Stores a user message once per clientMessageId while the session is active; a repeat returns the first one.
-  KEYS: common six, 7 session hash, 8 message log, 9 clientMessageId → message, 10 messageId → message.
+  KEYS: common five, 6 session hash, 7 message log, 8 clientMessageId → message, 9 messageId → message.
   ARGV: common three, 4 sessionId, 5 clientMessageId, 6 new messageId, 7 content.
   A chat paused `disconnected` is resumed first when the message comes through a gateway (the user is back).
   Returns the common JSON with result = { message = JSON string of the stored message }; code 4 for a repeat,
@@ -14,7 +14,7 @@ local now = begin()
 local s = loadSession(id)
 if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
 touched[id] = true
-local existing = redis.call('HGET', KEYS[9], clientMessageId)
+local existing = redis.call('HGET', KEYS[8], clientMessageId)
 if existing then
   return reply(CODE_DUPLICATE, now, advance(now), { message = existing })
 end
@@ -39,9 +39,9 @@ local fields = {
   costIncrement = '0', createdAt = n2s(now), clientMessageId = clientMessageId,
 }
 local message = cjson.encode(fields)
-redis.call('RPUSH', KEYS[8], message)
-redis.call('HSET', KEYS[9], clientMessageId, message)
-redis.call('HSET', KEYS[10], messageId, message)
+redis.call('RPUSH', KEYS[7], message)
+redis.call('HSET', KEYS[8], clientMessageId, message)
+redis.call('HSET', KEYS[9], messageId, message)
 save(s, {
   msgCount = n2s(tonumber(s.msgCount) + 1),
   userMsgCount = n2s(tonumber(s.userMsgCount) + 1),

@@ -1,7 +1,7 @@
 --[[
   The user's last socket on gateway ARGV[3] went away: forget that sighting, and if no other gateway has seen the
   user recently, their active chats pause now (they are connected nowhere).
-  KEYS: the common six.  ARGV: the common three (gateway id required).
+  KEYS: the common five.  ARGV: the common three (gateway id required).
   Returns the common JSON.
 ]]
 --@include live-state

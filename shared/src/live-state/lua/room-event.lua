@@ -4,7 +4,7 @@
   joins once and leaves once, and a join that arrives after its own leave is ignored; a pause or end applies at
   the event's own instant (never before the session's last change), a join never before the instant it happened.
   That way no time the user was outside the room is charged.
-  KEYS: common six, 7 the session's hash, 8 set of webhook event ids seen for it.
+  KEYS: common five, 6 the session's hash, 7 set of webhook event ids seen for it.
   ARGV: common three (gateway id ''), 4 sessionId, 5 event id, 6 kind (joined | left | finished),
         7 participant sid ('' for finished), 8 the event's instant (ms).
   Returns the common JSON; code 1 unknown session, 4 duplicate event; result.ended = true when the session is over
@@ -17,11 +17,11 @@ local at = math.min(tonumber(ARGV[8]), now)
 local s = loadSession(id)
 if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
 touched[id] = true
-if redis.call('SADD', KEYS[8], eventId) == 0 then
+if redis.call('SADD', KEYS[7], eventId) == 0 then
   return reply(CODE_DUPLICATE, now, advance(now), { ended = s.status == 'ended' })
 end
 if s.status == 'ended' then
-  redis.call('PEXPIRE', KEYS[8], ENDED_TTL_MS)
+  redis.call('PEXPIRE', KEYS[7], ENDED_TTL_MS)
   return reply(CODE_OK, now, advance(now), { ended = true })
 end
 

@@ -2,7 +2,7 @@
   Opens a session if the user can pay for its first minutes (the balance is refreshed before: balance-snapshot.lua).
   A chat starts active. A voice or video session starts paused: it is metered only while the user is in its room
   (room-event.lua), and ends with nothing charged if the user does not join by JOIN_TIMEOUT_MS.
-  KEYS: common six, 7 the new session's hash.
+  KEYS: common five, 6 the new session's hash.
   ARGV: common three, 4 sessionId, 5 userId, 6 cloneId, 7 type, 8 rate (units/min), 9 minimum start ms,
         10 most open sessions a user may have.
   Returns the common JSON; code 3 when available credits do not cover the minimum start time, 5 when the user
@@ -13,7 +13,7 @@ local id, userId, cloneId, kind = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local rate, minStartMs, maxOpen = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 
 local now = begin()
-if redis.call('EXISTS', KEYS[7]) == 1 then
+if redis.call('EXISTS', KEYS[6]) == 1 then
   return reply(CODE_DUPLICATE, now, advance(now), { sessionId = id })
 end
 local open = openSessions()
@@ -26,7 +26,7 @@ if available <= 0 or available < timeCost(rate, minStartMs) then
 end
 local inRoom = kind ~= 'chat'
 local status = inRoom and 'paused' or 'active'
-redis.call('HSET', KEYS[7],
+redis.call('HSET', KEYS[6],
   'id', id, 'userId', userId, 'cloneId', cloneId, 'type', kind, 'status', status, 'rate', n2s(rate),
   'startedAt', n2s(now), 'resumedAt', n2s(now), 'lastUserAt', n2s(now), 'pausedAt', inRoom and n2s(now) or '',
   'endedAt', '', 'activeMs', '0', 'aiCost', '0', 'msgCount', '0', 'userMsgCount', '0', 'version', '1', 'cap', '',

@@ -2,7 +2,7 @@
   pause, resume or end one session on the user's request, after applying everything already due.
   A voice/video session follows its room: `pause` holds it (paused even while the user is in the room), `resume`
   lifts the hold and makes it active only if the user is in the room.
-  KEYS: common six, 7 the session's hash.
+  KEYS: common five, 6 the session's hash.
   ARGV: common three, 4 sessionId, 5 action (pause|resume|end), 6 end reason.
   Pause of a paused chat and resume of an active one are answered ok (idempotent).
   Returns the common JSON; code 1 unknown session, 2 illegal transition, 3 no credits left to resume.
