@@ -3,6 +3,7 @@ import * as assert from 'uvu/assert';
 import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { userKeys } from '#shared/live-state/keys.ts';
+import { scanKeys } from '#shared/live-state/redis-client.ts';
 import { createClone, createUser, nextEvent, request, startSystem, unreachableWhile, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
 // Recovery without extra processes: a client that drops mid-reply, an outbox left behind by a crash, and live
@@ -96,8 +97,10 @@ test('live state lost from Redis: the reconciler settles at the last checkpoint 
   }, 5000, 'a checkpoint');
   // everything of this user is gone from Redis (a flush of our keys; other tenants of the server keep theirs)
   const keys = userKeys(system.config.REDIS_PREFIX, userId);
-  // in one command, as a flush would: a meter tick never sees half of the user's state
-  await system.redis.del(...(await system.redis.keys(`${keys.base}*`)));
+  // in one command, as a flush would: a meter tick never sees half of the user's state (one hash tag: one slot)
+  const found: string[] = [];
+  await scanKeys(system.redis, `${keys.base}*`, async (batch) => void found.push(...batch));
+  await system.redis.del(...found);
   const report = await system.reconciler.runOnce();
   assert.ok(report.stateLost.includes(sessionId));
   const row = await settled(sessionId);
