@@ -33,6 +33,8 @@ export interface RedisCluster {
   masterPorts(): Promise<number[]>;
   /** Resolves once every slot is served and every running node agrees the cluster is ok. */
   waitHealthy(timeoutMs?: number): Promise<void>;
+  /** The ports of the master serving `key`'s slot and of its replicas, as the cluster reports them now. */
+  nodesOfKey(key: string): Promise<{ master: number; replicas: number[] }>;
   /** SIGKILLs a master (the first one, or `port`'s) and resolves once its replica serves its slots: the failover. */
   killMaster(port?: number): Promise<{ port: number; failoverMs: number }>;
   close(): Promise<void>;
@@ -144,23 +146,42 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
     throw error;
   }
 
-  const masterPorts = async (): Promise<number[]> => {
+  /** Asks a running node: each node of CLUSTER NODES, and for a KEYSLOT `key` its slot. */
+  const ask = async <T>(question: (client: Redis) => Promise<T>): Promise<T> => {
     const alive = nodes.find((n) => n.running);
-    if (!alive) return [];
+    if (!alive) throw new Error('no cluster node runs');
     const client = new Redis({ port: alive.port, host: '127.0.0.1', maxRetriesPerRequest: 0, lazyConnect: true });
     client.on('error', () => undefined);
     try {
       await client.connect();
-      // a line: <id> <ip:port@bus> <flags,...> <master id> ...; a master the others think down is flagged fail or fail?
-      return String(await client.call('CLUSTER', 'NODES')).split('\n').flatMap((line) => {
-        const [, address, flags] = line.split(' ');
-        const flagList = flags?.split(',') ?? [];
-        return flagList.includes('master') && !flagList.some((f) => f.startsWith('fail')) ? [Number(/:(\d+)@/.exec(address!)?.[1])] : [];
-      });
+      return await question(client);
     } finally {
       client.disconnect();
     }
   };
+  // a line: <id> <ip:port@bus> <flags,...> <master id or -> <ping> <pong> <epoch> <link> <slot ranges...>
+  const clusterNodes = (client: Redis) => client.call('CLUSTER', 'NODES').then((text) => String(text).trim().split('\n').map((line) => {
+    const [id, address, flags, masterId, , , , , ...slots] = line.split(' ');
+    const flagList = flags?.split(',') ?? [];
+    return {
+      id: id!,
+      port: Number(/:(\d+)@/.exec(address!)?.[1]),
+      master: flagList.includes('master'),
+      failed: flagList.some((f) => f.startsWith('fail')),
+      masterId: masterId!,
+      ranges: slots.filter((s) => /^\d+(-\d+)?$/.test(s)).map((s) => s.split('-').map(Number) as [number, number?]),
+    };
+  }));
+  // a master the others think down is flagged fail or fail?
+  const masterPorts = async (): Promise<number[]> =>
+    (await ask(clusterNodes)).filter((n) => n.master && !n.failed).map((n) => n.port);
+  const nodesOfKey = (key: string) => ask(async (client) => {
+    const slot = Number(await client.call('CLUSTER', 'KEYSLOT', key));
+    const all = await clusterNodes(client);
+    const master = all.find((n) => n.master && !n.failed && n.ranges.some(([from, to]) => slot >= from && slot <= (to ?? from)));
+    if (!master) throw new Error(`no master serves slot ${slot}`);
+    return { master: master.port, replicas: all.filter((n) => n.masterId === master.id && !n.failed).map((n) => n.port) };
+  });
   const killMaster = async (port?: number) => {
     const victimPort = port ?? (await masterPorts())[0]!;
     const victim = nodes.find((n) => n.port === victimPort)!;
@@ -170,5 +191,5 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
     await waitHealthy(60_000);
     return { port: victimPort, failoverMs: Date.now() - killedAt };
   };
-  return { nodes, nodeList, masterPorts, waitHealthy, killMaster, close };
+  return { nodes, nodeList, masterPorts, nodesOfKey, waitHealthy, killMaster, close };
 }

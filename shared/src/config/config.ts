@@ -40,6 +40,14 @@ export const configSchema = z.object({
    * REDIS_URL's user, password and `rediss:` then apply to every node; its host is not used.
    */
   REDIS_CLUSTER_NODES: z.string().regex(/^\s*[^\s,:]+:\d+\s*(,\s*[^\s,:]+:\d+\s*)*$/, 'host:port,host:port,...').optional(),
+  /**
+   * How many replicas must hold a user message or a clone reply before it is acknowledged (Redis WAIT on the master
+   * that took it): with 1, a master's failover cannot lose an acknowledged message. 0: acknowledged once the master
+   * has it (one Redis, or replicas not trusted with it).
+   */
+  REDIS_ACK_REPLICAS: integer(0, 0),
+  /** How long a write waits for REDIS_ACK_REPLICAS replicas before it is answered `unavailable` (retried, found, waited again). */
+  REDIS_ACK_TIMEOUT_MS: integer(500, 1),
   /** Prefix of every Redis key Tollgate writes (live state and queue). */
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('tg'),
   /** HS256 secret of the Supabase-style access tokens. */

@@ -16,6 +16,13 @@ const REDIS_MESSAGES = [
   /^MASTERDOWN /,
   /^CLUSTERDOWN /,
   /^TRYAGAIN /,
+  // too few replicas confirmed a write in time (runScriptReplicated; Redis's own min-replicas refusal)
+  /^NOREPLICAS /,
+  // ioredis's cluster client when no node serves the slot (a failover longer than its retries) or none answers
+  /^Too many Cluster redirections/,
+  /^Failed to refresh slots cache/,
+  /^None of startup nodes is available/,
+  /^Cluster isn't ready/,
   /^BUSY /,
   /^Command timed out$/,
   // auto-pipelined commands in flight when the connection closed (Redis died): they may or may not have run

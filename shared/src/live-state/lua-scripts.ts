@@ -67,6 +67,34 @@ export function runScript(redis: RedisClient, name: ScriptName, keys: string[], 
   return fn.call(redis, ...keys, ...args);
 }
 
+/** How many replicas must hold a write before it is acknowledged, and how long to wait for them (WAIT). */
+export interface ReplicaAck {
+  replicas: number;
+  timeoutMs: number;
+}
+
+/**
+ * Runs a registered script, then waits until `ack.replicas` replicas hold what it wrote (WAIT, on the same
+ * connection and so, under a cluster, on the master of the script's slot: one pipeline goes to one node). Redis
+ * replicates asynchronously: without this, an acknowledged write only the master held is lost when a replica takes
+ * over. Fewer replicas in time: `NOREPLICAS` (a dependency failure, answered `unavailable`); the write itself stands,
+ * and a retry of an idempotent script finds it and waits again. `ack.replicas` 0: runScript.
+ */
+export async function runScriptReplicated(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>, ack: ReplicaAck): Promise<unknown> {
+  if (ack.replicas <= 0) return runScript(redis, name, keys, args);
+  if (keys.length !== SCRIPTS[name]) throw new Error(`${name} takes ${SCRIPTS[name]} keys, got ${keys.length}`);
+  const pipeline = redis.pipeline();
+  (pipeline as unknown as Record<string, (...a: Array<string | number>) => unknown>)[commandName(name)]!(...keys, ...args);
+  pipeline.call('WAIT', ack.replicas, ack.timeoutMs);
+  const [[scriptError, result], [waitError, confirmed]] = (await pipeline.exec()) as Array<[Error | null, unknown]> as [[Error | null, unknown], [Error | null, unknown]];
+  if (scriptError) throw scriptError;
+  if (waitError) throw waitError;
+  if (Number(confirmed) < ack.replicas) {
+    throw new Error(`NOREPLICAS ${String(confirmed)} of ${ack.replicas} replica(s) confirmed the write within ${ack.timeoutMs} ms`);
+  }
+  return result;
+}
+
 /** Each script's SHA1 as Redis knows it (EVALSHA's first argument) → its name; for tools that read Redis's logs. */
 export function scriptNamesBySha(): Map<string, ScriptName> {
   return new Map([...scriptSources()].map(([name, lua]) => [createHash('sha1').update(lua).digest('hex'), name]));

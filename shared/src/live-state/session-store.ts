@@ -9,7 +9,7 @@ import type { Config } from '#shared/config/config.ts';
 import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
 import { parseLiveSession, type LiveSession, type MeterReading } from './live-session.ts';
-import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
+import { registerScripts, runScript, runScriptReplicated, type ReplicaAck, type ScriptName } from './lua-scripts.ts';
 import type { ScriptCode } from './script-codes.ts';
 
 export interface SessionStoreOptions {
@@ -33,6 +33,8 @@ export interface SessionStoreOptions {
   joinTimeoutMs: number;
   /** How often one process walks the keyspace for outboxes the index missed (config OUTBOX_SCAN_MS). */
   outboxScanMs: number;
+  /** Replicas that must hold a user message or a reply before it is acknowledged (REDIS_ACK_REPLICAS, _TIMEOUT_MS). */
+  replicaAck: ReplicaAck;
 }
 
 /** The store settings a config implies. */
@@ -48,6 +50,7 @@ export function storeOptions(config: Config): SessionStoreOptions {
     messageRatePerMin: config.MESSAGE_RATE_PER_MIN,
     joinTimeoutMs: config.JOIN_TIMEOUT_MS,
     outboxScanMs: config.OUTBOX_SCAN_MS,
+    replicaAck: { replicas: config.REDIS_ACK_REPLICAS, timeoutMs: config.REDIS_ACK_TIMEOUT_MS },
   };
 }
 
@@ -220,11 +223,17 @@ export class SessionStore {
     return userKeys(this.options.prefix, userId);
   }
 
-  /** Runs a live-state script; `gatewayId` marks a request from a socket on that gateway (refreshes presence). */
-  private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>, gatewayId = ''): Promise<Outcome> {
+  /**
+   * Runs a live-state script; `gatewayId` marks a request from a socket on that gateway (refreshes presence).
+   * `replicated`: the answer waits until the configured replicas hold the write (messages and replies, which a user
+   * was told are stored).
+   */
+  private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>, gatewayId = '', replicated = false): Promise<Outcome> {
     const k = this.keys(userId);
     const keys = [k.account, k.unsettled, k.open, k.outbox, k.presence, ...sessionKeys];
-    const raw = JSON.parse(String(await runScript(this.redis, name, keys, [k.base, this.settings, gatewayId, ...args]))) as RawOutcome;
+    const argv = [k.base, this.settings, gatewayId, ...args];
+    const answer = replicated ? await runScriptReplicated(this.redis, name, keys, argv, this.options.replicaAck) : await runScript(this.redis, name, keys, argv);
+    const raw = JSON.parse(String(answer)) as RawOutcome;
     // not awaited: the answer need not wait for the index, and an index write lost to a crash is what the
     // keyspace walk is for (see outboxIndexKey)
     if (raw.outboxStarted === true) this.redis.sadd(outboxIndexKey(this.options.prefix, userBucket(userId)), k.outbox).catch(() => undefined);
@@ -313,13 +322,13 @@ export class SessionStore {
   }
 
   addMessage(userId: string, sessionId: string, clientMessageId: string, messageId: string, content: string, gatewayId = ''): Promise<Outcome> {
-    return this.run('message-add', userId, this.messageKeys(userId, sessionId), [sessionId, clientMessageId, messageId, content], gatewayId);
+    return this.run('message-add', userId, this.messageKeys(userId, sessionId), [sessionId, clientMessageId, messageId, content], gatewayId, true);
   }
 
   addReply(userId: string, sessionId: string, reply: { messageId: string; content: string; tokensUsed: number; cost: Units; citations: Citation[] }): Promise<Outcome> {
     return this.run('reply-add', userId, this.messageKeys(userId, sessionId), [
       sessionId, reply.messageId, reply.content, reply.tokensUsed, reply.cost.toString(), JSON.stringify(reply.citations),
-    ]);
+    ], '', true);
   }
 
   /** The ids of the user's ended sessions whose totals still count as unsettled. */
