@@ -1,7 +1,8 @@
 /**
- * The system under the chaos run, all of it its own: a redis-server (AOF everysec) and a PostgreSQL cluster on
- * spare ports in temporary directories, the database migrated, two gateways and two billing workers as real
- * processes. Each process keeps its ports across restarts, so clients reconnect to the same addresses.
+ * The system under the chaos run, all of it its own: a redis-server (AOF everysec) — or, `redisCluster`, a Redis
+ * Cluster of 3 masters and 3 replicas with acknowledgements waiting for a replica (REDIS_ACK_REPLICAS=1) — and a
+ * PostgreSQL cluster on spare ports in temporary directories, the database migrated, two gateways and two billing
+ * workers as real processes. Each process keeps its ports across restarts, so clients reconnect to the same addresses.
  */
 import { randomBytes } from 'node:crypto';
 import { configSchema } from '#shared/config/config.ts';
@@ -10,6 +11,7 @@ import { migrateToLatest } from '#shared/db/migrator.ts';
 import { freePort } from '../lib/free-port.ts';
 import { startPostgresServer, type PostgresServer } from '../lib/private-postgres.ts';
 import { startRedisServer, type RedisServer } from '../lib/private-redis.ts';
+import { startRedisCluster, type RedisCluster } from '../lib/private-redis-cluster.ts';
 import { spawnService, waitHealthy, type ServiceProcess } from '../lib/service-process.ts';
 
 export interface Slot {
@@ -23,7 +25,8 @@ export interface Slot {
 }
 
 export interface ChaosCluster {
-  redis: RedisServer;
+  /** The one redis-server, or the Redis Cluster (`redisCluster` option). */
+  redis: { server: RedisServer } | { cluster: RedisCluster };
   postgres: PostgresServer;
   databaseUrl: string;
   /** The settings every process runs with. */
@@ -48,6 +51,8 @@ export interface ChaosCluster {
 export interface ChaosClusterOptions {
   /** Settings on top of the chaos defaults. */
   env?: Record<string, string>;
+  /** A Redis Cluster (3 masters + 3 replicas) instead of one redis-server. */
+  redisCluster?: boolean;
   log(line: string): void;
 }
 
@@ -77,8 +82,15 @@ const CHAOS_SETTINGS: Record<string, string> = {
 };
 
 export async function startChaosCluster(options: ChaosClusterOptions): Promise<ChaosCluster> {
-  const [redis, postgres] = await Promise.all([startRedisServer(), startPostgresServer()]);
-  options.log(`redis-server (AOF everysec) on ${redis.port}, postgres on ${postgres.port}`);
+  const [redis, postgres] = await Promise.all([
+    options.redisCluster ? startRedisCluster().then((cluster) => ({ cluster })) : startRedisServer().then((server) => ({ server })),
+    startPostgresServer(),
+  ]);
+  const redisSettings: Record<string, string> = 'cluster' in redis
+    // the keyspace walk for outboxes whose index entry a failover took, at the run's pace
+    ? { REDIS_URL: 'redis://127.0.0.1:6379', REDIS_CLUSTER_NODES: redis.cluster.nodeList, REDIS_ACK_REPLICAS: '1', OUTBOX_SCAN_MS: '5000' }
+    : { REDIS_URL: redis.server.url };
+  options.log(`${'cluster' in redis ? `redis cluster (3 masters + 3 replicas, AOF everysec, acks wait for a replica) on ${redis.cluster.nodeList}` : `redis-server (AOF everysec) on ${redis.server.port}`}, postgres on ${postgres.port}`);
   const databaseUrl = withDatabase(postgres.url, 'tollgate');
   await ensureDatabaseExists(databaseUrl);
   const db = createDatabase(databaseUrl, { max: 1, applicationName: 'tollgate-chaos-migrate' });
@@ -93,7 +105,7 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
   const env: Record<string, string> = {
     ...CHAOS_SETTINGS,
     DATABASE_URL: databaseUrl,
-    REDIS_URL: redis.url,
+    ...redisSettings,
     REDIS_PREFIX: 'chaos',
     JWT_SECRET: randomBytes(32).toString('hex'),
     ...options.env,
@@ -184,7 +196,7 @@ export async function startChaosCluster(options: ChaosClusterOptions): Promise<C
     async close() {
       closing = true;
       await Promise.all(slots.map((s) => s.process.stop()));
-      await Promise.all([redis.close(), postgres.close()]);
+      await Promise.all(['cluster' in redis ? redis.cluster.close() : redis.server.close(), postgres.close()]);
     },
   };
 }

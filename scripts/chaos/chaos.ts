@@ -10,6 +10,8 @@
  *   npm run chaos -- --seed 1234        replay a run
  *   npm run chaos -- --users 200 --duration 60
  *   npm run chaos -- --users 2000            past capacity: admission control refuses what the gateways cannot serve
+ *   npm run chaos -- --cluster               on a Redis Cluster (3 masters + 3 replicas): masters fail over instead
+ *                                            of Redis restarts, acknowledgements wait for a replica
  *
  * Besides the money invariants a run passes only with no `internal` answer and at most 1 % of sends unanswered
  * (silence on a connection that stayed up; a request cut off by a killed gateway's dropped connection is counted
@@ -19,7 +21,7 @@ import { parseArgs } from 'node:util';
 import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import { QueueEvents } from 'bullmq';
-import { Redis } from 'ioredis';
+import { connectRedis, duplicateRedis, scanKeys, type RedisTarget } from '#shared/live-state/redis-client.ts';
 import { BILLING_QUEUE } from '#shared/contract/billing-jobs.ts';
 import { createDatabase } from '#shared/db/database.ts';
 import { BillingQueues } from '#shared/contract/billing-queue.ts';
@@ -35,12 +37,14 @@ import { explainUnsettled } from './unsettled.ts';
 const { values } = parseArgs({
   options: {
     short: { type: 'boolean', default: false },
+    cluster: { type: 'boolean', default: false },
     users: { type: 'string' },
     duration: { type: 'string' },
     seed: { type: 'string' },
   },
 });
 const short = values.short ?? false;
+const onCluster = values.cluster ?? false;
 const users = Number(values.users ?? (short ? 40 : 500));
 const durationS = Number(values.duration ?? (short ? 20 : 180));
 const seed = values.seed !== undefined ? Number(values.seed) >>> 0 : Date.now() % 2 ** 31;
@@ -61,8 +65,8 @@ const watchdog = setTimeout(() => {
 }, (durationS + (short ? 240 : 600)) * 1000);
 watchdog.unref();
 
-log(`seed=${seed} users=${users} duration=${durationS}s (replay: npm run chaos -- --seed ${seed} --users ${users} --duration ${durationS})`);
-const cluster = await startChaosCluster({ log, env: { PAUSED_END_MS: short ? '6000' : '20000', IDLE_PAUSE_MS: short ? '15000' : '60000' } });
+log(`seed=${seed} users=${users} duration=${durationS}s${onCluster ? ' on a Redis Cluster' : ''} (replay: npm run chaos -- --seed ${seed} --users ${users} --duration ${durationS}${onCluster ? ' --cluster' : ''}${short ? ' --short' : ''})`);
+const cluster = await startChaosCluster({ log, redisCluster: onCluster, env: { PAUSED_END_MS: short ? '6000' : '20000', IDLE_PAUSE_MS: short ? '15000' : '60000' } });
 let exitCode = 1;
 try {
   const db = createDatabase(cluster.databaseUrl, { max: 4, applicationName: 'tollgate-chaos' });
@@ -92,15 +96,15 @@ try {
     log(`load: ${users} users on ${cluster.gateways().length} gateways for ${durationS}s; faults until ${Math.max(1, durationS - (short ? 3 : 10))}s`);
     // jobs a worker's stalled check took back from a worker that stopped renewing its locks (the frozen one, or one
     // SIGKILLed mid-job): each then ran again elsewhere, while the frozen worker still held it
-    const eventsRedis = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
+    const eventsRedis = connectRedis(cluster.env as RedisTarget);
     eventsRedis.on('error', () => undefined); // Redis restarts are part of the run
-    const probeRedis = eventsRedis.duplicate();
+    const probeRedis = duplicateRedis(eventsRedis);
     probeRedis.on('error', () => undefined);
     const probeQueue = new BillingQueues(probeRedis, cluster.env.REDIS_PREFIX!);
     probeQueue.on('error', () => undefined);
     let takenOver = 0;
     const jobEvents = Array.from({ length: BILLING_QUEUE_PARTITIONS }, (_, partition) => {
-      const events = new QueueEvents(BILLING_QUEUE, { connection: eventsRedis.duplicate(), prefix: billingQueuePrefix(cluster.env.REDIS_PREFIX!, partition) });
+      const events = new QueueEvents(BILLING_QUEUE, { connection: duplicateRedis(eventsRedis), prefix: billingQueuePrefix(cluster.env.REDIS_PREFIX!, partition) });
       events.on('error', () => undefined);
       events.on('stalled', () => void (takenOver += 1));
       return events;
@@ -155,7 +159,7 @@ try {
     // drain: every process up, every session ended and settled, every outbox relayed, every billing job done
     // (a job that failed while Postgres was down waits out its backoff before it runs again)
     for (const slot of cluster.slots) if (slot.process.exited) await cluster.restart(slot);
-    const redis = new Redis(cluster.redis.url, { maxRetriesPerRequest: null });
+    const redis = connectRedis(cluster.env as RedisTarget);
     const queue = new BillingQueues(redis, cluster.env.REDIS_PREFIX!);
     const drainStart = Date.now();
     const drainLimit = short ? 60_000 : 240_000;
@@ -168,7 +172,9 @@ try {
         failedJobs = counts.failed ?? 0;
         const pendingJobs = (counts.waiting ?? 0) + (counts.delayed ?? 0) + (counts.active ?? 0) + (counts.prioritized ?? 0);
         let outboxes = 0;
-        for (const key of await redis.keys(outboxPattern(cluster.env.REDIS_PREFIX!))) outboxes += await redis.xlen(key);
+        await scanKeys(redis, outboxPattern(cluster.env.REDIS_PREFIX!), async (keys) => {
+          for (const key of keys) outboxes += await redis.xlen(key);
+        });
         const known = Number(rows[0]!.total) >= record.sessions.size;
         if (rows[0]!.open === '0' && known && pendingJobs === 0 && outboxes === 0) break;
         if (Date.now() - drainStart > drainLimit) {
@@ -229,7 +235,7 @@ try {
     const allHold = report.checks.every((c) => c.ok) && report.lost === 0 && report.created === 0;
     console.log(
       `chaos: ${allHold ? 'PASS' : 'FAIL'} seed=${seed} sessions=${report.sessions} messages=${report.messages} kills=${faults.kills} ` +
-        `restarts=${restarts} (redis ${faults.redisRestarts}, postgres ${faults.postgresRestarts}) freezes=${faults.freezes} ` +
+        `restarts=${restarts} (redis ${faults.redisRestarts}, postgres ${faults.postgresRestarts}) ${onCluster ? `failovers=${faults.failovers} ` : ''}freezes=${faults.freezes} ` +
         `jobs taken over=${takenOver} duplicates absorbed=${record.duplicatesAbsorbed} ` +
         `sends=${record.sends} unanswered=${record.timeouts} cut off=${record.cutOff} internal=${internal} overloaded=${record.errors.get('overloaded') ?? 0}+${record.refusedConnects.get('overloaded') ?? 0} ` +
         `lost=${report.lost} created=${report.created} in ${((Date.now() - began) / 1000).toFixed(0)}s`,

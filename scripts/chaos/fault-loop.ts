@@ -1,7 +1,8 @@
 /**
  * The chaos run's faults, seeded so a run replays: every few seconds a random gateway or billing worker is
  * SIGKILLed and started again; Redis is SIGKILLed and restarted (AOF replay) at fixed fractions of the run (at
- * least twice); Postgres is crash-restarted (`pg_ctl restart -m immediate`) once; a billing worker is frozen
+ * least twice) — on a Redis Cluster, a master is SIGKILLed instead, its replica takes over, and the killed node comes
+ * back as the new master's replica; Postgres is crash-restarted (`pg_ctl restart -m immediate`) once; a billing worker is frozen
  * (SIGSTOP) for a few job-lock lifetimes, so the other worker takes over its running jobs while it still holds them,
  * then thawed (SIGCONT) to finish them too: two workers run the same jobs at once. Each fault is logged with the time
  * since the start.
@@ -12,6 +13,8 @@ import type { ChaosCluster } from './chaos-cluster.ts';
 export interface FaultCounts {
   kills: number;
   redisRestarts: number;
+  /** Redis Cluster masters SIGKILLed and replaced by their replicas. */
+  failovers: number;
   postgresRestarts: number;
   /** Billing workers frozen past their job locks. */
   freezes: number;
@@ -36,7 +39,7 @@ const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
 export async function runFaults(options: FaultLoopOptions): Promise<FaultCounts> {
   const { cluster, random, startedAt, until, log } = options;
-  const counts: FaultCounts = { kills: 0, redisRestarts: 0, postgresRestarts: 0, freezes: 0 };
+  const counts: FaultCounts = { kills: 0, redisRestarts: 0, failovers: 0, postgresRestarts: 0, freezes: 0 };
   const span = until - startedAt;
   const planned: Array<{ at: number; kind: 'redis' | 'postgres' | 'freeze'; done: boolean }> = [
     { at: startedAt + span * 0.15, kind: 'freeze', done: false },
@@ -52,10 +55,20 @@ export async function runFaults(options: FaultLoopOptions): Promise<FaultCounts>
   let nextKill = Date.now() + gap();
   const runPlanned = async (kind: 'redis' | 'postgres' | 'freeze') => {
     const t0 = Date.now();
-    if (kind === 'redis') {
-      await cluster.redis.kill('SIGKILL');
+    if (kind === 'redis' && 'cluster' in cluster.redis) {
+      const redis = cluster.redis.cluster;
+      const masters = await redis.masterPorts();
+      const { port, failoverMs } = await redis.killMaster(random.pick(masters));
+      counts.failovers += 1;
+      log(`${stamp()} redis master :${port} SIGKILL → its replica took over in ${failoverMs} ms`);
+      // back as the new master's replica, so a later failover of that shard has someone to promote
+      await redis.nodes.find((n) => n.port === port)!.restart();
+      await redis.waitHealthy(60_000);
+      log(`${stamp()} redis node :${port} back as a replica`);
+    } else if (kind === 'redis' && 'server' in cluster.redis) {
+      await cluster.redis.server.kill('SIGKILL');
       await sleep(random.between(200, 1000));
-      await cluster.redis.restart();
+      await cluster.redis.server.restart();
       counts.redisRestarts += 1;
       log(`${stamp()} redis SIGKILL → restarted with AOF replay (${Date.now() - t0} ms down)`);
     } else if (kind === 'postgres') {

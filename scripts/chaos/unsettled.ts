@@ -3,7 +3,7 @@
  * still hold of each: so a run that fails on them says which and where they stopped, and the seed can be replayed.
  */
 import type { Kysely } from 'kysely';
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { dueKey, userBucket, userKeys } from '#shared/live-state/keys.ts';
 
@@ -16,7 +16,7 @@ export interface UnsettledSession {
   reason: string;
 }
 
-export async function explainUnsettled(db: Kysely<Database>, redis: Redis, prefix: string, sessionIds: string[], limit = 10): Promise<UnsettledSession[]> {
+export async function explainUnsettled(db: Kysely<Database>, redis: RedisClient, prefix: string, sessionIds: string[], limit = 10): Promise<UnsettledSession[]> {
   const explained: UnsettledSession[] = [];
   for (const sessionId of sessionIds.slice(0, limit)) {
     const row = await db.selectFrom('sessions').select(['user_id', 'status', 'settled_at', 'end_reason']).where('id', '=', sessionId).executeTakeFirst();

@@ -16,7 +16,10 @@ const REDIS_MESSAGES = [
   /^MASTERDOWN /,
   /^CLUSTERDOWN /,
   /^TRYAGAIN /,
-  // too few replicas confirmed a write in time (runScriptReplicated; Redis's own min-replicas refusal)
+  // a node that stopped serving the slot (a failover) and a client that could not follow it in time
+  /^MOVED /,
+  /^ASK /,
+  // too few replicas confirmed a write in time (confirmReplicated; Redis's own min-replicas refusal)
   /^NOREPLICAS /,
   // ioredis's cluster client when no node serves the slot (a failover longer than its retries) or none answers
   /^Too many Cluster redirections/,

@@ -91,8 +91,9 @@ export function connectionsKey(prefix: string, userId: string): string {
 /**
  * Set, per bucket: the names of the users' outbox streams that may hold something, so the recovery sweep reads it
  * instead of walking the keyspace. Kept beside the scripts, not in them (a script stays in its user's slot): added to
- * when a script's answer says it recorded into an empty outbox, removed from when the relay has emptied it. A
- * process dying between a script and its index write leaves an outbox unindexed: the rare keyspace walk finds it.
+ * after every script that recorded into the outbox, removed from when the relay has emptied it. A process dying
+ * between a script and its index write, or an index write lost with its shard's master in a failover, leaves an
+ * outbox unindexed until the user's next change — or, if none comes, until the rare keyspace walk finds it.
  */
 export function outboxIndexKey(prefix: string, bucket: number): string {
   return `${prefix}:{outboxes:${bucket}}`;

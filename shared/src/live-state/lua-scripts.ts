@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import type { RedisClient } from '#shared/live-state/redis-client.ts';
+import { isCluster, type RedisClient } from '#shared/live-state/redis-client.ts';
 
 const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
 
@@ -59,40 +59,27 @@ export function commandName(name: ScriptName): string {
   return `tg_${name.replaceAll('-', '_')}`;
 }
 
-/** Runs a registered script; the one place raw KEYS/ARGV reach Redis. */
-export function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
+/** A node's answer that it does not serve the slot (now): the script did not run there. */
+const REDIRECTED = /^(MOVED|ASK) /;
+
+/**
+ * Runs a registered script; the one place raw KEYS/ARGV reach Redis. Under a cluster, a script auto-pipelined to a
+ * node that lost its slot in a failover can be answered MOVED (ioredis follows a redirection only when a whole
+ * pipeline was redirected alike): the slot map is refreshed and the script sent again, a few times.
+ */
+export async function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   if (keys.length !== SCRIPTS[name]) throw new Error(`${name} takes ${SCRIPTS[name]} keys, got ${keys.length}`);
   const fn = (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[commandName(name)];
   if (!fn) throw new Error(`script ${name} is not registered on this client`);
-  return fn.call(redis, ...keys, ...args);
-}
-
-/** How many replicas must hold a write before it is acknowledged, and how long to wait for them (WAIT). */
-export interface ReplicaAck {
-  replicas: number;
-  timeoutMs: number;
-}
-
-/**
- * Runs a registered script, then waits until `ack.replicas` replicas hold what it wrote (WAIT, on the same
- * connection and so, under a cluster, on the master of the script's slot: one pipeline goes to one node). Redis
- * replicates asynchronously: without this, an acknowledged write only the master held is lost when a replica takes
- * over. Fewer replicas in time: `NOREPLICAS` (a dependency failure, answered `unavailable`); the write itself stands,
- * and a retry of an idempotent script finds it and waits again. `ack.replicas` 0: runScript.
- */
-export async function runScriptReplicated(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>, ack: ReplicaAck): Promise<unknown> {
-  if (ack.replicas <= 0) return runScript(redis, name, keys, args);
-  if (keys.length !== SCRIPTS[name]) throw new Error(`${name} takes ${SCRIPTS[name]} keys, got ${keys.length}`);
-  const pipeline = redis.pipeline();
-  (pipeline as unknown as Record<string, (...a: Array<string | number>) => unknown>)[commandName(name)]!(...keys, ...args);
-  pipeline.call('WAIT', ack.replicas, ack.timeoutMs);
-  const [[scriptError, result], [waitError, confirmed]] = (await pipeline.exec()) as Array<[Error | null, unknown]> as [[Error | null, unknown], [Error | null, unknown]];
-  if (scriptError) throw scriptError;
-  if (waitError) throw waitError;
-  if (Number(confirmed) < ack.replicas) {
-    throw new Error(`NOREPLICAS ${String(confirmed)} of ${ack.replicas} replica(s) confirmed the write within ${ack.timeoutMs} ms`);
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn.call(redis, ...keys, ...args);
+    } catch (error) {
+      if (!isCluster(redis) || attempt >= 5 || !(error instanceof Error) || !REDIRECTED.test(error.message)) throw error;
+      redis.refreshSlotsCache();
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+    }
   }
-  return result;
 }
 
 /** Each script's SHA1 as Redis knows it (EVALSHA's first argument) → its name; for tools that read Redis's logs. */

@@ -69,6 +69,41 @@ export async function scanKeys(client: RedisClient, pattern: string, each: (keys
   }
 }
 
+/** How many replicas must hold a write before it is acknowledged, and how long to wait for them (WAIT). */
+export interface ReplicaAck {
+  replicas: number;
+  timeoutMs: number;
+}
+
+/** Answers of a node that no longer (or not yet) serves the slot: the command did not run there, ask again. */
+const REDIRECTED = /^(MOVED|ASK|TRYAGAIN|CLUSTERDOWN) /;
+
+/**
+ * Resolves once `ack.replicas` replicas hold every write this client has sent to the node serving `routeKey`'s slot
+ * (WAIT covers the writes of its connection, and a client has one connection per node; a keyed command in the same
+ * pipeline takes the WAIT to that node). Redis replicates asynchronously: an acknowledged write only the master held
+ * is lost when a replica takes over. Fewer replicas in time: `NOREPLICAS` (a dependency failure, answered
+ * `unavailable`) — the write stands, and an idempotent retry finds it and waits again. A node that no longer serves
+ * the slot (a failover just happened) is asked again once the slot map is refreshed.
+ */
+export async function confirmReplicated(client: RedisClient, routeKey: string, ack: ReplicaAck): Promise<void> {
+  if (ack.replicas <= 0) return;
+  for (let attempt = 1; ; attempt++) {
+    const [[routeError], [waitError, confirmed]] = (await client.pipeline().exists(routeKey).call('WAIT', ack.replicas, ack.timeoutMs).exec()) as [[Error | null, unknown], [Error | null, unknown]];
+    if (routeError && REDIRECTED.test(routeError.message) && attempt < 10) {
+      if (client instanceof Cluster) client.refreshSlotsCache();
+      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      continue;
+    }
+    if (routeError) throw routeError;
+    if (waitError) throw waitError;
+    if (Number(confirmed) < ack.replicas) {
+      throw new Error(`NOREPLICAS ${String(confirmed)} of ${ack.replicas} replica(s) confirmed the write within ${ack.timeoutMs} ms`);
+    }
+    return;
+  }
+}
+
 /** `host:port,host:port` → ioredis startup nodes. */
 export function parseClusterNodes(list: string): Array<{ host: string; port: number }> {
   return list.split(',').map((entry) => entry.trim()).filter(Boolean).map((entry) => {

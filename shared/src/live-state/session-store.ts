@@ -2,14 +2,14 @@
  * Typed access to the live session state in Redis: one method per Lua script (nothing else builds KEYS/ARGV),
  * plus the due-instant schedule. Every method runs one atomic script on Redis server time.
  */
-import { scanKeys, type RedisClient } from '#shared/live-state/redis-client.ts';
+import { confirmReplicated, scanKeys, type RedisClient, type ReplicaAck } from '#shared/live-state/redis-client.ts';
 import type { Units } from '#shared/money/money.ts';
 import { allBuckets, dueKey, dueLeaseKey, outboxIndexKey, outboxPattern, outboxScanKey, userBucket, userIdOfKey, userKeys, type UserKeys } from '#shared/live-state/keys.ts';
 import type { Config } from '#shared/config/config.ts';
 import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
 import { parseLiveSession, type LiveSession, type MeterReading } from './live-session.ts';
-import { registerScripts, runScript, runScriptReplicated, type ReplicaAck, type ScriptName } from './lua-scripts.ts';
+import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
 import type { ScriptCode } from './script-codes.ts';
 
 export interface SessionStoreOptions {
@@ -162,7 +162,6 @@ interface RawOutcome {
   changes: Array<Omit<StateChange, 'at' | 'activeMs'> & { at: string; activeMs: string }> | Record<string, never>;
   sessions: Record<string, Record<string, string>>;
   outbox: OutboxEntry[] | Record<string, never>;
-  outboxStarted?: boolean;
   result: Record<string, unknown> | false;
 }
 
@@ -225,18 +224,20 @@ export class SessionStore {
 
   /**
    * Runs a live-state script; `gatewayId` marks a request from a socket on that gateway (refreshes presence).
-   * `replicated`: the answer waits until the configured replicas hold the write (messages and replies, which a user
-   * was told are stored).
+   * A run that recorded billing facts — and every message and reply, `stored` (a repeat answers with a message whose
+   * first write may not have been confirmed) — returns only once the configured replicas hold it (REDIS_ACK_REPLICAS):
+   * no answer and no relayed fact rests on a write a failover can take back, so Postgres never holds a fact the
+   * live state lost.
    */
-  private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>, gatewayId = '', replicated = false): Promise<Outcome> {
+  private async run(name: ScriptName, userId: string, sessionKeys: string[], args: Array<string | number>, gatewayId = '', stored = false): Promise<Outcome> {
     const k = this.keys(userId);
     const keys = [k.account, k.unsettled, k.open, k.outbox, k.presence, ...sessionKeys];
-    const argv = [k.base, this.settings, gatewayId, ...args];
-    const answer = replicated ? await runScriptReplicated(this.redis, name, keys, argv, this.options.replicaAck) : await runScript(this.redis, name, keys, argv);
-    const raw = JSON.parse(String(answer)) as RawOutcome;
-    // not awaited: the answer need not wait for the index, and an index write lost to a crash is what the
-    // keyspace walk is for (see outboxIndexKey)
-    if (raw.outboxStarted === true) this.redis.sadd(outboxIndexKey(this.options.prefix, userBucket(userId)), k.outbox).catch(() => undefined);
+    const raw = JSON.parse(String(await runScript(this.redis, name, keys, [k.base, this.settings, gatewayId, ...args]))) as RawOutcome;
+    if (stored || (Array.isArray(raw.outbox) && raw.outbox.length > 0)) await confirmReplicated(this.redis, k.account, this.options.replicaAck);
+    // every run that recorded indexes the outbox again (one SADD): an index entry lost with its shard's master, or
+    // taken out by an ack racing this run, comes back with the user's next change. Not awaited: the answer need not
+    // wait for the index, and an index write lost to a crash is what the keyspace walk is for (see outboxIndexKey)
+    if (Array.isArray(raw.outbox) && raw.outbox.length > 0) this.redis.sadd(outboxIndexKey(this.options.prefix, userBucket(userId)), k.outbox).catch(() => undefined);
     const changes = Array.isArray(raw.changes) ? raw.changes : [];
     const open = Array.isArray(raw.open) ? raw.open : [];
     return {

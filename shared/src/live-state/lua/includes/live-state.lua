@@ -8,13 +8,12 @@
 
   Common KEYS:  1 account, 2 unsettled, 3 open, 4 outbox, 5 presence — all of one user, so under a Redis Cluster
                 the script runs in that user's slot. The index of non-empty outboxes lives elsewhere (per bucket):
-                the caller adds the outbox to it when the answer says `outboxStarted`.
+                the caller adds the outbox to it when the answer's `outbox` is not empty.
   Common ARGV:  1 key base of the user, 2 settings JSON { idleMs, pausedEndMs, endedTtlMs, presenceTimeoutMs,
                 presenceStaleMs, checkpointMs, messageRatePerMin }, 3 gateway id of a socket request or ''
                 (refreshes its presence)
   Every script returns JSON: { rev, code, now, nextDue, schedule, budget, available, open, changes,
-  sessions = { id = hash }, outbox, outboxStarted, result }:
-  - `outboxStarted`: this run recorded into an empty outbox (the caller indexes it);
+  sessions = { id = hash }, outbox, result }:
   - `reading`: false when `open` was left empty on purpose (the due scheduler's answer when nothing was due);
   - `eventDue`: the next instant an event is due apart from absence and checkpoints (false: none) — a reading
     projected past it may miss an idle pause, an exhaustion or a timeout, so it is read again there;
@@ -99,7 +98,6 @@ end
 local touched = {}   -- ids of sessions this run returns
 local changes = {}   -- state changes this run made, in order
 local recorded = {}  -- outbox entries this run added
-local outboxStarted = false  -- the outbox was empty before this run's first record
 local openIds = nil  -- sorted ids of the open set, read once per run (openSessions)
 -- The next instant an event (idle, exhaustion, a timeout) is due, apart from absence and checkpoints, as this run's
 -- advance found it or the last one stored it (`eventDue` in the account); nil: none. Unknown (never stored, or
@@ -142,7 +140,6 @@ end
 -- Appends a billing fact to the outbox; the relay turns it into a queued job and deletes it.
 local function record(kind, fields)
   local data = cjson.encode(fields)
-  if #recorded == 0 then outboxStarted = redis.call('XLEN', outboxKey) == 0 end
   local id = redis.call('XADD', outboxKey, '*', 'kind', kind, 'data', data)
   recorded[#recorded + 1] = { id = id, kind = kind, data = data }
 end
@@ -539,7 +536,6 @@ local function reply(code, now, nextDue, result, open, noReading)
     changes = changes,
     sessions = sessions,
     outbox = recorded,
-    outboxStarted = outboxStarted,
     result = result or false,
   })
 end
