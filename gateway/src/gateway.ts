@@ -163,6 +163,14 @@ export class Gateway {
     // duplicates do not inherit listeners; ioredis reconnects by itself, the error is only worth a warning
     for (const connection of [this.adapterRedis, this.storeRedis]) connection.on('error', (error) => logger.warn({ err: error }, 'redis connection error'));
     this.store = new SessionStore(this.storeRedis, storeOptions(config));
+    // Redis back from a restart, or a cluster node gone (a failover): the index writes of its last moments may be
+    // lost while the outbox writes before them were kept, so the next sweep walks the keyspace for outboxes
+    let readyBefore = false;
+    this.storeRedis.on('ready', () => {
+      if (readyBefore) this.store.requestOutboxWalk();
+      readyBefore = true;
+    });
+    this.storeRedis.on('-node', () => this.store.requestOutboxWalk());
     this.relay = new OutboxRelay({ store: this.store, jobs: options.jobs ?? new QueueJobSink(queue, { lingerMs: config.RELAY_LINGER_MS }), logger, graceMs: config.OUTBOX_GRACE_MS });
     this.service = new SessionService({
       config,

@@ -12,6 +12,7 @@ import { promisify } from 'node:util';
 import { Redis } from 'ioredis';
 import { freePort } from './free-port.ts';
 import { waitUntil } from './wait-until.ts';
+import { redisAnswersOn, stopChild } from './private-redis.ts';
 
 const run = promisify(execFile);
 
@@ -58,19 +59,6 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
     for (const child of children) child.kill('SIGKILL');
   });
 
-  const ping = async (port: number): Promise<boolean> => {
-    const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => undefined);
-    try {
-      await probe.connect();
-      return (await probe.ping()) === 'PONG';
-    } catch {
-      return false;
-    } finally {
-      probe.disconnect();
-    }
-  };
-
   const makeNode = async (index: number): Promise<ClusterNode> => {
     const [port, busPort] = [await freePort(), await freePort()];
     let child: ChildProcess | undefined;
@@ -88,16 +76,9 @@ export async function startRedisCluster(options: ClusterOptions = {}): Promise<R
       child = started;
       children.add(started);
       started.once('exit', () => children.delete(started));
-      await waitUntil(() => ping(port), 10_000, `redis cluster node on ${port}`);
+      await waitUntil(() => redisAnswersOn(port), 10_000, `redis cluster node on ${port}`);
     };
-    const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
-      const running = child;
-      if (!running || running.exitCode !== null || running.signalCode !== null) return;
-      await new Promise<void>((resolve) => {
-        running.once('exit', () => resolve());
-        running.kill(signal);
-      });
-    };
+    const kill = (signal: NodeJS.Signals = 'SIGKILL') => stopChild(child, signal);
     await launch();
     return {
       port,

@@ -21,6 +21,29 @@ export interface RedisServer {
   close(): Promise<void>;
 }
 
+/** True when a redis-server answers PING on 127.0.0.1:`port` (one fresh connection, no retries). */
+export async function redisAnswersOn(port: number): Promise<boolean> {
+  const probe = new Redis({ port, host: '127.0.0.1', lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
+  probe.on('error', () => undefined); // refused until the server listens
+  try {
+    await probe.connect();
+    return (await probe.ping()) === 'PONG';
+  } catch {
+    return false;
+  } finally {
+    probe.disconnect();
+  }
+}
+
+/** Sends `signal` to a child still running and resolves once it has exited. */
+export async function stopChild(child: ChildProcess | undefined, signal: NodeJS.Signals = 'SIGKILL'): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  await new Promise<void>((resolve) => {
+    child.once('exit', () => resolve());
+    child.kill(signal);
+  });
+}
+
 export async function startRedisServer(): Promise<RedisServer> {
   const port = await freePort();
   const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-redis-'));
@@ -32,31 +55,10 @@ export async function startRedisServer(): Promise<RedisServer> {
       '--port', String(port), '--bind', '127.0.0.1', '--dir', dir, '--save', '',
       '--appendonly', 'yes', '--appendfsync', 'everysec', '--maxmemory-policy', 'noeviction',
     ], { stdio: 'ignore' });
-    const probe = new Redis(url, { lazyConnect: true, maxRetriesPerRequest: 0, retryStrategy: () => null });
-    probe.on('error', () => undefined); // refused until the server listens
-    try {
-      await waitUntil(async () => {
-        try {
-          if (probe.status !== 'ready') await probe.connect();
-          return (await probe.ping()) === 'PONG';
-        } catch {
-          probe.disconnect();
-          return false;
-        }
-      }, 10_000, `redis-server on ${port}`);
-    } finally {
-      probe.disconnect();
-    }
+    await waitUntil(() => redisAnswersOn(port), 10_000, `redis-server on ${port}`);
   };
 
-  const kill = async (signal: NodeJS.Signals = 'SIGKILL') => {
-    const running = child;
-    if (!running || running.exitCode !== null || running.signalCode !== null) return;
-    await new Promise<void>((resolve) => {
-      running.once('exit', () => resolve());
-      running.kill(signal);
-    });
-  };
+  const kill = (signal: NodeJS.Signals = 'SIGKILL') => stopChild(child, signal);
 
   process.on('exit', () => child?.kill('SIGKILL'));
   await launch();

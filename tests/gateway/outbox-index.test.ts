@@ -63,6 +63,11 @@ test('an indexed outbox found empty leaves the index; one process walks the keys
   await system.redis.set(marker, 'another process', 'PX', 60_000);
   const store = new SessionStore(system.redis, storeOptions(system.config));
   assert.is((await store.usersWithOutbox()).includes(userId), false, 'not walked: the last walk is recent');
+  // Redis came back from a restart (its last index writes may be gone): this process walks at its next sweep
+  store.requestOutboxWalk();
+  assert.ok((await store.usersWithOutbox()).includes(userId), 'walked when asked, whatever the marker says');
+  await system.redis.srem(indexKey(lost), lost);
+  assert.is((await store.usersWithOutbox()).includes(userId), false, 'once: the request is used up');
   // once it lapses, the next sweep of any process walks, finds it and indexes it
   await system.redis.del(marker);
   assert.ok((await store.usersWithOutbox()).includes(userId), 'the walk finds it');

@@ -200,6 +200,8 @@ export function toWireMessage(message: StoredMessage): WireMessage {
 
 export class SessionStore {
   private readonly settings: string;
+  /** Set by requestOutboxWalk: this process's next sweep walks the keyspace whatever the shared marker says. */
+  private outboxWalkRequested = false;
 
   constructor(
     private readonly redis: RedisClient,
@@ -419,10 +421,19 @@ export class SessionStore {
   }
 
   /**
+   * Asks for a keyspace walk at the next sweep: Redis came back from a restart or a node of the cluster left, and the
+   * index writes of its last moments may be lost while the outbox writes before them were kept (AOF keeps a prefix).
+   */
+  requestOutboxWalk(): void {
+    this.outboxWalkRequested = true;
+  }
+
+  /**
    * Users whose outbox may hold something, for the recovery sweep: the members of every bucket of the outbox index
-   * (SSCAN, no keyspace walk) — and, every OUTBOX_SCAN_MS by one process of all, every outbox in the keyspace
-   * (SCAN on each node), which finds those the index missed (a process that died between a script and its index write,
-   * or an outbox written by a version without the index).
+   * (SSCAN, no keyspace walk) — and, every OUTBOX_SCAN_MS by one process of all (or when requestOutboxWalk asked),
+   * every outbox in the keyspace (SCAN on each node), which finds those the index missed (a process that died between
+   * a script and its index write, index writes lost with a Redis restart or a failover, an outbox written by a version
+   * without the index).
    */
   async usersWithOutbox(): Promise<string[]> {
     const users = new Set<string>();
@@ -441,7 +452,9 @@ export class SessionStore {
         add(keys);
       } while (cursor !== '0');
     }));
-    if ((await this.redis.set(outboxScanKey(prefix), new Date().toISOString(), 'PX', outboxScanMs, 'NX')) === 'OK') {
+    const requested = this.outboxWalkRequested;
+    this.outboxWalkRequested = false;
+    if ((await this.redis.set(outboxScanKey(prefix), new Date().toISOString(), 'PX', outboxScanMs, 'NX')) === 'OK' || requested) {
       // what the walk finds is indexed too, so a sweep that cannot relay it now finds it next time
       await scanKeys(this.redis, outboxPattern(prefix), async (keys) => {
         add(keys);
