@@ -128,7 +128,8 @@ export class Gateway {
     this.adapterRedis = duplicateRedis(redis);
     this.io = new Server(this.app.server, {
       // any process can reach any user's sockets, and a client that drops briefly gets its missed events
-      adapter: createAdapter(this.adapterRedis, { streamName: `${config.REDIS_PREFIX}:socket.io`, sessionKeyPrefix: `${config.REDIS_PREFIX}:sio:session:` }),
+      // blocking reads of 1 s (not 5): a closed gateway's stream reader lets go of its connection that soon after
+      adapter: createAdapter(this.adapterRedis, { streamName: `${config.REDIS_PREFIX}:socket.io`, sessionKeyPrefix: `${config.REDIS_PREFIX}:sio:session:`, blockTimeInMs: 1000 }),
       connectionStateRecovery: { maxDisconnectionDuration: 2 * 60_000, skipMiddlewares: true },
       maxHttpBufferSize: MAX_FRAME_BYTES,
       cors: { origin: config.allowedOrigins },

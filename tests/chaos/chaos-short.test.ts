@@ -6,12 +6,14 @@ import { seedFrom } from '../../scripts/lib/seeded-random.ts';
 
 // `npm run chaos -- --short`: 40 users for 20 s on its own Redis and Postgres, two gateways and two billing workers
 // SIGKILLed and restarted, Redis killed twice (AOF replay), Postgres crash-restarted once; then every invariant.
+// And `--short --cluster`: the same on a Redis Cluster of 3 masters and 3 replicas, two masters failing over.
 // CHAOS_SEED=… replays a run.
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const seed = seedFrom('CHAOS_SEED');
 
-test(`the short chaos run keeps every invariant (seed ${seed})`, async () => {
-  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos/chaos.ts', '--short', '--seed', String(seed)], {
+/** Runs the chaos script with `args`; its exit code, output, and a figure of its final line by name. */
+async function chaos(args: string[]): Promise<{ code: number | null; output: string; summary: string; figure(name: string): number }> {
+  const child = spawn(process.execPath, ['--import', 'tsx', 'scripts/chaos/chaos.ts', '--short', '--seed', String(seed), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
   });
@@ -23,18 +25,33 @@ test(`the short chaos run keeps every invariant (seed ${seed})`, async () => {
   const code = await new Promise<number | null>((resolve) => child.once('exit', resolve));
   clearTimeout(timer);
   const summary = output.split('\n').find((line) => line.startsWith('chaos: PASS') || line.startsWith('chaos: FAIL')) ?? '';
-  assert.is(code, 0, output.slice(-6000));
-  const figure = (name: string) => Number(new RegExp(`${name}=(\\d+)`).exec(summary)?.[1] ?? NaN);
-  assert.ok(figure('kills') > 0, summary);
-  assert.ok(figure('restarts') >= 3, summary);
-  assert.is(figure('freezes'), 1, summary);
-  assert.ok(figure('absorbed') > 0, summary);
-  assert.ok(figure('sessions') > 0 && figure('messages') > 0, summary);
-  assert.is(figure('lost'), 0);
-  assert.is(figure('created'), 0);
-  const checks = output.split('\n').filter((line) => line.startsWith('✓') || line.startsWith('✗'));
-  assert.ok(checks.length >= 8, output.slice(-3000));
+  return { code, output, summary, figure: (name) => Number(new RegExp(`${name}=(\\d+)`).exec(summary)?.[1] ?? NaN) };
+}
+
+function assertInvariantsHeld(run: Awaited<ReturnType<typeof chaos>>): void {
+  assert.is(run.code, 0, run.output.slice(-6000));
+  assert.is(run.figure('freezes'), 1, run.summary);
+  assert.ok(run.figure('absorbed') > 0, run.summary);
+  assert.ok(run.figure('sessions') > 0 && run.figure('messages') > 0, run.summary);
+  assert.is(run.figure('lost'), 0);
+  assert.is(run.figure('created'), 0);
+  const checks = run.output.split('\n').filter((line) => line.startsWith('✓') || line.startsWith('✗'));
+  assert.ok(checks.length >= 8, run.output.slice(-3000));
   assert.equal(checks.filter((line) => line.startsWith('✗')), []);
+}
+
+test(`the short chaos run keeps every invariant (seed ${seed})`, async () => {
+  const run = await chaos([]);
+  assertInvariantsHeld(run);
+  assert.ok(run.figure('kills') > 0, run.summary);
+  assert.ok(run.figure('restarts') >= 3, run.summary);
+});
+
+test(`the short chaos run on a Redis Cluster keeps every invariant through two master failovers (seed ${seed})`, async () => {
+  const run = await chaos(['--cluster']);
+  assertInvariantsHeld(run);
+  assert.is(run.figure('failovers'), 2, run.summary);
+  assert.ok(run.figure('restarts') >= 1, run.summary);
 });
 
 test.run();

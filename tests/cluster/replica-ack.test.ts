@@ -16,6 +16,9 @@ test.before(async () => {
 });
 test.after(async () => {
   await system?.close();
+  // the adapter's stream reader lets go of its connection when its blocking read returns (at most its 1 s block): a
+  // cluster killed before would leave that client reconnecting forever, and this process with it
+  await new Promise((resolve) => setTimeout(resolve, 1500));
   await cluster?.close();
 });
 
