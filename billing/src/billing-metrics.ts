@@ -16,6 +16,7 @@ export class BillingMetrics {
   readonly settleLatency: Histogram;
   readonly queueDepth: Gauge<'state'>;
   readonly messageCountMismatches: Gauge;
+  readonly workerRestarts: Counter;
 
   /**
    * `jobCounts` is asked on a scrape when its last answer is older than `countsMaxAgeMs` (METRICS_CACHE_MS; default 0,
@@ -37,6 +38,11 @@ export class BillingMetrics {
       name: 'billing_settle_latency_seconds',
       help: 'Seconds from a session end to its settlement commit',
       buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300, 3600],
+      registers: [registry],
+    });
+    this.workerRestarts = new Counter({
+      name: 'billing_partition_worker_restarts_total',
+      help: 'Billing queue partition workers recreated by the watchdog (they took no job while jobs waited)',
       registers: [registry],
     });
     this.messageCountMismatches = new Gauge({

@@ -51,6 +51,9 @@ type SettleResult = { result: SettlementResult } | { failure: unknown };
  */
 const JOBS_PER_TRANSACTION = 16;
 
+/** The partition watchdog looks every two job-lock lifetimes, never more often than this. */
+const WATCHDOG_MIN_MS = 5000;
+
 /** Most facts one group commit writes. */
 const MAX_FACTS_PER_WRITE = 2_000;
 /** Most settlements one transaction makes. */
@@ -112,6 +115,11 @@ export class BillingWorker {
   readonly metrics: BillingMetrics;
   /** One BullMQ worker per partition of the billing queue. */
   #workers: Worker[] = [];
+  /** Jobs each partition's worker has taken, those it runs now, and what the last watchdog check saw (#watchPartitions). */
+  #taken: number[] = [];
+  #running: number[] = [];
+  #lastCheck: Array<{ taken: number; waiting: boolean }> = [];
+  #watchdog: NodeJS.Timeout | undefined;
   #queues: BillingQueues | undefined;
   readonly #options: BillingWorkerOptions;
   /** The facts of the running jobs, written together, a few writes at once. */
@@ -149,31 +157,82 @@ export class BillingWorker {
     if (this.#queues) return;
     const { connection, redisPrefix, config, logger } = this.#options;
     this.#queues = new BillingQueues(connection, redisPrefix);
+    this.#workers = this.#queues.partitions.map((_, partition) => this.#partitionWorker(partition));
+    this.#taken = this.#workers.map(() => 0);
+    this.#running = this.#workers.map(() => 0);
+    this.#lastCheck = this.#workers.map(() => ({ taken: 0, waiting: false }));
+    await Promise.all(this.#workers.map((worker) => worker.waitUntilReady()));
+    const everyMs = Math.max(WATCHDOG_MIN_MS, 2 * config.BILLING_LOCK_MS);
+    this.#watchdog = setInterval(() => {
+      this.#watchPartitions().catch((error: unknown) => logger?.warn({ err: error }, 'billing worker watchdog check failed'));
+    }, everyMs);
+    this.#watchdog.unref();
+  }
+
+  /** A BullMQ worker of one partition, taking its jobs into this process. */
+  #partitionWorker(partition: number): Worker {
+    const { connection, redisPrefix, config, logger } = this.#options;
     // each partition's worker may hold the whole process's share of jobs: the group commits and the semaphore below
     // bound the Postgres work of all of them together, so a partition busier than the rest is not held back
-    this.#workers = this.#queues.partitions.map((_, partition) => {
-      const worker = new Worker(BILLING_QUEUE, (job) => this.#process(job), {
-        connection,
-        prefix: billingQueuePrefix(redisPrefix, partition),
-        // stored on every job it runs (job.processedBy): which process holds or ran a job
-        name: `billing:${hostname()}:${process.pid}`,
-        concurrency: config.BILLING_CONCURRENCY * JOBS_PER_TRANSACTION,
-        // Every job is idempotent, so a job whose lock was lost may safely run again; a job stalled by repeated worker
-        // crashes must not be failed for good (a message job has no reconciler to rescue it).
-        maxStalledCount: 1000,
-        lockDuration: config.BILLING_LOCK_MS,
-        stalledInterval: config.BILLING_LOCK_MS,
-      });
-      worker.on('error', (error) => logger?.error({ err: error }, 'billing worker error'));
-      worker.on('failed', (job, error) =>
-        logger?.warn(
-          { err: error, jobId: job?.id, name: job?.name, attemptsMade: job?.attemptsMade },
-          'billing job failed',
-        ),
-      );
-      return worker;
+    const worker = new Worker(BILLING_QUEUE, async (job) => {
+      this.#taken[partition] = (this.#taken[partition] ?? 0) + 1;
+      this.#running[partition] = (this.#running[partition] ?? 0) + 1;
+      try {
+        return await this.#process(job);
+      } finally {
+        this.#running[partition] = (this.#running[partition] ?? 1) - 1;
+      }
+    }, {
+      connection,
+      prefix: billingQueuePrefix(redisPrefix, partition),
+      // stored on every job it runs (job.processedBy): which process holds or ran a job
+      name: `billing:${hostname()}:${process.pid}`,
+      concurrency: config.BILLING_CONCURRENCY * JOBS_PER_TRANSACTION,
+      // Every job is idempotent, so a job whose lock was lost may safely run again; a job stalled by repeated worker
+      // crashes must not be failed for good (a message job has no reconciler to rescue it).
+      maxStalledCount: 1000,
+      lockDuration: config.BILLING_LOCK_MS,
+      stalledInterval: config.BILLING_LOCK_MS,
     });
-    await Promise.all(this.#workers.map((worker) => worker.waitUntilReady()));
+    worker.on('error', (error) => logger?.error({ err: error }, 'billing worker error'));
+    worker.on('failed', (job, error) =>
+      logger?.warn(
+        { err: error, jobId: job?.id, name: job?.name, attemptsMade: job?.attemptsMade },
+        'billing job failed',
+      ),
+    );
+    return worker;
+  }
+
+  /**
+   * A partition's worker that took no job across two checks, running none, while its partition had jobs waiting at
+   * both is recreated (one busy with jobs that wait, for a lock say, is not stuck). After a Redis failover (or restart) BullMQ's worker can stay waiting on a blocking connection that
+   * never comes back, without an error (taskforcesh/bullmq#3088, #2964); its maintainers' advice is this. The old
+   * worker is closed without waiting: jobs it still runs lose their locks and run again elsewhere (idempotent).
+   */
+  async #watchPartitions(): Promise<void> {
+    const queues = this.#queues;
+    if (!queues) return;
+    await Promise.all(queues.partitions.map(async (queue, partition) => {
+      const counts = await queue.getJobCounts('waiting', 'prioritized');
+      const waiting = (counts.waiting ?? 0) + (counts.prioritized ?? 0) > 0;
+      const taken = this.#taken[partition] ?? 0;
+      const last = this.#lastCheck[partition]!;
+      const stuck = waiting && last.waiting && taken === last.taken && this.#running[partition] === 0;
+      this.#lastCheck[partition] = { taken, waiting };
+      if (!stuck || this.#queues !== queues) return;
+      this.#options.logger?.warn({ partition, waiting: counts }, 'billing worker took no job while jobs waited; recreating it');
+      this.metrics.workerRestarts.inc();
+      const old = this.#workers[partition]!;
+      this.#workers[partition] = this.#partitionWorker(partition);
+      this.#lastCheck[partition] = { taken, waiting: false };
+      await old.close(true).catch(() => undefined);
+    }));
+  }
+
+  /** The BullMQ worker of each partition, by partition (the watchdog replaces a stuck one). */
+  partitionWorkers(): readonly Worker[] {
+    return this.#workers;
   }
 
   /** The jobs that failed for good (their facts were never written), for the reconciliation. */
@@ -185,6 +244,7 @@ export class BillingWorker {
   async close(): Promise<void> {
     const workers = this.#workers;
     const queues = this.#queues;
+    clearInterval(this.#watchdog);
     this.#workers = [];
     this.#queues = undefined;
     await Promise.all(workers.map((worker) => worker.close()));

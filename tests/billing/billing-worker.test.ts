@@ -201,4 +201,36 @@ test('a failing onSettled hook retries the job; the retry settles nothing twice'
   }
 });
 
+test('a partition worker that takes no job while its jobs wait is recreated (the failover stall); the jobs then run', async () => {
+  const local = `${PREFIX}_watch`;
+  const watchQueues = new BillingQueues(redis, local);
+  const watched = new BillingWorker({
+    config: { BILLING_CONCURRENCY: 1, BILLING_LOCK_MS: 1000, platformFeeRate: parseRatio('0.20') },
+    db: t.db,
+    connection: redis,
+    redisPrefix: local,
+  });
+  await watched.start();
+  try {
+    const stuck = watched.partitionWorkers()[0]!;
+    // takes nothing more, as a worker left waiting on a blocking connection that never came back (without an error)
+    await stuck.close();
+    const header = sessionHeader(parties);
+    const jobId = billingJobId.settleSession(header.sessionId);
+    await watchQueues.partitions[0]!.add('settle-session', settleJob(header, { totalCost: '1.0000' }), { jobId });
+    const job = await waitFor(async () => {
+      const j = await watchQueues.partitions[0]!.getJob(jobId);
+      return j?.finishedOn ? j : undefined;
+    }, 30_000, 'the job, once the stuck worker is replaced');
+    assert.is(await job.getState(), 'completed');
+    assert.ok(watched.partitionWorkers()[0] !== stuck, 'partition 0 has a new worker');
+    assert.ok(watched.partitionWorkers().slice(1).every((w) => w.isRunning()), 'the other partitions kept theirs');
+    assert.match(await watched.registry.metrics(), /billing_partition_worker_restarts_total 1\b/);
+  } finally {
+    await watched.close();
+    for (const partition of watchQueues.partitions) await partition.obliterate({ force: true });
+    await watchQueues.close();
+  }
+});
+
 test.run();

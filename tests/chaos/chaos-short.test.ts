@@ -6,8 +6,8 @@ import { seedFrom } from '../../scripts/lib/seeded-random.ts';
 
 // `npm run chaos -- --short`: 40 users for 20 s on its own Redis and Postgres, two gateways and two billing workers
 // SIGKILLed and restarted, Redis killed twice (AOF replay), Postgres crash-restarted once; then every invariant.
-// (`--short --cluster`, the same on a Redis Cluster, is not part of npm test yet: after a master's failover a BullMQ
-// worker of one billing queue partition can stop taking jobs — see docs/architecture.md, Redis Cluster.)
+// (`--short --cluster`, the same on a Redis Cluster, is not part of npm test yet: a due-schedule entry lost in a
+// failover is not rebuilt — see docs/architecture.md, Redis Cluster.)
 // CHAOS_SEED=… replays a run.
 const ROOT = path.resolve(import.meta.dirname, '../..');
 const seed = seedFrom('CHAOS_SEED');
