@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
-import { userKeys } from '#shared/live-state/keys.ts';
+import { dueKey, userBucket, userKeys } from '#shared/live-state/keys.ts';
 import { scanKeys } from '#shared/live-state/redis-client.ts';
 import { createClone, createUser, nextEvent, request, startSystem, unreachableWhile, waitFor, type TestSystem, startInRoom } from '../support/system.ts';
 
@@ -81,6 +81,26 @@ test('facts a crashed relay left in the outbox are relayed by the sweep, once', 
   assert.is((await system.gateway.sweep()).relayed, 0, 'nothing twice');
   const ledger = await system.database.db.selectFrom('ledger_entries').select('id').where('session_id', '=', sessionId).execute();
   assert.is(ledger.length, 3);
+  client.disconnect();
+});
+
+test('a due-schedule entry lost (a Redis restart, a failover) is rebuilt by the reconciler for a user with an open session', async () => {
+  const userId = await createUser(system, '20.0000');
+  const { cloneId } = await createClone(system, '1.0000');
+  const client = await system.connect(userId);
+  const started = await request(client, 'session:start', { cloneId, type: 'chat' });
+  if (!started.ok) throw new Error(JSON.stringify(started));
+  await waitFor(() => system.store.isScheduled(userId), 5000, 'the schedule to hold the user');
+  await waitFor(() => system.database.db.selectFrom('sessions').select('id').where('id', '=', started.session.id).executeTakeFirst(), 5000, 'the session row');
+  // as a failover of the bucket's master before the entry reached its replica
+  await system.redis.zrem(dueKey(system.config.REDIS_PREFIX, userBucket(userId)), userId);
+  assert.is(await system.store.isScheduled(userId), false);
+  const report = await system.reconciler.runOnce();
+  assert.ok(report.rescheduled.includes(userId), JSON.stringify(report));
+  assert.ok(await system.store.isScheduled(userId), 'scheduled again');
+  const again = await system.reconciler.runOnce();
+  assert.not.ok(again.rescheduled.includes(userId), 'an entry that is there is left alone');
+  await request(client, 'session:end', { sessionId: started.session.id });
   client.disconnect();
 });
 

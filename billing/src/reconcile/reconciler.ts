@@ -49,6 +49,11 @@ export interface ReconcileReport {
   stateLost: string[];
   /** Sessions ended in Redis whose settlement had not happened, settled from the live state. */
   resettled: string[];
+  /**
+   * Users with an open session but no entry in the due schedule (lost with a Redis restart or a failover: it is
+   * written apart from the script), advanced and scheduled again.
+   */
+  rescheduled: string[];
   /** Settled sessions, among those this run looked at, that acknowledged other than their stored messages. */
   messageCountMismatches: MessageCountMismatch[];
   /** Such sessions found by this reconciler in the last day (what /metrics reports). */
@@ -94,10 +99,20 @@ export class Reconciler {
   async runOnce(): Promise<ReconcileReport> {
     const { db, store, logger } = this.options;
     const rows = await db.selectFrom('sessions').selectAll().where('settled_at', 'is', null).execute();
-    const report: ReconcileReport = { checked: rows.length, stateLost: [], resettled: [], messageCountMismatches: [], lostMessageSessions: 0 };
+    const report: ReconcileReport = { checked: rows.length, stateLost: [], resettled: [], rescheduled: [], messageCountMismatches: [], lostMessageSessions: 0 };
     for (const row of rows) {
       const live = await store.peek(row.user_id, row.id);
-      if (live && live.status !== 'ended') continue;
+      if (live && live.status !== 'ended') {
+        // an open session always has something due (idle, timeout, exhaustion, a checkpoint): without an entry nothing
+        // would run it. The advance applies what is due at its instants; its next instant goes back in the schedule
+        // (the account's note that it is scheduled cannot be trusted: that entry is what was lost).
+        if (!report.rescheduled.includes(row.user_id) && !(await store.isScheduled(row.user_id))) {
+          const outcome = await store.advance(row.user_id);
+          if (outcome.nextDue !== null) await store.scheduleDue(row.user_id, outcome.nextDue);
+          report.rescheduled.push(row.user_id);
+        }
+        continue;
+      }
       if (live) {
         if (Date.now() - (live.endedAt ?? 0) < this.options.endedGraceMs) continue;
         await this.settle(settleJobFromLive(live));
@@ -118,7 +133,7 @@ export class Reconciler {
       logger.error({ sessions: report.messageCountMismatches }, 'settled sessions whose acknowledged messages were not all stored');
     }
     this.options.onReport?.(report);
-    if (report.stateLost.length + report.resettled.length > 0) {
+    if (report.stateLost.length + report.resettled.length + report.rescheduled.length > 0) {
       logger.warn({ ...report }, 'reconciler settled sessions the normal flow had not');
     } else {
       logger.debug({ checked: report.checked }, 'reconciled');

@@ -366,6 +366,11 @@ export class SessionStore {
     return items.map(parseStoredMessage);
   }
 
+  /** Whether the due schedule holds the user (a lost entry leaves an open session with nothing to run its events). */
+  async isScheduled(userId: string): Promise<boolean> {
+    return (await this.redis.zscore(dueKey(this.options.prefix, userBucket(userId)), userId)) !== null;
+  }
+
   /** Notes that something is due for the user at `at` (an earlier future instant already scheduled is kept). */
   async scheduleDue(userId: string, at: number): Promise<void> {
     await runScript(this.redis, 'schedule-due', [dueKey(this.options.prefix, userBucket(userId))], [userId, at]);
