@@ -1,21 +1,22 @@
 /**
  * `BenchEnvironment`: what one bench run owns — a throwaway, migrated database (`tollgate_bench_<pid>_<hex>`),
  * a unique Redis key prefix (each process group of a scenario gets `<prefix>-<label>` under it), the server
- * processes it spawns, and rows it seeds. `close()` stops the processes, deletes every Redis key under the prefix
+ * processes it spawns, and rows it seeds. `close()` stops its processes, deletes every Redis key under the prefix
  * and drops the database; it is safe to call twice (the signal handler and the normal end may both call it).
  */
 import { randomBytes, randomUUID } from 'node:crypto';
+import { once } from 'node:events';
 import { mkdirSync } from 'node:fs';
 import path from 'node:path';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import type { Kysely } from 'kysely';
 import { configSchema } from '#shared/config/config.ts';
 import { createDatabase, quoteIdentifier, withDatabase } from '#shared/db/database.ts';
 import { migrateToLatest } from '#shared/db/migrator.ts';
+import { connectRedis, scanKeys, type RedisClient } from '#shared/live-state/redis-client.ts';
 import { freePort } from '../lib/free-port.ts';
 import type { Database } from '#shared/db/schema.ts';
-import { ROOT, spawnBenchProcess, stopAllBenchProcesses, type BenchProcess } from './bench-process.ts';
+import { ROOT, spawnBenchProcess, type BenchProcess } from './bench-process.ts';
 
 /** The JWT secret every bench process and the load generator share (bench-only, never a deployment's). */
 export const BENCH_JWT_SECRET = 'bench-secret-0123456789-0123456789-abcdef';
@@ -26,6 +27,8 @@ export interface BenchEnvironmentOptions {
   databaseUrl: string;
   /** Default BENCH_REDIS_URL or redis://127.0.0.1:6379. */
   redisUrl: string;
+  /** A Redis Cluster instead (`host:port,...`, REDIS_CLUSTER_NODES): every process of the run uses it. */
+  redisClusterNodes?: string;
   /** Spawn gateways and billing workers with `--cpu-prof` into this directory. */
   cpuProfileDir?: string;
   /** Settings every gateway and billing worker gets (the bench's `--set`); a scenario's own override them. */
@@ -65,15 +68,17 @@ export class BenchEnvironment {
   readonly prefix = `tgbench_${process.pid}_${randomBytes(4).toString('hex')}`;
   readonly databaseName = `tollgate_bench_${process.pid}_${randomBytes(4).toString('hex')}`;
   readonly databaseUrl: string;
-  readonly redis: Redis;
+  readonly redis: RedisClient;
   private dbHandle: Kysely<Database> | undefined;
   private created = false;
   private closed = false;
   private labels = 0;
+  /** The server processes this environment started (the load process is the bench's, not an environment's). */
+  private readonly started: BenchProcess[] = [];
 
   constructor(private readonly options: BenchEnvironmentOptions) {
     this.databaseUrl = withDatabase(options.databaseUrl, this.databaseName);
-    this.redis = new Redis(options.redisUrl, { maxRetriesPerRequest: null, lazyConnect: true });
+    this.redis = connectRedis({ REDIS_URL: options.redisUrl, REDIS_CLUSTER_NODES: options.redisClusterNodes }, { lazyConnect: true });
   }
 
   get db(): Kysely<Database> {
@@ -81,13 +86,11 @@ export class BenchEnvironment {
     return this.dbHandle;
   }
 
-  get redisUrl(): string {
-    return this.options.redisUrl;
-  }
-
   /** Creates and migrates the database and connects to Redis. */
   async open(): Promise<void> {
-    await this.redis.connect();
+    // a single server waits for this (lazyConnect); a cluster client connects as it is made
+    if (this.redis.status === 'wait') await this.redis.connect();
+    else if (this.redis.status !== 'ready') await once(this.redis, 'ready');
     await maintenance(this.options.databaseUrl, (client) => client.query(`CREATE DATABASE ${quoteIdentifier(this.databaseName)}`));
     this.created = true;
     this.dbHandle = createDatabase(this.databaseUrl, { max: 10, applicationName: 'tollgate-bench' });
@@ -108,6 +111,7 @@ export class BenchEnvironment {
       NODE_ENV: 'test',
       DATABASE_URL: this.databaseUrl,
       REDIS_URL: this.options.redisUrl,
+      ...(this.options.redisClusterNodes ? { REDIS_CLUSTER_NODES: this.options.redisClusterNodes } : {}),
       REDIS_PREFIX: prefix,
       HOST: '127.0.0.1',
       JWT_SECRET: BENCH_JWT_SECRET,
@@ -121,38 +125,44 @@ export class BenchEnvironment {
 
   async startGateway(name: string, prefix: string, options: StartOptions = {}): Promise<BenchProcess> {
     const port = await freePort();
-    return spawnBenchProcess({
+    return this.track(spawnBenchProcess({
       name,
       script: 'gateway/src/main.ts',
       port,
       env: this.processEnv(prefix, { ...options.env, PORT: String(port), BILLING_PORT: String(await freePort()) }),
       ...(options.fdLimit ? { fdLimit: options.fdLimit } : {}),
       ...(options.profile && this.options.cpuProfileDir ? { cpuProfileDir: this.options.cpuProfileDir } : {}),
-    });
+    }));
   }
 
   async startBilling(name: string, prefix: string, options: StartOptions = {}): Promise<BenchProcess> {
     const port = await freePort();
-    return spawnBenchProcess({
+    return this.track(spawnBenchProcess({
       name,
       script: 'billing/src/main.ts',
       port,
       env: this.processEnv(prefix, { ...options.env, BILLING_PORT: String(port), PORT: String(await freePort()) }),
       ...(options.profile && this.options.cpuProfileDir ? { cpuProfileDir: this.options.cpuProfileDir } : {}),
-    });
+    }));
   }
 
   /** The bare Socket.IO baseline server (scripts/bench/bare-server.ts). */
   async startBare(name: string, options: StartOptions = {}): Promise<BenchProcess> {
     if (this.closed) throw new Error('the bench environment is closed');
     const port = await freePort();
-    return spawnBenchProcess({
+    return this.track(spawnBenchProcess({
       name,
       script: path.relative(ROOT, path.join(import.meta.dirname, 'bare-server.ts')),
       port,
       env: { ...baseEnvironment(), PORT: String(port), HOST: '127.0.0.1' },
       ...(options.fdLimit ? { fdLimit: options.fdLimit } : {}),
-    });
+    }));
+  }
+
+  private async track(starting: Promise<BenchProcess>): Promise<BenchProcess> {
+    const started = await starting;
+    this.started.push(started);
+    return started;
   }
 
   /** Inserts users with the given credits (decimal text, one value for all or one per user); returns their ids. */
@@ -194,21 +204,19 @@ export class BenchEnvironment {
     return cloneId;
   }
 
-  /** Deletes every key under one prefix (SCAN + UNLINK). */
+  /** Deletes every key under one prefix (SCAN + UNLINK, master by master under a cluster). */
   async deleteKeys(pattern: string): Promise<void> {
-    let cursor = '0';
-    do {
-      const [next, keys] = await this.redis.scan(cursor, 'MATCH', pattern, 'COUNT', 1000);
-      cursor = next;
-      if (keys.length > 0) await this.redis.unlink(...keys);
-    } while (cursor !== '0');
+    // one UNLINK per key: a cluster refuses one command over keys of several slots
+    await scanKeys(this.redis, pattern, async (keys) => {
+      await Promise.all(keys.map((key) => this.redis.unlink(key)));
+    });
   }
 
   /** Stops every process, deletes the run's Redis keys, drops the database. */
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
-    await stopAllBenchProcesses();
+    await Promise.all(this.started.map((p) => p.stop()));
     try {
       if (this.redis.status === 'ready') await this.deleteKeys(`${this.prefix}-*`);
     } finally {

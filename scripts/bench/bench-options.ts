@@ -13,6 +13,12 @@ export interface BenchOptions {
   /** Spawn gateways and billing workers with --cpu-prof; profiles land in profileDir. */
   profile: boolean;
   profileDir: string;
+  /**
+   * Run the scenarios on a private Redis Cluster (3 masters + 3 replicas) and on a private single Redis with the same
+   * persistence, the one beside the other (`--cluster`; scenarios churn and meter unless --scenario says otherwise),
+   * and churn once more with acknowledgements waiting for a replica (REDIS_ACK_REPLICAS=1).
+   */
+  cluster: boolean;
   /** Settings (config keys) given to every gateway and billing worker the run starts (`--set KEY=VALUE`). */
   settings: Record<string, string>;
   idle: {
@@ -80,6 +86,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
     return {
       scenarios: [...SCENARIOS],
       quick,
+      cluster: false,
       jsonPath: 'bench-results.json',
       profile: false,
       profileDir: '.tollgate/bench-profiles',
@@ -95,6 +102,7 @@ export function defaultOptions(quick: boolean): BenchOptions {
   return {
     scenarios: [...SCENARIOS],
     quick,
+    cluster: false,
     jsonPath: 'bench-results.json',
     profile: false,
     profileDir: '.tollgate/bench-profiles',
@@ -113,6 +121,8 @@ export const USAGE = `npm run bench -- [options]
 
   --scenario a,b       scenarios to run (${SCENARIOS.join(', ')}; default all)
   --quick              small sizes, the whole run in under a minute
+  --cluster            on a private Redis Cluster (3 masters + 3 replicas) beside a private single Redis: churn and
+                       meter by default, churn again with acks waiting for a replica; Redis time per shard
   --json <file>        where to write the results (default bench-results.json)
   --profile            run gateways and billing workers with --cpu-prof (profiles in .tollgate/bench-profiles)
   --set KEY=VALUE      a setting for every gateway and billing worker (repeatable), e.g. --set RELAY_LINGER_MS=50
@@ -145,6 +155,9 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
     const flag = args.shift()!;
     switch (flag) {
       case '--quick':
+        break;
+      case '--cluster':
+        options.cluster = true;
         break;
       case '--profile':
         options.profile = true;
@@ -227,6 +240,7 @@ export function parseBenchOptions(argv: readonly string[]): BenchOptions {
         throw new Error(`unknown option ${flag}\n\n${USAGE}`);
     }
   }
+  if (options.cluster && !argv.some((flag) => flag === '--scenario' || flag === '--scenarios')) options.scenarios = ['churn', 'meter'];
   options.chat.sessions = specific.chat ?? sessions ?? options.chat.sessions;
   options.meter.sessions = specific.meter ?? sessions ?? options.meter.sessions;
   options.settle.sessions = specific.settle ?? sessions ?? options.settle.sessions;

@@ -5,13 +5,14 @@
  * sources, BullMQ's from its package). The log is read and emptied in one MULTI every `pollMs`, so no entry is read
  * twice or lost between a read and its reset; entries that overflowed the buffer between two reads would be counted
  * as `missed`. The threshold and length are restored at `stop()`. Logging every command costs Redis a little
- * memory traffic but not the commands' measured durations.
+ * memory traffic but not the commands' measured durations. Under a Redis Cluster every master's log is read.
  */
 import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
+import { keyspaceNodes, type RedisClient } from '#shared/live-state/redis-client.ts';
 import { scriptNamesBySha } from '#shared/live-state/lua-scripts.ts';
 import { ROOT } from './bench-process.ts';
 
@@ -51,17 +52,15 @@ function bullmqScriptNames(): Promise<Map<string, string>> {
 
 type SlowlogEntry = [id: number, at: number, usec: number, args: string[], ...rest: unknown[]];
 
-export class RedisScriptStats {
+/** One server's slow log, read and emptied every poll. */
+class NodeLog {
   private lastId = -1;
-  private missed = 0;
-  private readonly costs = new Map<string, { calls: number; usec: number }>();
-  private timer: NodeJS.Timeout | undefined;
-  private reading: Promise<void> = Promise.resolve();
+  missed = 0;
   private restore: Array<[string, string]> = [];
 
   constructor(
     private readonly redis: Redis,
-    private readonly pollMs = 200,
+    private readonly costs: Map<string, { calls: number; usec: number }>,
   ) {}
 
   async start(): Promise<void> {
@@ -74,29 +73,15 @@ export class RedisScriptStats {
     await this.redis.config('SET', 'slowlog-max-len', String(LOG_LENGTH));
     await this.redis.slowlog('RESET');
     await this.redis.config('SET', 'slowlog-log-slower-than', '0');
-    this.timer = setInterval(() => {
-      this.reading = this.reading.then(() => this.read());
-    }, this.pollMs);
   }
 
-  async stop(top = 12): Promise<ScriptWindow> {
-    clearInterval(this.timer);
-    await this.reading;
+  async stop(): Promise<void> {
     await this.read();
     for (const [name, value] of this.restore) await this.redis.config('SET', name, value);
     await this.redis.slowlog('RESET');
-    const names = new Map<string, string>([...(await bullmqScriptNames()), ...scriptNamesBySha()]);
-    const scripts = [...this.costs].map(([sha, cost]) => ({
-      script: names.get(sha) ?? `unknown:${sha.slice(0, 8)}`,
-      calls: cost.calls,
-      usec: cost.usec,
-      usecPerCall: Math.round((cost.usec / cost.calls) * 10) / 10,
-    }));
-    scripts.sort((a, b) => b.usec - a.usec);
-    return { scripts: scripts.slice(0, top), missed: this.missed };
   }
 
-  private async read(): Promise<void> {
+  async read(): Promise<void> {
     const replies = await this.redis.multi().slowlog('GET', LOG_LENGTH).slowlog('RESET').exec();
     const fresh = (replies?.[0]?.[1] ?? []) as SlowlogEntry[]; // newest first
     if (fresh.length === 0) return;
@@ -113,5 +98,41 @@ export class RedisScriptStats {
       cost.usec += usec;
       this.costs.set(sha, cost);
     }
+  }
+}
+
+/** Over every master of a cluster (or the one server). */
+export class RedisScriptStats {
+  private readonly costs = new Map<string, { calls: number; usec: number }>();
+  private logs: NodeLog[] = [];
+  private timer: NodeJS.Timeout | undefined;
+  private reading: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly pollMs = 200,
+  ) {}
+
+  async start(): Promise<void> {
+    this.logs = keyspaceNodes(this.redis).map((node) => new NodeLog(node, this.costs));
+    await Promise.all(this.logs.map((log) => log.start()));
+    this.timer = setInterval(() => {
+      this.reading = this.reading.then(() => Promise.all(this.logs.map((log) => log.read())).then(() => undefined));
+    }, this.pollMs);
+  }
+
+  async stop(top = 12): Promise<ScriptWindow> {
+    clearInterval(this.timer);
+    await this.reading;
+    await Promise.all(this.logs.map((log) => log.stop()));
+    const names = new Map<string, string>([...(await bullmqScriptNames()), ...scriptNamesBySha()]);
+    const scripts = [...this.costs].map(([sha, cost]) => ({
+      script: names.get(sha) ?? `unknown:${sha.slice(0, 8)}`,
+      calls: cost.calls,
+      usec: cost.usec,
+      usecPerCall: Math.round((cost.usec / cost.calls) * 10) / 10,
+    }));
+    scripts.sort((a, b) => b.usec - a.usec);
+    return { scripts: scripts.slice(0, top), missed: this.logs.reduce((sum, log) => sum + log.missed, 0) };
   }
 }

@@ -68,8 +68,22 @@ export class ScenarioContext {
     readonly load: LoadClient,
     readonly options: BenchOptions,
     readonly progress: Progress,
+    private readonly memo = new Map<string, Promise<unknown>>(),
   ) {
     this.env = benchGatewayEnv(options);
+  }
+
+  /**
+   * What `run` gives, run once per bench run under `key` (shared by the passes of `--cluster`): a baseline that does
+   * not depend on Redis — the bare server's sweep — is measured once and printed beside every pass.
+   */
+  once<T>(key: string, run: () => Promise<T>): Promise<T> {
+    let result = this.memo.get(key) as Promise<T> | undefined;
+    if (!result) {
+      result = run();
+      this.memo.set(key, result);
+    }
+    return result;
   }
 
   /**

@@ -11,6 +11,7 @@
  * processes, before the fixed-rate run, so the backlog an overloaded fixed run leaves does not weigh on it.
  */
 import { BillingQueues } from '#shared/contract/billing-queue.ts';
+import { duplicateRedis } from '#shared/live-state/redis-client.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import type { BenchProcess } from '../bench-process.ts';
 import { GatewayMetricsWindow, type GatewayWindow } from '../gateway-metrics.ts';
@@ -173,7 +174,7 @@ export async function runChatRoundTrip(ctx: ScenarioContext): Promise<ScenarioRe
     const cpu = sampler.stop();
     const redis = await redisStats.stop();
     const gatewaySelf = await metrics.stop().catch(() => undefined);
-    const queue = new BillingQueues(ctx.environment.redis.duplicate(), set.prefix);
+    const queue = new BillingQueues(duplicateRedis(ctx.environment.redis), set.prefix);
     const backlog = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
     await queue.close();
     return {

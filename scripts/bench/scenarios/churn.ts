@@ -90,17 +90,18 @@ export async function runChurn(ctx: ScenarioContext): Promise<ScenarioResult> {
     return { steps, capacity };
   };
 
-  // the baseline: the bare server, same client, same arrivals
-  const bareServer: BenchProcess = await ctx.bare('churn');
-  let bare: { steps: ChurnStep[]; capacity: number };
-  try {
-    bare = await sweep('bare', async (rate) => {
-      const run = await churnRun(bareServer.url, rate, `bare@${rate}`, false);
-      return { arrivalRate: rate, pass: passes(run), run };
-    });
-  } finally {
-    await ctx.releaseBare(bareServer);
-  }
+  // the baseline: the bare server, same client, same arrivals (once per bench run: it does not use Redis)
+  const bare = await ctx.once('churn-bare', async () => {
+    const bareServer: BenchProcess = await ctx.bare('churn');
+    try {
+      return await sweep('bare', async (rate) => {
+        const run = await churnRun(bareServer.url, rate, `bare@${rate}`, false);
+        return { arrivalRate: rate, pass: passes(run), run };
+      });
+    } finally {
+      await ctx.releaseBare(bareServer);
+    }
+  });
 
   const set = await ctx.servers('churn', { gateways: 1, billing: true });
   let gateway: { steps: ChurnStep[]; capacity: number };

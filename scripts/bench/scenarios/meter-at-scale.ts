@@ -10,6 +10,7 @@
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { BillingQueues } from '#shared/contract/billing-queue.ts';
+import { duplicateRedis } from '#shared/live-state/redis-client.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import { GatewayMetricsWindow } from '../gateway-metrics.ts';
 import { rounded, summarize } from '../latency-stats.ts';
@@ -124,7 +125,7 @@ export async function runMeterAtScale(ctx: ScenarioContext): Promise<ScenarioRes
       notifyDelays.push(e.receivedAt - at);
     }
     const notEnded = exact.size - seen.size;
-    const queue = new BillingQueues(ctx.environment.redis.duplicate(), set.prefix);
+    const queue = new BillingQueues(duplicateRedis(ctx.environment.redis), set.prefix);
     const backlog = await queue.getJobCounts('waiting', 'active', 'delayed', 'failed');
     await queue.close();
 

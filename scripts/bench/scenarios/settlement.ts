@@ -18,6 +18,7 @@ import { randomUUID } from 'node:crypto';
 import { sql } from 'kysely';
 import pg from 'pg';
 import { BillingQueues } from '#shared/contract/billing-queue.ts';
+import { duplicateRedis } from '#shared/live-state/redis-client.ts';
 import { BENCH_JWT_AUDIENCE, BENCH_JWT_SECRET } from '../bench-environment.ts';
 import { rounded, summarize } from '../latency-stats.ts';
 import { ProcSampler } from '../proc-stats.ts';
@@ -91,7 +92,7 @@ export async function runSettlement(ctx: ScenarioContext): Promise<ScenarioResul
   // PRESENCE_TIMEOUT_MS behind and pause the sessions mid-run (docs/performance.md, "presence hazard"), which
   // would end the scenario before it measures anything.
   const set = await ctx.servers('settle', { gateways: 1, billing: true, env: { PRESENCE_TIMEOUT_MS: '3600000' } });
-  const queue = new BillingQueues(ctx.environment.redis.duplicate(), set.prefix);
+  const queue = new BillingQueues(duplicateRedis(ctx.environment.redis), set.prefix);
   const pools: string[] = [];
   try {
     // ---- backlog phase
