@@ -21,7 +21,7 @@ test.after(async () => {
 const EXPECTED_COLUMNS: Record<string, string[]> = {
   user_profiles: [
     'id', 'email', 'full_name', 'role', 'subscription_tier', 'credits_remaining', 'credits_version', 'total_spent',
-    'preferences', 'timezone', 'language', 'avatar_url', 'created_at', 'updated_at', 'last_login',
+    'preferences', 'timezone', 'language', 'avatar_url', 'created_at', 'updated_at', 'last_login', 'deleted_at',
   ],
   clones: [
     'id', 'creator_id', 'name', 'description', 'bio', 'avatar_url', 'category', 'expertise_areas', 'base_price',
@@ -106,6 +106,9 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0012-people-and-deletion', 'Down', 'Success'],
+      ['0011-row-level-security', 'Down', 'Success'],
+      ['0010-supabase-auth-compat', 'Down', 'Success'],
       ['0009-session-hot-updates', 'Down', 'Success'],
       ['0008-embedding-hnsw', 'Down', 'Success'],
       ['0007-document-ingestion', 'Down', 'Success'],
@@ -127,6 +130,16 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const peopleDown = await migrateDown(t.db, 1);
+  assert.equal(peopleDown.map((r) => r.migrationName), ['0012-people-and-deletion']);
+  const rlsDown = await migrateDown(t.db, 1);
+  assert.equal(rlsDown.map((r) => r.migrationName), ['0011-row-level-security']);
+  const { rows: secured } = await sql<{ n: number }>`
+    SELECT count(*)::int AS n FROM pg_class WHERE relnamespace = 'public'::regnamespace AND relrowsecurity
+  `.execute(t.db);
+  assert.is(secured[0]!.n, 0, 'row-level security off again');
+  const compatDown = await migrateDown(t.db, 1);
+  assert.equal(compatDown.map((r) => r.migrationName), ['0010-supabase-auth-compat']);
   const hotDown = await migrateDown(t.db, 1);
   assert.equal(hotDown.map((r) => r.migrationName), ['0009-session-hot-updates']);
   const hnswDown = await migrateDown(t.db, 1);

@@ -38,7 +38,12 @@ async function withMaintenanceClient<T>(run: (client: pg.Client) => Promise<T>):
   }
 }
 
-export async function createTestDatabase(): Promise<TestDatabase> {
+export interface TestDatabaseOptions {
+  /** Runs on the empty database before it is migrated (e.g. to give it what a Supabase project has). */
+  beforeMigrate?: (db: Kysely<Database>) => Promise<void>;
+}
+
+export async function createTestDatabase(options: TestDatabaseOptions = {}): Promise<TestDatabase> {
   const name = `${PREFIX}${process.pid}_${randomBytes(6).toString('hex')}`;
   await withMaintenanceClient((client) => client.query(`CREATE DATABASE ${quoteIdentifier(name)}`));
   const url = withDatabase(testDatabaseBaseUrl(), name);
@@ -51,6 +56,7 @@ export async function createTestDatabase(): Promise<TestDatabase> {
     await withMaintenanceClient((client) => client.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`));
   };
   try {
+    await options.beforeMigrate?.(db);
     await migrateToLatest(db);
   } catch (error) {
     await drop();

@@ -14,6 +14,9 @@ import * as ledgerQueries from './migrations/0006-ledger-queries.ts';
 import * as documentIngestion from './migrations/0007-document-ingestion.ts';
 import * as embeddingHnsw from './migrations/0008-embedding-hnsw.ts';
 import * as sessionHotUpdates from './migrations/0009-session-hot-updates.ts';
+import * as supabaseAuthCompat from './migrations/0010-supabase-auth-compat.ts';
+import * as rowLevelSecurity from './migrations/0011-row-level-security.ts';
+import * as peopleAndDeletion from './migrations/0012-people-and-deletion.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -27,6 +30,9 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0007-document-ingestion': documentIngestion,
   '0008-embedding-hnsw': embeddingHnsw,
   '0009-session-hot-updates': sessionHotUpdates,
+  '0010-supabase-auth-compat': supabaseAuthCompat,
+  '0011-row-level-security': rowLevelSecurity,
+  '0012-people-and-deletion': peopleAndDeletion,
 });
 
 class MigrationError extends Error {

@@ -38,6 +38,8 @@ export interface UserProfilesTable {
   created_at: Timestamp;
   updated_at: Timestamp;
   last_login: Date | null;
+  /** Set when the person was deleted (tollgate_forget_user): the profile is anonymised, the money records stay. */
+  deleted_at: Date | null;
 }
 
 export interface ClonesTable {
