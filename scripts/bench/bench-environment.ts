@@ -31,6 +31,8 @@ export interface BenchEnvironmentOptions {
   redisClusterNodes?: string;
   /** Spawn gateways and billing workers with `--cpu-prof` into this directory. */
   cpuProfileDir?: string;
+  /** Put before the name of every process it starts (its CPU profile's file name): `--cluster`'s passes differ by it. */
+  processNamePrefix?: string;
   /** Settings every gateway and billing worker gets (the bench's `--set`); a scenario's own override them. */
   settings?: Record<string, string>;
 }
@@ -126,7 +128,7 @@ export class BenchEnvironment {
   async startGateway(name: string, prefix: string, options: StartOptions = {}): Promise<BenchProcess> {
     const port = await freePort();
     return this.track(spawnBenchProcess({
-      name,
+      name: this.processName(name),
       script: 'gateway/src/main.ts',
       port,
       env: this.processEnv(prefix, { ...options.env, PORT: String(port), BILLING_PORT: String(await freePort()) }),
@@ -138,7 +140,7 @@ export class BenchEnvironment {
   async startBilling(name: string, prefix: string, options: StartOptions = {}): Promise<BenchProcess> {
     const port = await freePort();
     return this.track(spawnBenchProcess({
-      name,
+      name: this.processName(name),
       script: 'billing/src/main.ts',
       port,
       env: this.processEnv(prefix, { ...options.env, BILLING_PORT: String(port), PORT: String(await freePort()) }),
@@ -151,12 +153,16 @@ export class BenchEnvironment {
     if (this.closed) throw new Error('the bench environment is closed');
     const port = await freePort();
     return this.track(spawnBenchProcess({
-      name,
+      name: this.processName(name),
       script: path.relative(ROOT, path.join(import.meta.dirname, 'bare-server.ts')),
       port,
       env: { ...baseEnvironment(), PORT: String(port), HOST: '127.0.0.1' },
       ...(options.fdLimit ? { fdLimit: options.fdLimit } : {}),
     }));
+  }
+
+  private processName(name: string): string {
+    return this.options.processNamePrefix ? `${this.options.processNamePrefix}-${name}` : name;
   }
 
   private async track(starting: Promise<BenchProcess>): Promise<BenchProcess> {

@@ -110,8 +110,14 @@ progress.note(
     `load average ${machine.loadAverage.join(' ')}`,
 );
 
-const newEnvironment = (redis: { redisUrl: string; redisClusterNodes?: string }, settings: Record<string, string> = {}) => {
-  const environment = new BenchEnvironment({ databaseUrl, ...redis, ...cpuProfileDir, settings: { ...options.settings, ...settings } });
+const newEnvironment = (key: string, redis: { redisUrl: string; redisClusterNodes?: string }, settings: Record<string, string> = {}) => {
+  const environment = new BenchEnvironment({
+    databaseUrl,
+    ...redis,
+    ...cpuProfileDir,
+    ...(key ? { processNamePrefix: key } : {}),
+    settings: { ...options.settings, ...settings },
+  });
   environments.push(environment);
   return environment;
 };
@@ -129,17 +135,17 @@ try {
     progress.note(`private Redis on ${redisServer.port}; private Redis Cluster (3 masters + 3 replicas) on ${redisCluster.nodeList}; both AOF everysec`);
     const cluster = { redisUrl, redisClusterNodes: redisCluster.nodeList };
     passes = [
-      { key: 'one', label: 'one Redis', scenarios: options.scenarios, environment: () => newEnvironment({ redisUrl: redisServer!.url }) },
-      { key: 'cluster', label: 'cluster', scenarios: options.scenarios, environment: () => newEnvironment(cluster) },
+      { key: 'one', label: 'one Redis', scenarios: options.scenarios, environment: () => newEnvironment('one', { redisUrl: redisServer!.url }) },
+      { key: 'cluster', label: 'cluster', scenarios: options.scenarios, environment: () => newEnvironment('cluster', cluster) },
       {
         key: 'cluster-acks',
         label: 'cluster, acks wait for a replica',
         scenarios: options.scenarios.filter((name) => name === 'churn'),
-        environment: () => newEnvironment(cluster, { REDIS_ACK_REPLICAS: '1' }),
+        environment: () => newEnvironment('cluster-acks', cluster, { REDIS_ACK_REPLICAS: '1' }),
       },
     ];
   } else {
-    passes = [{ key: '', label: '', scenarios: options.scenarios, environment: () => newEnvironment({ redisUrl }) }];
+    passes = [{ key: '', label: '', scenarios: options.scenarios, environment: () => newEnvironment('', { redisUrl }) }];
   }
   load = LoadClient.start(WANTED_FD_LIMIT, (text) => progress.update(text), options.profile ? path.resolve(ROOT, options.profileDir) : undefined);
   const memo = new Map<string, Promise<unknown>>();
