@@ -25,7 +25,7 @@ import {
 } from '#shared/contract/socket-events.ts';
 import { createHttpApp } from '#shared/http/http-app.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
-import { TokenVerifier } from '#shared/auth/token-verifier.ts';
+import { tokenVerifierFromConfig } from '#shared/auth/token-verifier-from-config.ts';
 import { DueScheduler } from './meter/due-scheduler.ts';
 import { MeterTicker } from './meter/meter-ticker.ts';
 import type { ReplyGenerator } from './replies/reply-generator.ts';
@@ -218,7 +218,7 @@ export class Gateway {
       registry: this.registry,
     });
     const metrics = createGatewayMetrics({ registry: this.registry, db, queue, cacheMs: config.METRICS_CACHE_MS, replyLoad: () => this.service.replyLoad });
-    const verifier = new TokenVerifier({ secret: config.JWT_SECRET, audience: config.JWT_AUDIENCE });
+    const verifier = tokenVerifierFromConfig(config);
     const schemas = clientPayloadSchemas({ maxMessageChars: config.MAX_MESSAGE_CHARS });
     this.slots = new ConnectionSlots({ redis: this.storeRedis, prefix: config.REDIS_PREFIX, max: config.MAX_CONNECTIONS_PER_USER, leaseMs: config.CONNECTION_LEASE_MS, logger });
     this.logins = new LoginRecorder(db);

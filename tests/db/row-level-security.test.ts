@@ -3,6 +3,7 @@ import { sql } from 'kysely';
 import pg from 'pg';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
+import type { UserRole } from '#shared/db/schema.ts';
 import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 
 // Row-level security as the product's apps meet it through PostgREST: each query runs in a transaction under the
@@ -79,7 +80,7 @@ const sorted = (...values: string[]) => [...values].sort();
 test.before(async () => {
   t = await createTestDatabase();
   pool = new pg.Pool({ connectionString: t.url, max: 4 });
-  const profile = (id: string, role: string, email: string) => ({ id, email, full_name: email.split('@')[0], role, credits_remaining: '100.0000' });
+  const profile = (id: string, role: UserRole, email: string) => ({ id, email, full_name: email.split('@')[0], role, credits_remaining: '100.0000' });
   await t.db.insertInto('user_profiles').values([
     profile(ids.alice, 'user', 'alice@example.com'),
     profile(ids.bob, 'user', 'bob@example.com'),
@@ -91,8 +92,8 @@ test.before(async () => {
   await t.db.insertInto('clones').values([clone(ids.carolPublished, ids.carol, true), clone(ids.carolDraft, ids.carol, false), clone(ids.davePublished, ids.dave, true)]).execute();
   const ended = new Date();
   await t.db.insertInto('sessions').values([
-    { id: ids.aliceSession, user_id: ids.alice, clone_id: ids.carolPublished, status: 'ended', end_time: ended, rate_per_minute: '1.0000', total_cost: '3.0000', settled_at: ended },
-    { id: ids.bobSession, user_id: ids.bob, clone_id: ids.davePublished, status: 'ended', end_time: ended, rate_per_minute: '1.0000', total_cost: '2.0000', settled_at: ended },
+    { id: ids.aliceSession, user_id: ids.alice, clone_id: ids.carolPublished, session_type: 'chat' as const, status: 'ended' as const, end_time: ended, rate_per_minute: '1.0000', total_cost: '3.0000', settled_at: ended },
+    { id: ids.bobSession, user_id: ids.bob, clone_id: ids.davePublished, session_type: 'chat' as const, status: 'ended' as const, end_time: ended, rate_per_minute: '1.0000', total_cost: '2.0000', settled_at: ended },
   ]).execute();
   await t.db.insertInto('messages').values([
     { id: randomUUID(), session_id: ids.aliceSession, sender_type: 'user', content: 'hello carol', cost_increment: '0.0000' },
@@ -103,9 +104,9 @@ test.before(async () => {
     { session_id: ids.bobSession, version: 1, kind: 'started', at: ended, active_ms: 0 },
   ]).execute();
   const settle = (session: string, user: string, creator: string, total: string, earning: string, fee: string) => [
-    { session_id: session, account_kind: 'user', account_id: user, amount: `-${total}`, kind: 'session_charge' },
-    { session_id: session, account_kind: 'creator', account_id: creator, amount: earning, kind: 'creator_earning' },
-    { session_id: session, account_kind: 'platform', account_id: null, amount: fee, kind: 'platform_fee' },
+    { session_id: session, account_kind: 'user' as const, account_id: user, amount: `-${total}`, kind: 'session_charge' as const },
+    { session_id: session, account_kind: 'creator' as const, account_id: creator, amount: earning, kind: 'creator_earning' as const },
+    { session_id: session, account_kind: 'platform' as const, account_id: null, amount: fee, kind: 'platform_fee' as const },
   ];
   await t.db.insertInto('ledger_entries').values([
     ...settle(ids.aliceSession, ids.alice, ids.carol, '3.0000', '2.4000', '0.6000'),

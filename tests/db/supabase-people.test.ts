@@ -31,15 +31,15 @@ async function settledSession(db: TestDatabase['db'], user: string, creator: str
   const sessionId = randomUUID();
   await db.insertInto('clones').values({ id: cloneId, creator_id: creator, name: 'Dr. Who', base_price: '1.0000', is_published: true, is_active: true }).execute();
   const now = new Date();
-  await db.insertInto('sessions').values({ id: sessionId, user_id: user, clone_id: cloneId, status: 'ended', end_time: now, rate_per_minute: '1.0000', total_cost: '2.5000', message_count: 2, settled_at: now, user_feedback: 'my private thoughts' }).execute();
+  await db.insertInto('sessions').values({ id: sessionId, user_id: user, clone_id: cloneId, session_type: 'chat' as const, status: 'ended' as const, end_time: now, rate_per_minute: '1.0000', total_cost: '2.5000', message_count: 2, settled_at: now, user_feedback: 'my private thoughts' }).execute();
   await db.insertInto('messages').values([
     { id: randomUUID(), session_id: sessionId, sender_type: 'user', content: 'my medical history', cost_increment: '0.0000', tokens_used: 0 },
     { id: randomUUID(), session_id: sessionId, sender_type: 'ai', content: 'advice about it', cost_increment: '0.0100', tokens_used: 42, citations: JSON.stringify([{ documentId: randomUUID(), title: 't', chunkIndex: 0 }]) },
   ]).execute();
   await db.insertInto('ledger_entries').values([
-    { session_id: sessionId, account_kind: 'user', account_id: user, amount: '-2.5000', kind: 'session_charge' },
-    { session_id: sessionId, account_kind: 'creator', account_id: creator, amount: '2.0000', kind: 'creator_earning' },
-    { session_id: sessionId, account_kind: 'platform', account_id: null, amount: '0.5000', kind: 'platform_fee' },
+    { session_id: sessionId, account_kind: 'user' as const, account_id: user, amount: '-2.5000', kind: 'session_charge' as const },
+    { session_id: sessionId, account_kind: 'creator' as const, account_id: creator, amount: '2.0000', kind: 'creator_earning' as const },
+    { session_id: sessionId, account_kind: 'platform' as const, account_id: null, amount: '0.5000', kind: 'platform_fee' as const },
   ]).execute();
   return { sessionId, cloneId };
 }

@@ -4,6 +4,7 @@
  * a socket whose token expires or whose user is deleted while connected is cut within TOKEN_RECHECK_MS, also after a
  * connection state recovery (which skips the handshake). A client refreshes by reconnecting with a new token.
  */
+import { sql } from 'kysely';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { randomUUID } from 'node:crypto';
@@ -209,6 +210,19 @@ test('a user deleted while connected is cut within TOKEN_RECHECK_MS', async () =
   const { notice, at } = await wasCut;
   assert.is(notice, 'unauthorized');
   assert.ok(at - deletedAt <= RECHECK_MS + SLACK_MS, `cut ${at - deletedAt} ms after the deletion`);
+});
+
+test('a person forgotten by tollgate_forget_user (a Supabase soft delete) is cut while connected and refused after', async () => {
+  const userId = await createUser(system);
+  const token = await system.token(userId);
+  const client = await system.connect(userId, { token });
+  const wasCut = cut(client);
+  const forgottenAt = Date.now();
+  await sql`SELECT tollgate_forget_user(${userId})`.execute(system.database.db);
+  const { notice, at } = await wasCut;
+  assert.is(notice, 'unauthorized');
+  assert.ok(at - forgottenAt <= RECHECK_MS + SLACK_MS, `cut ${at - forgottenAt} ms after`);
+  assert.is(await rejection({ token }), 'unauthorized');
 });
 
 test('a token naming its user in upper case is the same user: connected, in their room, and not cut at the recheck', async () => {

@@ -11,6 +11,7 @@ import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { createHttpApp, type HttpLimits } from '#shared/http/http-app.ts';
 import { registerOpsRoutes } from '#shared/observability/ops-routes.ts';
+import { tokenVerifierFromConfig } from '#shared/auth/token-verifier-from-config.ts';
 import { closeUnusedConnections } from './close-unused-connections.ts';
 import { consoleFiles } from './console-files.ts';
 import { toHttpError } from './http-error.ts';
@@ -19,7 +20,7 @@ import { documentsApi, type DocumentsApiOptions } from './documents-api.ts';
 
 export interface BillingAppOptions {
   db: Kysely<Database>;
-  config: Pick<Config, 'JWT_SECRET' | 'JWT_AUDIENCE' | 'platformFeeRate' | 'METRICS_TOKEN'> & HttpLimits;
+  config: Pick<Config, 'JWT_SECRET' | 'JWT_AUDIENCE' | 'jwksUrl' | 'platformFeeRate' | 'METRICS_TOKEN'> & HttpLimits;
   logger: ApiLogger;
   /** Served on /metrics. */
   registry: Registry;
@@ -32,7 +33,7 @@ export interface BillingAppOptions {
   /** The web console's directory. Default billing/console. */
   consoleDir?: string;
   /** The creators' knowledge-base upload API; absent: not served. */
-  documents?: Omit<DocumentsApiOptions, 'db' | 'jwtSecret' | 'jwtAudience'>;
+  documents?: Omit<DocumentsApiOptions, 'db' | 'verifier'>;
 }
 
 /** Largest request body: an adjustment is well under 1 KiB. */
@@ -50,21 +51,21 @@ export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
   closeUnusedConnections(app);
 
   registerOpsRoutes(app, { registry: options.registry, checks: options.checks, metricsToken: options.config.METRICS_TOKEN });
+  // one verifier for both APIs: one cache of the signing keys per process
+  const verifier = tokenVerifierFromConfig(options.config);
   app.register(consoleFiles, { dir: options.consoleDir });
   if (options.documents) {
     app.register(documentsApi, {
       prefix: '/api',
       db: options.db,
-      jwtSecret: options.config.JWT_SECRET,
-      jwtAudience: options.config.JWT_AUDIENCE,
+      verifier,
       ...options.documents,
     });
   }
   app.register(ledgerApi, {
     prefix: '/api',
     db: options.db,
-    jwtSecret: options.config.JWT_SECRET,
-    jwtAudience: options.config.JWT_AUDIENCE,
+    verifier,
     platformFeeRate: options.config.platformFeeRate,
     logger,
     onBalanceChanged: options.onBalanceChanged,

@@ -11,7 +11,7 @@ import multipart from '@fastify/multipart';
 import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import { z } from 'zod';
-import { TokenVerifier } from '#shared/auth/token-verifier.ts';
+import type { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { isStorableText, UNSTORABLE_TEXT } from '#shared/contract/storable-text.ts';
 import { DocumentError } from '#billing/ingest/document-error.ts';
@@ -21,8 +21,8 @@ import { bearerToken } from './admin-auth.ts';
 
 export interface DocumentsApiOptions {
   db: Kysely<Database>;
-  jwtSecret: string;
-  jwtAudience: string;
+  /** Checks the creator's bearer token (tokenVerifierFromConfig). */
+  verifier: TokenVerifier;
   /** UPLOAD_DIR: where uploaded files are kept. */
   uploadDir: string;
   /** MAX_UPLOAD_BYTES: larger files are refused with 413. */
@@ -57,8 +57,7 @@ interface Upload {
 }
 
 export const documentsApi: FastifyPluginAsync<DocumentsApiOptions> = async (app, options) => {
-  const { db } = options;
-  const verifier = new TokenVerifier({ secret: options.jwtSecret, audience: options.jwtAudience });
+  const { db, verifier } = options;
   // One file and one field are documented; room for one part more of each kind, so the first part too many reaches
   // readUpload (and is refused 400 naming it) before busboy's limits (413) would stop the body.
   await app.register(multipart, { limits: { files: 2, fields: 2, parts: 3, fileSize: options.maxUploadBytes, fieldSize: 1000 } });

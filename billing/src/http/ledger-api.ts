@@ -5,7 +5,7 @@
  */
 import type { FastifyInstance } from 'fastify';
 import type { Kysely } from 'kysely';
-import { TokenVerifier } from '#shared/auth/token-verifier.ts';
+import type { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { Database } from '#shared/db/schema.ts';
 import type { Ratio } from '#shared/money/money.ts';
 import { createAdjustment } from '#billing/ledger/create-adjustment.ts';
@@ -37,9 +37,8 @@ export interface ApiLogger {
 
 export interface LedgerApiOptions {
   db: Kysely<Database>;
-  /** HS256 secret and audience of the access tokens (config JWT_SECRET, JWT_AUDIENCE). */
-  jwtSecret: string;
-  jwtAudience: string;
+  /** Checks the admin's bearer token (tokenVerifierFromConfig). */
+  verifier: TokenVerifier;
   /** Splits adjustments as settlements are split (config PLATFORM_FEE_RATE). */
   platformFeeRate: Ratio;
   logger: ApiLogger;
@@ -55,8 +54,7 @@ function fileNamePart(value: string | undefined, fallback: string): string {
 }
 
 export async function ledgerApi(api: FastifyInstance, options: LedgerApiOptions): Promise<void> {
-  const { db, logger } = options;
-  const verifier = new TokenVerifier({ secret: options.jwtSecret, audience: options.jwtAudience });
+  const { db, logger, verifier } = options;
   api.decorateRequest('adminId', '');
   api.addHook('onRequest', adminAuth(db, verifier));
   api.addHook('onSend', async (_request, reply, payload) => {

@@ -1,9 +1,10 @@
 /**
- * The Socket.IO handshake (`io.use`): the access token verified (HS256, `aud`, `exp`, a user that exists — their
- * last_login recorded, batched), then, while the gateway is overloaded, only users with an open session admitted
- * (they are coming back to it), then a connection slot taken for MAX_CONNECTIONS_PER_USER across gateways. A refused
- * handshake's `connect_error` says why in its message: `unauthorized`, `too_many_connections`, `overloaded` or
- * `unavailable` (Redis or Postgres not answering), the last two with `data: { code, retryAfterMs }`.
+ * The Socket.IO handshake (`io.use`): the access token verified (HS256 or a Supabase signing key, `aud`, `exp`, a
+ * user that exists — their last_login recorded, batched), then, while the gateway is overloaded, only users with an
+ * open session admitted (they are coming back to it), then a connection slot taken for MAX_CONNECTIONS_PER_USER across
+ * gateways. A refused handshake's `connect_error` says why in its message: `unauthorized`, `too_many_connections`,
+ * `overloaded` or `unavailable` (Redis, Postgres or the signing keys' endpoint not answering), the last two with
+ * `data: { code, retryAfterMs }`.
  */
 import type { Logger } from 'pino';
 import type { Socket } from 'socket.io';
@@ -36,7 +37,12 @@ export function handshake(options: HandshakeOptions) {
     let user: { userId: string; expiresAt: number };
     try {
       user = await verifier.verifyUser(socket.handshake.auth?.token);
-    } catch {
+    } catch (error) {
+      // the signing keys could not be fetched: the token may be good, so the client waits the hint and tries again
+      if (error instanceof AppError && error.code === 'unavailable') {
+        logger.warn({ err: error }, 'handshake refused: the signing keys are not answering');
+        return next(refusal(error));
+      }
       return next(new Error('unauthorized'));
     }
     try {

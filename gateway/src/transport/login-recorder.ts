@@ -64,7 +64,7 @@ export class LoginRecorder {
     try {
       const { rows } = await sql<{ id: string }>`
         WITH found AS (
-          SELECT id, last_login FROM user_profiles WHERE id = ANY(${ids}::uuid[])
+          SELECT id, last_login FROM user_profiles WHERE id = ANY(${ids}::uuid[]) AND deleted_at IS NULL
         ), touched AS (
           UPDATE user_profiles u SET last_login = now()
           FROM found f

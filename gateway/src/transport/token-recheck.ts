@@ -59,7 +59,8 @@ export class TokenRecheck {
     const userIds = [...byUser.keys()];
     for (let i = 0; i < userIds.length; i += USERS_PER_QUERY) {
       const batch = userIds.slice(i, i + USERS_PER_QUERY);
-      const rows = await this.options.db.selectFrom('user_profiles').select('id').where('id', 'in', batch).execute();
+      // a forgotten person (tollgate_forget_user) no longer exists for the gateway
+      const rows = await this.options.db.selectFrom('user_profiles').select('id').where('id', 'in', batch).where('deleted_at', 'is', null).execute();
       const existing = new Set(rows.map((row) => row.id));
       for (const userId of batch) {
         if (existing.has(userId)) continue;

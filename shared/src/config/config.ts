@@ -8,6 +8,8 @@ import { parseMoney, parseRatio, type Ratio, type Units } from '../money/money.t
 const DEV_JWT_SECRET = 'tollgate-dev-secret-change-me-0123456789';
 
 const integer = (fallback: number, min = 0) => z.coerce.number().int().min(min).default(fallback);
+// keys are fetched from it: a `file:` or `data:` URL is a mistake, not a key set
+const httpUrl = z.string().url().refine((url) => /^https?:\/\//i.test(url), 'an http(s) URL');
 const decimal = (fallback: string) =>
   z
     .string()
@@ -50,10 +52,19 @@ export const configSchema = z.object({
   REDIS_ACK_TIMEOUT_MS: integer(500, 1),
   /** Prefix of every Redis key Tollgate writes (live state and queue). */
   REDIS_PREFIX: z.string().regex(/^[A-Za-z0-9_.-]+$/).default('tg'),
-  /** HS256 secret of the Supabase-style access tokens. */
+  /** HS256 secret of the Supabase-style access tokens (Supabase's legacy JWT secret) and of the voice agents' tokens. */
   JWT_SECRET: z.string().min(32, 'at least 32 characters').default(DEV_JWT_SECRET),
   /** Required `aud` of access tokens. */
   JWT_AUDIENCE: z.string().default('authenticated'),
+  /**
+   * The Supabase project (`https://<ref>.supabase.co`) whose signing keys access tokens may also be signed with
+   * (ES256, RS256, EdDSA): verified against the key set it publishes at `/auth/v1/.well-known/jwks.json`, beside
+   * HS256 tokens with JWT_SECRET. Unset (and SUPABASE_JWKS_URL unset): HS256 with JWT_SECRET only. Use https:
+   * whoever can change the key set can sign any token.
+   */
+  SUPABASE_URL: httpUrl.optional(),
+  /** The signing keys' JWKS URL, when it is not SUPABASE_URL's (a self-hosted Supabase, a proxy); wins over SUPABASE_URL. */
+  SUPABASE_JWKS_URL: httpUrl.optional(),
   /** Comma-separated browser origins allowed to connect; `*` allows any. */
   ALLOWED_ORIGINS: z.string().default('*'),
   /** Seconds of time at the clone's rate the user must be able to pay to start a session. */
@@ -217,6 +228,8 @@ export interface Config extends RawConfig {
   readonly aiPricePer1kTokens: Units;
   /** PLATFORM_FEE_RATE as an exact ratio. */
   readonly platformFeeRate: Ratio;
+  /** Where the access tokens' signing keys are published (SUPABASE_JWKS_URL, else SUPABASE_URL's); undefined: HS256 only. */
+  readonly jwksUrl: string | undefined;
   /** ALLOWED_ORIGINS parsed; `true` means any origin. */
   readonly allowedOrigins: true | string[];
   /** The variables the environment set (the rest are defaults): `npm start` embeds services only for unset ones. */
@@ -250,6 +263,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     ...raw,
     aiPricePer1kTokens: parseMoney(raw.AI_PRICE_PER_1K_TOKENS),
     platformFeeRate: parseRatio(raw.PLATFORM_FEE_RATE),
+    jwksUrl: raw.SUPABASE_JWKS_URL ?? (raw.SUPABASE_URL ? `${raw.SUPABASE_URL.replace(/\/+$/, '')}/auth/v1/.well-known/jwks.json` : undefined),
     allowedOrigins: origins.includes('*') ? true : origins,
     explicitlySet: new Set(Object.keys(cleaned).filter((name) => name in configSchema.shape)),
   });

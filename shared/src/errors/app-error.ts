@@ -15,7 +15,10 @@ export const ERROR_CODES = [
   'unauthorized',
   /** This gateway is past what it can serve: try again after `retryAfterMs` (another gateway may take it). */
   'overloaded',
-  /** Redis or Postgres did not answer (restarting, failing over): nothing was done; try again after `retryAfterMs`. */
+  /**
+   * Redis or Postgres did not answer (restarting, failing over), or the access tokens' signing keys could not be
+   * fetched: nothing was done; try again after `retryAfterMs`.
+   */
   'unavailable',
   'internal',
 ] as const;
