@@ -38,6 +38,7 @@ const API_ROUTES: [string, string][] = [
   ['GET', '/api/analytics/creators'],
   ['GET', '/api/analytics/users'],
   ['POST', '/api/ledger/adjustments'],
+  ['POST', '/api/users/00000000-0000-4000-8000-000000000001/forget'],
 ];
 
 test('every /api route answers 401 unauthorized without a token, with a Bearer challenge', async () => {

@@ -179,6 +179,10 @@ const BILLING_ROUTES: Record<string, fc.Arbitrary<FuzzRequest>> = {
   'POST /api/ledger/adjustments': fc
     .tuple(rawBody, contentType, authorization(() => adminToken))
     .map(([payload, type, auth]) => withAuth({ method: 'POST', url: '/api/ledger/adjustments', headers: type ? { 'content-type': type } : {}, payload }, auth)),
+  // random ids: nobody real is forgotten (a fuzzed id that parses is an unknown person, 404)
+  'POST /api/users/:id/forget': fc
+    .tuple(pathId, rawBody, authorization(() => adminToken))
+    .map(([id, payload, auth]) => withAuth({ method: 'POST', url: `/api/users/${id}/forget`, headers: {}, payload }, auth)),
   'GET /api/clones/:id/documents': fc
     .tuple(fc.oneof(pathId, fc.constant(null).map(() => cloneId)), authorization(() => creatorToken))
     .map(([id, auth]) => withAuth({ method: 'GET', url: `/api/clones/${id}/documents`, headers: {} }, auth)),

@@ -27,7 +27,8 @@ export function bearerToken(request: FastifyRequest): string {
 export function adminAuth(db: Kysely<Database>, verifier: TokenVerifier): onRequestAsyncHookHandler {
   return async (request) => {
     const userId = await verifier.verify(bearerToken(request));
-    const user = await db.selectFrom('user_profiles').select('role').where('id', '=', userId).executeTakeFirst();
+    // a forgotten person (tollgate_forget_user) is no one, admins included
+    const user = await db.selectFrom('user_profiles').select('role').where('id', '=', userId).where('deleted_at', 'is', null).executeTakeFirst();
     if (!user) throw new AppError('unauthorized', 'unknown user');
     if (user.role !== 'admin') throw new AppError('forbidden', 'the billing API is for admins only');
     request.adminId = userId;

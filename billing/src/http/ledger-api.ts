@@ -1,6 +1,6 @@
 /**
  * The billing staff API under /api (every route admin-only, see adminAuth): settled sessions and their audit,
- * the ledger as CSV, the reconciliation, daily analytics and adjustments. Handlers validate, call the ledger
+ * the ledger as CSV, the reconciliation, daily analytics, adjustments, and forgetting a person. Handlers validate, call the ledger
  * queries (billing/src/ledger) and throw; the app's one error handler answers failures.
  */
 import type { FastifyInstance } from 'fastify';
@@ -9,6 +9,7 @@ import type { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { Database } from '#shared/db/schema.ts';
 import type { Ratio } from '#shared/money/money.ts';
 import { createAdjustment } from '#billing/ledger/create-adjustment.ts';
+import { forgetUser } from '#billing/ledger/forget-user.ts';
 import { creatorAnalytics } from '#billing/ledger/creator-analytics.ts';
 import { openLedgerExport } from '#billing/ledger/ledger-export.ts';
 import { listSessions } from '#billing/ledger/list-sessions.ts';
@@ -112,5 +113,13 @@ export async function ledgerApi(api: FastifyInstance, options: LedgerApiOptions)
       );
     }
     return reply.code(result.created ? 201 : 200).send({ adjustment: result.adjustment, entries: result.entries });
+  });
+
+  // deleting a person (README, *Inside the Supabase project*): the profile anonymised, the money records kept
+  api.post('/users/:id/forget', async (request) => {
+    const { id } = parseInput(sessionParams, request.params, 'params');
+    const user = await forgetUser(db, id);
+    logger.info({ userId: id, authorId: request.adminId }, 'person forgotten');
+    return { user };
   });
 }
