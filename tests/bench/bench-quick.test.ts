@@ -30,6 +30,31 @@ const EXPECTED: Record<string, string[]> = {
   fanout: ['session:updated p50, other gateway', 'session:updated p99, other gateway', 'reply completed p99, other gateway', 'other − same gateway arrival p99'],
 };
 
+/** No database and no Redis key of the run left behind (on BENCH_REDIS_URL; the --cluster run's own servers are gone). */
+async function assertCleanedUp(report: { databases: string[]; redisPrefixes: string[] }): Promise<void> {
+  assert.ok(report.databases.length > 0);
+  const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres' });
+  await client.connect();
+  const databases = await client.query('SELECT datname FROM pg_database WHERE datname = ANY($1)', [report.databases]);
+  await client.end();
+  assert.equal(databases.rows, [], 'databases left behind');
+  const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
+  try {
+    for (const prefix of report.redisPrefixes) {
+      const keys: string[] = [];
+      let cursor = '0';
+      do {
+        const [next, found] = await redis.scan(cursor, 'MATCH', `${prefix}*`, 'COUNT', 10_000);
+        cursor = next;
+        keys.push(...found);
+      } while (cursor !== '0');
+      assert.equal(keys, [], `Redis keys left under ${prefix}`);
+    }
+  } finally {
+    redis.disconnect();
+  }
+}
+
 function runBench(args: string[]): Promise<{ code: number | null; output: string }> {
   return new Promise((resolve, reject) => {
     // what `npm run bench -- …` runs (package.json), without depending on npm being on PATH
@@ -81,22 +106,35 @@ test('npm run bench -- --quick gives every scenario its figures and removes what
     assert.ok(report.scenarios.settle.baseline.rowsPerSecond > 0);
     assert.ok(report.scenarios.fanout.actions > 0);
 
-    // cleaned up: no database, no Redis key left behind
-    const client = new pg.Client({ connectionString: process.env.TEST_DATABASE_URL || 'postgres://postgres@127.0.0.1:5432/postgres' });
-    await client.connect();
-    const databases = await client.query('SELECT 1 FROM pg_database WHERE datname = $1', [report.database]);
-    await client.end();
-    assert.is(databases.rowCount, 0, `database ${report.database} left behind`);
-    const redis = new Redis(process.env.TEST_REDIS_URL ?? 'redis://127.0.0.1:6379');
-    const keys: string[] = [];
-    let cursor = '0';
-    do {
-      const [next, found] = await redis.scan(cursor, 'MATCH', `${report.redisPrefix}*`, 'COUNT', 10_000);
-      cursor = next;
-      keys.push(...found);
-    } while (cursor !== '0');
-    redis.disconnect();
-    assert.equal(keys, [], `Redis keys left under ${report.redisPrefix}`);
+    await assertCleanedUp(report);
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
+  }
+});
+
+test('npm run bench -- --quick --cluster runs churn and meter on a Redis Cluster beside one Redis and compares them', async () => {
+  const dir = mkdtempSync(path.join(tmpdir(), 'tollgate-bench-cluster-'));
+  try {
+    const json = path.join(dir, 'bench.json');
+    const { code, output } = await runBench(['--quick', '--cluster', '--json', json]);
+    assert.is(code, 0, `bench exited ${code}:\n${output.slice(-4000)}`);
+    const report = JSON.parse(readFileSync(json, 'utf8'));
+    assert.equal(report.failures, {});
+    assert.equal(Object.keys(report.scenarios).sort(), ['churn@cluster', 'churn@cluster-acks', 'churn@one', 'meter@cluster', 'meter@one']);
+    const rows = report.table as Row[];
+    for (const pass of ['one Redis', 'cluster', 'cluster, acks wait for a replica']) {
+      assert.ok(rows.some((r) => r.scenario === `churn · ${pass}` && r.metric.startsWith('message:send ack p99') && Number.isFinite(r.value)), `churn on ${pass}`);
+    }
+    for (const metric of ['churn: busiest master', 'meter: busiest master', 'churn capacity, cluster', 'churn capacity, acks wait']) {
+      const row = rows.find((r) => r.scenario === 'cluster' && r.metric.startsWith(metric));
+      assert.ok(row && typeof row.value === 'number' && Number.isFinite(row.value), `cluster: ${metric}`);
+    }
+    // three masters measured, their shares summing to the whole
+    const shards = report.scenarios['meter@cluster'].redis.shards as Array<{ share: number }>;
+    assert.is(shards.length, 3);
+    assert.ok(Math.abs(shards.reduce((sum, s) => sum + s.share, 0) - 1) < 1e-9);
+    assert.is(report.scenarios['meter@one'].redis.shards.length, 1);
+    await assertCleanedUp(report);
   } finally {
     rmSync(dir, { recursive: true, force: true });
   }

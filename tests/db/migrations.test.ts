@@ -53,6 +53,13 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   ledger_adjustments: [
     'id', 'idempotency_key', 'request_hash', 'session_id', 'user_id', 'creator_id', 'amount', 'reason', 'author_id', 'created_at',
   ],
+  money_movements: ['id', 'kind', 'user_id', 'reference', 'credits', 'amount_minor', 'currency', 'created_at'],
+  movement_entries: ['id', 'movement_id', 'account_kind', 'account_id', 'amount', 'kind', 'created_at'],
+  credit_purchases: [
+    'id', 'user_id', 'pack_id', 'request_key', 'checkout_session_id', 'checkout_url', 'payment_intent_id', 'amount_minor', 'currency',
+    'credits', 'status', 'reversed_minor', 'created_at', 'paid_at',
+  ],
+  stripe_events: ['id', 'type', 'received_at'],
 };
 
 async function columns(): Promise<Record<string, string[]>> {
@@ -87,7 +94,7 @@ async function pgError(run: () => Promise<unknown>): Promise<{ code?: string; co
   throw new Error('expected the statement to be rejected');
 }
 
-test('migrations create the nine tables with exactly the columns of schema.ts', async () => {
+test('migrations create the tables with exactly the columns of schema.ts', async () => {
   assert.equal(await columns(), sorted(EXPECTED_COLUMNS));
 });
 
@@ -106,6 +113,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0013-money-movements', 'Down', 'Success'],
       ['0012-people-and-deletion', 'Down', 'Success'],
       ['0011-row-level-security', 'Down', 'Success'],
       ['0010-supabase-auth-compat', 'Down', 'Success'],
@@ -130,6 +138,8 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const movementsDown = await migrateDown(t.db, 1);
+  assert.equal(movementsDown.map((r) => r.migrationName), ['0013-money-movements']);
   const peopleDown = await migrateDown(t.db, 1);
   assert.equal(peopleDown.map((r) => r.migrationName), ['0012-people-and-deletion']);
   const rlsDown = await migrateDown(t.db, 1);
@@ -341,6 +351,27 @@ test('ensureDatabaseExists creates a missing database once, even when raced', as
     await admin.query(`DROP DATABASE IF EXISTS ${quoteIdentifier(name)} WITH (FORCE)`);
     await admin.end();
   }
+});
+
+test('0013 gives profiles from before it their opening balance: what their session entries do not explain', async () => {
+  const down = await migrateDown(t.db, 1);
+  assert.equal(down.map((r) => r.migrationName), ['0013-money-movements']);
+  const [rich, spender] = [randomUUID(), randomUUID()];
+  await t.db.insertInto('user_profiles').values([
+    { id: rich, email: `${rich}@example.com`, credits_remaining: '80.0000' },
+    { id: spender, email: `${spender}@example.com`, role: 'creator', credits_remaining: '0.0000' },
+  ]).execute();
+  await migrateToLatest(t.db);
+  const { rows } = await sql<{ user_id: string; kind: string; credits: string; entries: string }>`
+    SELECT m.user_id, m.kind, m.credits::text, (SELECT string_agg(account_kind || ':' || amount, ' ' ORDER BY account_kind) FROM movement_entries e WHERE e.movement_id = m.id) AS entries
+    FROM money_movements m WHERE m.user_id IN (${rich}, ${spender})
+  `.execute(t.db);
+  assert.equal(rows, [{ user_id: rich, kind: 'opening_balance', credits: '80.0000', entries: 'platform:-80.0000 user:80.0000' }]);
+  // a profile made from now on gets its opening balance as it is created
+  const later = randomUUID();
+  await t.db.insertInto('user_profiles').values({ id: later, email: `${later}@example.com` }).execute();
+  const { rows: opened } = await sql<{ credits: string }>`SELECT credits::text FROM money_movements WHERE reference = ${`opening:${later}`}`.execute(t.db);
+  assert.equal(opened, [{ credits: '100.0000' }]);
 });
 
 test.run();

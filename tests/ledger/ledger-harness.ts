@@ -34,7 +34,10 @@ export interface LedgerHarness {
   close(): Promise<void>;
 }
 
-export async function startLedgerApp(options: Partial<Pick<BillingAppOptions, 'consoleDir' | 'onBalanceChanged' | 'documents'>> = {}): Promise<LedgerHarness> {
+export async function startLedgerApp(
+  options: Partial<Pick<BillingAppOptions, 'consoleDir' | 'onBalanceChanged' | 'documents'>> & { env?: Record<string, string> } = {},
+): Promise<LedgerHarness> {
+  const { env, ...appOptions } = options;
   const database = await createTestDatabase();
   const config = loadConfig({
     NODE_ENV: 'test',
@@ -42,6 +45,7 @@ export async function startLedgerApp(options: Partial<Pick<BillingAppOptions, 'c
     JWT_SECRET: SECRET,
     LOG_LEVEL: 'silent',
     PLATFORM_FEE_RATE: '0.20',
+    ...env,
   });
   const silent = { info() {}, warn() {}, error() {} };
   const app = buildBillingApp({
@@ -50,7 +54,7 @@ export async function startLedgerApp(options: Partial<Pick<BillingAppOptions, 'c
     logger: process.env.TEST_LOG_LEVEL ? { info: console.log, warn: console.warn, error: console.error } : silent,
     registry: new Registry(),
     checks: { postgres: () => sql`select 1`.execute(database.db) },
-    ...options,
+    ...appOptions,
   });
   await app.ready();
   const adminId = await createUser(database, 'admin');

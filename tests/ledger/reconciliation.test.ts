@@ -34,6 +34,10 @@ test('an empty ledger reconciles', async () => {
     balanceMismatches: [],
     messageCountMismatches: [],
     failedJobs: [],
+    creditMismatches: [],
+    // the harness's admin: the credits a profile is created with enter the ledger with it
+    payments: { purchases: 0, cashInMinor: '0', cashOutMinor: '0', creditsSold: '0.0000', creditsTakenBack: '0.0000', platformLoss: '0.0000', openingCredits: '100.0000' },
+    unbalancedMovements: [],
   });
 });
 

@@ -14,6 +14,7 @@ import fc from 'fast-check';
 import type { FastifyInstance } from 'fastify';
 import { seedFrom } from '../../scripts/lib/seeded-random.ts';
 import { billingAppOf, createClone, createUser, startSystem, type TestSystem } from '../support/system.ts';
+import { startFakeStripe, type FakeStripe } from '../support/fake-stripe.ts';
 
 const REQUESTS_PER_ROUTE = Number(process.env.FUZZ_HTTP_REQUESTS ?? 300);
 const SEED = seedFrom('FUZZ_SEED');
@@ -23,11 +24,14 @@ let billing: FastifyInstance;
 let adminToken: string;
 let creatorToken: string;
 let cloneId: string;
+let stripe: FakeStripe;
 const statuses = new Map<string, Map<number, number>>();
 
 test.before(async () => {
   console.log(`  http fuzz seed: ${SEED} (replay: FUZZ_SEED=${SEED}), ${REQUESTS_PER_ROUTE} requests per route and identity`);
-  system = await startSystem();
+  stripe = await startFakeStripe();
+  // purchases configured, against a local Stripe: a valid request is served, never left to a network timeout
+  system = await startSystem({ env: { STRIPE_SECRET_KEY: 'sk_test_fuzz', STRIPE_WEBHOOK_SECRET: 'whsec_fuzz', STRIPE_API_URL: stripe.url } });
   billing = billingAppOf(system, { documents: { uploadDir: `/tmp/tollgate-http-fuzz-${process.pid}`, maxUploadBytes: 64 * 1024 } });
   const admin = await createUser(system, '0.0000');
   await system.database.db.updateTable('user_profiles').set({ role: 'admin' }).where('id', '=', admin).execute();
@@ -41,6 +45,7 @@ test.after(async () => {
   for (const [route, byStatus] of statuses) console.log(`  ${route}: ${[...byStatus].sort(([a], [b]) => a - b).map(([s, n]) => `${n} × ${s}`).join(', ')}`);
   await billing?.close();
   await system?.close();
+  await stripe?.close();
 });
 
 // ---- generators --------------------------------------------------------------------------------------------------
@@ -183,6 +188,25 @@ const BILLING_ROUTES: Record<string, fc.Arbitrary<FuzzRequest>> = {
   'POST /api/users/:id/forget': fc
     .tuple(pathId, rawBody, authorization(() => adminToken))
     .map(([id, payload, auth]) => withAuth({ method: 'POST', url: `/api/users/${id}/forget`, headers: {}, payload }, auth)),
+  'POST /api/credits/checkout': fc
+    .tuple(rawBody, contentType, authorization(() => creatorToken))
+    .map(([payload, type, auth]) => withAuth({ method: 'POST', url: '/api/credits/checkout', headers: type ? { 'content-type': type } : {}, payload }, auth)),
+  'POST /stripe/webhook': fc
+    .tuple(
+      rawBody,
+      contentType,
+      fc.oneof(
+        fc.constant(undefined),
+        fc.string({ maxLength: 80 }),
+        fc.tuple(fc.integer({ min: 0, max: 2_000_000_000 }), fc.stringMatching(/^[0-9a-f]{0,64}$/)).map(([t, v]) => `t=${t},v1=${v}`),
+      ),
+    )
+    .map(([payload, type, signature]) => ({
+      method: 'POST' as const,
+      url: '/stripe/webhook',
+      headers: { ...(type ? { 'content-type': type } : {}), ...(signature === undefined ? {} : { 'stripe-signature': signature }) },
+      payload,
+    })),
   'GET /api/clones/:id/documents': fc
     .tuple(fc.oneof(pathId, fc.constant(null).map(() => cloneId)), authorization(() => creatorToken))
     .map(([id, auth]) => withAuth({ method: 'GET', url: `/api/clones/${id}/documents`, headers: {} }, auth)),

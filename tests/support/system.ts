@@ -310,6 +310,8 @@ export function billingAppOf(
     registry: new Registry(),
     checks: {},
     failedJobs: () => system.worker.failedJobs(),
+    // as the billing process does: an adjustment or a payment brings the live balance up at once
+    onBalanceChanged: (userId) => refreshBalance(system.database.db, system.store, userId),
     ...(options.documents ? { documents: options.documents } : {}),
   });
 }

@@ -87,3 +87,9 @@ export function toTimeRange(query: { from?: string | undefined; to?: string | un
 export function toDateRange(query: { from?: string | undefined; to?: string | undefined }): DateRange {
   return { from: query.from, to: query.to };
 }
+
+/** POST /api/credits/checkout: the pack, and the buyer's key for this purchase (a retry sends the same). */
+export const checkoutBody = z.strictObject({
+  packId: z.string().min(1).max(32),
+  idempotencyKey: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
+});

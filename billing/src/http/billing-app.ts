@@ -1,5 +1,6 @@
 /**
- * The billing process's HTTP app: `/healthz` and `/metrics`, the billing staff API under `/api` (admin-only) and the
+ * The billing process's HTTP app: `/healthz` and `/metrics`, the billing staff API under `/api` (admin-only), credit
+ * purchases (`/api/credits/*`, `/stripe/webhook`) and the
  * web console (`/`, `/console/*`), on the shared hardened app (createHttpApp): every failure is
  * `{ error: { code, message } }` (toHttpError), requests have deadlines, and /metrics may require METRICS_TOKEN.
  * Built without listening, so tests call it with `inject` or listen on port 0.
@@ -17,16 +18,33 @@ import { consoleFiles } from './console-files.ts';
 import { toHttpError } from './http-error.ts';
 import { ledgerApi, type ApiLogger, type LedgerApiOptions } from './ledger-api.ts';
 import { documentsApi, type DocumentsApiOptions } from './documents-api.ts';
+import { paymentsApi } from './payments-api.ts';
+import { stripeFromConfig } from '#billing/payments/stripe-client.ts';
 
 export interface BillingAppOptions {
   db: Kysely<Database>;
-  config: Pick<Config, 'JWT_SECRET' | 'JWT_AUDIENCE' | 'jwksUrl' | 'platformFeeRate' | 'METRICS_TOKEN'> & HttpLimits;
+  config: Pick<
+    Config,
+    | 'JWT_SECRET'
+    | 'JWT_AUDIENCE'
+    | 'jwksUrl'
+    | 'platformFeeRate'
+    | 'METRICS_TOKEN'
+    | 'STRIPE_SECRET_KEY'
+    | 'STRIPE_WEBHOOK_SECRET'
+    | 'STRIPE_API_URL'
+    | 'creditPacks'
+    | 'CREDIT_CURRENCY'
+    | 'CHECKOUT_SUCCESS_URL'
+    | 'CHECKOUT_CANCEL_URL'
+  > &
+    HttpLimits;
   logger: ApiLogger;
   /** Served on /metrics. */
   registry: Registry;
   /** /healthz's dependency checks by name; each rejects when its dependency does not answer. */
   checks: Record<string, () => Promise<unknown>>;
-  /** Told after an adjustment changed a user's credits. Default: nothing. */
+  /** Told after an adjustment or a payment changed a user's credits. Default: nothing. */
   onBalanceChanged?: (userId: string) => Promise<void>;
   /** The billing queue's failed jobs, for the reconciliation. Default: none known. */
   failedJobs?: LedgerApiOptions['failedJobs'];
@@ -62,6 +80,20 @@ export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
       ...options.documents,
     });
   }
+  app.register(paymentsApi, {
+    db: options.db,
+    verifier,
+    stripe: stripeFromConfig(options.config),
+    webhookSecret: options.config.STRIPE_WEBHOOK_SECRET,
+    checkout: {
+      packs: options.config.creditPacks,
+      currency: options.config.CREDIT_CURRENCY,
+      successUrl: options.config.CHECKOUT_SUCCESS_URL,
+      cancelUrl: options.config.CHECKOUT_CANCEL_URL,
+    },
+    logger,
+    onBalanceChanged: options.onBalanceChanged,
+  });
   app.register(ledgerApi, {
     prefix: '/api',
     db: options.db,

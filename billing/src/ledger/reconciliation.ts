@@ -60,6 +60,31 @@ export interface FailedBillingJob {
   failedAt: string | null;
 }
 
+/** A user whose balance the ledger does not explain: credits_remaining ≠ Σ of their user-account entries. */
+export interface CreditMismatch {
+  userId: string;
+  creditsRemaining: string;
+  /** Σ of the user's entries: sessions and adjustments (ledger_entries), openings, purchases, refunds (movement_entries). */
+  ledgerCredits: string;
+  /** creditsRemaining − ledgerCredits. */
+  difference: string;
+}
+
+/** Money in and out through Stripe over the range (movements created in it); cash in minor units. */
+export interface PaymentSums {
+  purchases: number;
+  cashInMinor: string;
+  /** Given back to cards and taken by disputes. */
+  cashOutMinor: string;
+  creditsSold: string;
+  /** Credits refunds and disputes took back from balances. */
+  creditsTakenBack: string;
+  /** Credits refunded or disputed after they were spent: the platform's loss. */
+  platformLoss: string;
+  /** Credits profiles were created with. */
+  openingCredits: string;
+}
+
 export interface Reconciliation {
   ok: boolean;
   days: ReconciliationDay[];
@@ -70,6 +95,10 @@ export interface Reconciliation {
   balanceMismatches: BalanceMismatch[];
   messageCountMismatches: MessageCountMismatch[];
   failedJobs: FailedBillingJob[];
+  creditMismatches: CreditMismatch[];
+  payments: PaymentSums;
+  /** Money movements whose entries do not sum to zero (the database refuses them: always empty). */
+  unbalancedMovements: string[];
 }
 
 export interface ReconcileOptions {
@@ -152,6 +181,32 @@ export async function reconcile(
         ORDER BY u.id
       `.execute(trx);
 
+      const credits = await sql<{ user_id: string; credits_remaining: string; ledger_credits: string }>`
+        WITH entries AS (
+          SELECT account_id AS user_id, amount FROM ledger_entries WHERE account_kind = 'user'
+          UNION ALL
+          SELECT account_id, amount FROM movement_entries WHERE account_kind = 'user'
+        ), ledger AS (
+          SELECT user_id, sum(amount) AS credits FROM entries GROUP BY user_id
+        )
+        SELECT u.id AS user_id, u.credits_remaining::text AS credits_remaining, coalesce(l.credits, 0)::text AS ledger_credits
+        FROM user_profiles u
+        LEFT JOIN ledger l ON l.user_id = u.id
+        WHERE u.credits_remaining <> coalesce(l.credits, 0)
+        ORDER BY u.id
+        LIMIT ${MAX_LISTED}
+      `.execute(trx);
+      const creditMismatches = credits.rows.map((row) => ({
+        userId: row.user_id,
+        creditsRemaining: moneyText(row.credits_remaining),
+        ledgerCredits: moneyText(row.ledger_credits),
+        difference: formatMoney(parseMoney(row.credits_remaining) - parseMoney(row.ledger_credits)),
+      }));
+      const payments = await paymentSums(trx, range);
+      const unbalancedMovements = await sql<{ id: string }>`
+        SELECT movement_id AS id FROM movement_entries GROUP BY movement_id HAVING sum(amount) <> 0 ORDER BY movement_id LIMIT ${MAX_LISTED}
+      `.execute(trx);
+
       const balanceMismatches = mismatches.rows.map((row) => ({
         userId: row.user_id,
         totalSpent: moneyText(row.total_spent),
@@ -167,7 +222,9 @@ export async function reconcile(
           balanceMismatches.length === 0 &&
           unsettled.rows.every((row) => !row.overdue) &&
           mismatchedCounts.length === 0 &&
-          failedJobs.length === 0,
+          failedJobs.length === 0 &&
+          creditMismatches.length === 0 &&
+          unbalancedMovements.rows.length === 0,
         days: days.days,
         totals: days.totals,
         openSessions: open.rows[0]?.n ?? 0,
@@ -176,8 +233,41 @@ export async function reconcile(
         balanceMismatches,
         messageCountMismatches: mismatchedCounts,
         failedJobs,
+        creditMismatches,
+        payments,
+        unbalancedMovements: unbalancedMovements.rows.map((row) => row.id),
       };
     });
+}
+
+async function paymentSums(db: Kysely<Database>, range: TimeRange): Promise<PaymentSums> {
+  const { rows } = await sql<{ purchases: number; cash_in: string; cash_out: string; sold: string; taken_back: string; loss: string; opening: string }>`
+    SELECT
+      count(*) FILTER (WHERE m.kind = 'purchase')::int AS purchases,
+      coalesce(sum(m.amount_minor) FILTER (WHERE m.kind = 'purchase'), 0)::text AS cash_in,
+      coalesce(sum(m.amount_minor) FILTER (WHERE m.kind IN ('card_refund', 'dispute')), 0)::text AS cash_out,
+      coalesce(sum(m.credits) FILTER (WHERE m.kind = 'purchase'), 0)::text AS sold,
+      coalesce(-sum(m.credits) FILTER (WHERE m.kind IN ('card_refund', 'dispute')), 0)::text AS taken_back,
+      coalesce((SELECT -sum(e.amount) FROM movement_entries e JOIN money_movements n ON n.id = e.movement_id
+                WHERE e.kind = 'platform_loss'
+                  ${range.from ? sql`AND n.created_at >= ${range.from}` : sql``}
+                  ${range.to ? sql`AND n.created_at < ${range.to}` : sql``}), 0)::text AS loss,
+      coalesce(sum(m.credits) FILTER (WHERE m.kind = 'opening_balance'), 0)::text AS opening
+    FROM money_movements m
+    WHERE true
+      ${range.from ? sql`AND m.created_at >= ${range.from}` : sql``}
+      ${range.to ? sql`AND m.created_at < ${range.to}` : sql``}
+  `.execute(db);
+  const row = rows[0]!;
+  return {
+    purchases: row.purchases,
+    cashInMinor: row.cash_in,
+    cashOutMinor: row.cash_out,
+    creditsSold: moneyText(row.sold),
+    creditsTakenBack: moneyText(row.taken_back),
+    platformLoss: moneyText(row.loss),
+    openingCredits: moneyText(row.opening),
+  };
 }
 
 async function reconcileDays(

@@ -102,6 +102,26 @@ export const configSchema = z.object({
   AI_PRICE_PER_1K_TOKENS: decimal('0'),
   /** Share of each session total kept by the platform (decimal, 0..1). */
   PLATFORM_FEE_RATE: decimal('0.20').refine((v) => Number(v) <= 1, 'at most 1'),
+  /** Stripe secret key (`sk_…`); without it credit purchases answer `unavailable` (there is nothing to sell through). */
+  STRIPE_SECRET_KEY: z.string().optional(),
+  /** The Stripe webhook endpoint's signing secret (`whsec_…`); without it every webhook is refused. */
+  STRIPE_WEBHOOK_SECRET: z.string().optional(),
+  /** Stripe's API (tests point it at a local server that speaks Stripe's wire format). */
+  STRIPE_API_URL: httpUrl.default('https://api.stripe.com'),
+  /**
+   * The credit packs on sale, `id:price:credits,…`: the price in CREDIT_CURRENCY's minor units (cents), the credits a
+   * decimal with up to four places.
+   */
+  CREDIT_PACKS: z
+    .string()
+    .regex(/^\s*[a-z0-9_-]{1,32}:\d{1,9}:\d{1,9}(\.\d{1,4})?\s*(,\s*[a-z0-9_-]{1,32}:\d{1,9}:\d{1,9}(\.\d{1,4})?\s*)*$/, 'id:price:credits,…')
+    .default('small:500:50,medium:2000:220,large:5000:600'),
+  /** ISO currency of the packs' prices (lowercase, as Stripe writes it). */
+  CREDIT_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO currency code').default('usd'),
+  /** Where Checkout sends a buyer who paid (Stripe replaces {CHECKOUT_SESSION_ID}). */
+  CHECKOUT_SUCCESS_URL: httpUrl.default('http://localhost:3000/credits/thanks?session_id={CHECKOUT_SESSION_ID}'),
+  /** Where Checkout sends a buyer who turned back. */
+  CHECKOUT_CANCEL_URL: httpUrl.default('http://localhost:3000/credits'),
   /** OpenAI key; without it a built-in offline responder answers. */
   OPENAI_API_KEY: z.string().optional(),
   /** OpenAI-compatible endpoint (tests point it at a local server). */
@@ -230,10 +250,32 @@ export interface Config extends RawConfig {
   readonly platformFeeRate: Ratio;
   /** Where the access tokens' signing keys are published (SUPABASE_JWKS_URL, else SUPABASE_URL's); undefined: HS256 only. */
   readonly jwksUrl: string | undefined;
+  /** CREDIT_PACKS parsed, by id. */
+  readonly creditPacks: ReadonlyMap<string, CreditPack>;
   /** ALLOWED_ORIGINS parsed; `true` means any origin. */
   readonly allowedOrigins: true | string[];
   /** The variables the environment set (the rest are defaults): `npm start` embeds services only for unset ones. */
   readonly explicitlySet: ReadonlySet<string>;
+}
+
+/** A credit pack on sale: what it costs (minor units of CREDIT_CURRENCY) and the credits it grants. */
+export interface CreditPack {
+  id: string;
+  priceMinor: bigint;
+  credits: Units;
+}
+
+/** `id:price:credits,…` (validated by the schema) → packs by id; a repeated id is a mistake. */
+export function parseCreditPacks(list: string): ReadonlyMap<string, CreditPack> {
+  const packs = new Map<string, CreditPack>();
+  for (const entry of list.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const [id, price, credits] = entry.split(':') as [string, string, string];
+    if (packs.has(id)) throw new ConfigError(`invalid configuration:\n  CREDIT_PACKS: pack ${id} is listed twice`);
+    const pack = { id, priceMinor: BigInt(price), credits: parseMoney(credits) };
+    if (pack.priceMinor <= 0n || pack.credits <= 0n) throw new ConfigError(`invalid configuration:\n  CREDIT_PACKS: pack ${id} must cost and grant more than 0`);
+    packs.set(id, pack);
+  }
+  return packs;
 }
 
 export class ConfigError extends Error {
@@ -265,6 +307,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     platformFeeRate: parseRatio(raw.PLATFORM_FEE_RATE),
     jwksUrl: raw.SUPABASE_JWKS_URL ?? (raw.SUPABASE_URL ? `${raw.SUPABASE_URL.replace(/\/+$/, '')}/auth/v1/.well-known/jwks.json` : undefined),
     allowedOrigins: origins.includes('*') ? true : origins,
+    creditPacks: parseCreditPacks(raw.CREDIT_PACKS),
     explicitlySet: new Set(Object.keys(cleaned).filter((name) => name in configSchema.shape)),
   });
 }

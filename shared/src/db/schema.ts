@@ -202,6 +202,64 @@ export interface LedgerAdjustmentsTable {
   created_at: Timestamp;
 }
 
+export type MoneyMovementKind = 'opening_balance' | 'purchase' | 'card_refund' | 'dispute';
+export type MovementAccountKind = 'user' | 'cash' | 'platform';
+export type MovementEntryKind = MoneyMovementKind | 'platform_loss';
+export type CreditPurchaseStatus = 'pending' | 'paid' | 'refunded' | 'disputed';
+
+/** Append-only: money entering or leaving other than through a session (0013). Its entries sum to zero. */
+export interface MoneyMovementsTable {
+  id: Generated<string>;
+  kind: MoneyMovementKind;
+  user_id: string;
+  /** What happened in the world, once: `opening:<user>`, `purchase:<purchase>`, `refund:<charge>:<refunded so far>`, … */
+  reference: string;
+  /** Credits on the person's account: positive in, negative out. */
+  credits: string;
+  /** Cash that moved with it (minor units, bigint as string). */
+  amount_minor: ColumnType<string, string | number | bigint | undefined, never>;
+  currency: string | null;
+  created_at: Timestamp;
+}
+
+/** Append-only: a movement's entries (0013). */
+export interface MovementEntriesTable {
+  id: Generated<string>;
+  movement_id: string;
+  account_kind: MovementAccountKind;
+  /** The person for `user` entries; null for the platform's `cash` and `platform` accounts. */
+  account_id: string | null;
+  amount: string;
+  kind: MovementEntryKind;
+  created_at: Timestamp;
+}
+
+/** A credit pack bought through Stripe Checkout, from its session to paid, refunded or disputed (0013). */
+export interface CreditPurchasesTable {
+  id: Generated<string>;
+  user_id: string;
+  pack_id: string;
+  request_key: string;
+  checkout_session_id: string;
+  checkout_url: string | null;
+  payment_intent_id: string | null;
+  amount_minor: ColumnType<string, string | number | bigint, never>;
+  currency: string;
+  credits: string;
+  status: ColumnType<CreditPurchaseStatus, CreditPurchaseStatus | undefined, CreditPurchaseStatus>;
+  /** Cash given back or taken by disputes so far (minor units, bigint as string). */
+  reversed_minor: ColumnType<string, string | number | bigint | undefined, string | number | bigint>;
+  created_at: Timestamp;
+  paid_at: Date | null;
+}
+
+/** Every Stripe webhook event applied, by its id (0013). */
+export interface StripeEventsTable {
+  id: string;
+  type: string;
+  received_at: Timestamp;
+}
+
 export interface Database {
   user_profiles: UserProfilesTable;
   clones: ClonesTable;
@@ -214,6 +272,10 @@ export interface Database {
   ledger_entries: LedgerEntriesTable;
   session_events: SessionEventsTable;
   ledger_adjustments: LedgerAdjustmentsTable;
+  money_movements: MoneyMovementsTable;
+  movement_entries: MovementEntriesTable;
+  credit_purchases: CreditPurchasesTable;
+  stripe_events: StripeEventsTable;
 }
 
 export type UserProfile = Selectable<UserProfilesTable>;
