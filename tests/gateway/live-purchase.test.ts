@@ -106,4 +106,26 @@ test('a purchase racing the exhaustion instant: either the session goes on or it
   assert.match(outcomes.at(-1)!, /credits_exhausted/);
 });
 
+test('a subscriber\'s tier discounts the clone\'s rate, frozen into the session when it starts', async () => {
+  const { cloneId } = await createClone(system, RATE);
+  const rates: Record<string, string> = {};
+  for (const tier of ['free', 'pro', 'enterprise'] as const) {
+    const userId = await createUser(system, '100.0000');
+    await system.database.db.updateTable('user_profiles').set({ subscription_tier: tier }).where('id', '=', userId).execute();
+    const client = await system.connect(userId);
+    const started = await request(client, 'session:start', { cloneId, type: 'chat' });
+    if (!started.ok) throw new Error(JSON.stringify(started));
+    rates[tier] = started.session.ratePerMinute;
+    // the tier changes mid-session: the session keeps its rate
+    await system.database.db.updateTable('user_profiles').set({ subscription_tier: 'free' }).where('id', '=', userId).execute();
+    assert.ok((await request(client, 'session:end', { sessionId: started.session.id })).ok);
+    const row = await settled(started.session.id);
+    assert.is(row.rate_per_minute, rates[tier]);
+    assert.is(row.total_cost, formatMoney(timeCost(parseMoney(rates[tier]), Number(row.active_ms))));
+    client.disconnect();
+  }
+  // the default plans: pro 10 % off, enterprise 20 % off
+  assert.equal(rates, { free: '60.0000', pro: '54.0000', enterprise: '48.0000' });
+});
+
 test.run();

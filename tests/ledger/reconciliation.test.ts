@@ -36,7 +36,7 @@ test('an empty ledger reconciles', async () => {
     failedJobs: [],
     creditMismatches: [],
     // the harness's admin: the credits a profile is created with enter the ledger with it
-    payments: { purchases: 0, cashInMinor: '0', cashOutMinor: '0', creditsSold: '0.0000', creditsTakenBack: '0.0000', platformLoss: '0.0000', openingCredits: '100.0000' },
+    payments: { purchases: 0, cashInMinor: '0', cashOutMinor: '0', creditsSold: '0.0000', creditsTakenBack: '0.0000', platformLoss: '0.0000', openingCredits: '100.0000', subscriptionCashMinor: '0', grantedCredits: '0.0000' },
     unbalancedMovements: [],
   });
 });

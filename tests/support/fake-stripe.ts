@@ -38,6 +38,13 @@ export interface FakeStripe {
   refunded(sessionId: string, amountRefunded: number): Stripe.Event;
   /** `charge.dispute.created` for `amount` of the session's charge. */
   disputed(sessionId: string, amount: number): Stripe.Event;
+  /** A `customer.subscription.*` event about a subscription of `userId` to `priceId` (created: Unix seconds). */
+  subscription(
+    type: 'customer.subscription.created' | 'customer.subscription.updated' | 'customer.subscription.deleted',
+    fields: { id: string; userId: string; priceId: string; status: string; created?: number },
+  ): Stripe.Event;
+  /** `invoice.paid` of a subscription (the subscription named where the current API version names it). */
+  invoicePaid(fields: { subscriptionId: string; userId: string; amountPaid: number; id?: string }): Stripe.Event;
   /** The body and `Stripe-Signature` header of an event, signed with `secret` at `timestamp` (seconds; default now). */
   sign(event: Stripe.Event | string, secret: string, timestamp?: number): { body: string; signature: string };
   close(): Promise<void>;
@@ -99,7 +106,7 @@ export async function startFakeStripe(): Promise<FakeStripe> {
           metadata?: Record<string, string>;
           success_url?: string;
           cancel_url?: string;
-          line_items?: Record<string, { quantity?: string; price_data?: { currency?: string; unit_amount?: string } }>;
+          line_items?: Record<string, { quantity?: string; price?: string; price_data?: { currency?: string; unit_amount?: string } }>;
         };
         const item = params.line_items?.['0'];
         const session: FakeCheckoutSession = {
@@ -138,8 +145,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     if (!pi) paymentIntents.set(sessionId, (pi = id('pi')));
     return pi;
   };
-  const event = (type: string, object: unknown): Stripe.Event =>
-    ({ id: id('evt'), object: 'event', api_version: '2025-01-01', created: Math.floor(Date.now() / 1000), livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type, data: { object } }) as unknown as Stripe.Event;
+  const event = (type: string, object: unknown, created = Math.floor(Date.now() / 1000)): Stripe.Event =>
+    ({ id: id('evt'), object: 'event', api_version: '2025-01-01', created, livemode: false, pending_webhooks: 1, request: { id: null, idempotency_key: null }, type, data: { object } }) as unknown as Stripe.Event;
   const chargeId = (sessionId: string) => `ch_${paymentIntentOf(sessionId).slice(3)}`;
 
   return {
@@ -174,6 +181,30 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         payment_intent: paymentIntentOf(sessionId),
         metadata: {},
         status: 'needs_response',
+      });
+    },
+    subscription(type, fields) {
+      const periodEnd = Math.floor(Date.now() / 1000) + 30 * 86_400;
+      return event(
+        type,
+        {
+          id: fields.id,
+          object: 'subscription',
+          status: fields.status,
+          metadata: { user_id: fields.userId },
+          items: { object: 'list', data: [{ id: id('si'), object: 'subscription_item', price: { id: fields.priceId, object: 'price' }, current_period_end: periodEnd }] },
+        },
+        fields.created,
+      );
+    },
+    invoicePaid(fields) {
+      return event('invoice.paid', {
+        id: fields.id ?? id('in'),
+        object: 'invoice',
+        status: 'paid',
+        amount_paid: fields.amountPaid,
+        currency: 'usd',
+        parent: { type: 'subscription_details', subscription_details: { subscription: fields.subscriptionId, metadata: { user_id: fields.userId } } },
       });
     },
     sign(eventOrBody, secret, timestamp) {

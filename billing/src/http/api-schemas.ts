@@ -93,3 +93,9 @@ export const checkoutBody = z.strictObject({
   packId: z.string().min(1).max(32),
   idempotencyKey: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
 });
+
+/** POST /api/subscriptions/checkout: the paid tier, and the buyer's key for this request. */
+export const subscriptionCheckoutBody = z.strictObject({
+  tier: z.enum(['pro', 'enterprise']),
+  idempotencyKey: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
+});

@@ -34,6 +34,7 @@ export interface BillingAppOptions {
     | 'STRIPE_WEBHOOK_SECRET'
     | 'STRIPE_API_URL'
     | 'creditPacks'
+    | 'subscriptionPlans'
     | 'CREDIT_CURRENCY'
     | 'CHECKOUT_SUCCESS_URL'
     | 'CHECKOUT_CANCEL_URL'
@@ -91,6 +92,7 @@ export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
       successUrl: options.config.CHECKOUT_SUCCESS_URL,
       cancelUrl: options.config.CHECKOUT_CANCEL_URL,
     },
+    plans: options.config.subscriptionPlans,
     logger,
     onBalanceChanged: options.onBalanceChanged,
   });

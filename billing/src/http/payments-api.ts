@@ -3,6 +3,8 @@
  * - `GET /api/credits/packs` — what is on sale (anyone);
  * - `POST /api/credits/checkout` — a signed-in user starts buying a pack: 201 with the Checkout Session's URL (200 for
  *   a retry with the same `idempotencyKey`);
+ * - `POST /api/subscriptions/checkout` — a signed-in user subscribes to a paid tier: 201 with the Checkout Session's URL
+ *   (Stripe's idempotency key per request: a retry with the same key answers the same session);
  * - `POST /stripe/webhook` — Stripe's events, verified with the SDK over the raw body (unsigned, another secret, a
  *   stale timestamp or an altered body: 400, nothing changes), applied once (stripe-events.ts); an event that comes
  *   before the one it follows is answered 503, which Stripe delivers again later.
@@ -11,14 +13,15 @@ import type { FastifyPluginAsync, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
 import type Stripe from 'stripe';
 import type { TokenVerifier } from '#shared/auth/token-verifier.ts';
+import type { PaidTier, SubscriptionPlan } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { AppError } from '#shared/errors/app-error.ts';
 import { formatMoney } from '#shared/money/money.ts';
-import { startCreditCheckout, type CheckoutSettings } from '#billing/payments/credit-checkout.ts';
+import { startCreditCheckout, startSubscriptionCheckout, type CheckoutSettings } from '#billing/payments/credit-checkout.ts';
 import { applyStripeEvent, RetryLaterError } from '#billing/payments/stripe-events.ts';
 import { verifiedStripeEvent } from '#billing/payments/stripe-client.ts';
 import { bearerToken } from './admin-auth.ts';
-import { checkoutBody, parseInput } from './api-schemas.ts';
+import { checkoutBody, parseInput, subscriptionCheckoutBody } from './api-schemas.ts';
 import type { ApiLogger } from './ledger-api.ts';
 
 export interface PaymentsApiOptions {
@@ -29,6 +32,8 @@ export interface PaymentsApiOptions {
   /** STRIPE_WEBHOOK_SECRET; undefined: every webhook is refused. */
   webhookSecret: string | undefined;
   checkout: CheckoutSettings;
+  /** The paid tiers (SUBSCRIPTION_PLANS). */
+  plans: ReadonlyMap<PaidTier, SubscriptionPlan>;
   logger: ApiLogger;
   /** Told after an event changed a user's credits (the live state takes the new balance at once). */
   onBalanceChanged?: ((userId: string) => Promise<void>) | undefined;
@@ -62,6 +67,14 @@ export const paymentsApi: FastifyPluginAsync<PaymentsApiOptions> = async (app, o
     return reply.code(created ? 201 : 200).send({ checkout });
   });
 
+  app.post('/api/subscriptions/checkout', async (request, reply) => {
+    const userId = await signedInUser(request);
+    const body = parseInput(subscriptionCheckoutBody, parseJson(request.body), 'body');
+    const checkout = await startSubscriptionCheckout(options.stripe, options.checkout, options.plans, { userId, ...body });
+    logger.info({ userId, tier: body.tier, checkoutSessionId: checkout.checkoutSessionId }, 'subscription checkout started');
+    return reply.code(201).send({ checkout });
+  });
+
   app.post('/stripe/webhook', async (request, reply) => {
     if (!options.stripe || !options.webhookSecret) throw new AppError('unavailable', 'Stripe webhooks are not configured (STRIPE_SECRET_KEY, STRIPE_WEBHOOK_SECRET)');
     const signature = request.headers['stripe-signature'];
@@ -74,7 +87,7 @@ export const paymentsApi: FastifyPluginAsync<PaymentsApiOptions> = async (app, o
     }
     let outcome;
     try {
-      outcome = await applyStripeEvent(db, event);
+      outcome = await applyStripeEvent(db, event, options.plans);
     } catch (error) {
       if (error instanceof RetryLaterError) {
         logger.warn({ eventId: event.id, type: event.type, why: error.message }, 'stripe event comes before the one it follows: Stripe will deliver it again');

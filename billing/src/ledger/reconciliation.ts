@@ -83,6 +83,9 @@ export interface PaymentSums {
   platformLoss: string;
   /** Credits profiles were created with. */
   openingCredits: string;
+  /** Subscription invoices paid (minor units) and the monthly credits they granted. */
+  subscriptionCashMinor: string;
+  grantedCredits: string;
 }
 
 export interface Reconciliation {
@@ -241,7 +244,7 @@ export async function reconcile(
 }
 
 async function paymentSums(db: Kysely<Database>, range: TimeRange): Promise<PaymentSums> {
-  const { rows } = await sql<{ purchases: number; cash_in: string; cash_out: string; sold: string; taken_back: string; loss: string; opening: string }>`
+  const { rows } = await sql<{ purchases: number; cash_in: string; cash_out: string; sold: string; taken_back: string; loss: string; opening: string; subscription_cash: string; granted: string }>`
     SELECT
       count(*) FILTER (WHERE m.kind = 'purchase')::int AS purchases,
       coalesce(sum(m.amount_minor) FILTER (WHERE m.kind = 'purchase'), 0)::text AS cash_in,
@@ -252,7 +255,9 @@ async function paymentSums(db: Kysely<Database>, range: TimeRange): Promise<Paym
                 WHERE e.kind = 'platform_loss'
                   ${range.from ? sql`AND n.created_at >= ${range.from}` : sql``}
                   ${range.to ? sql`AND n.created_at < ${range.to}` : sql``}), 0)::text AS loss,
-      coalesce(sum(m.credits) FILTER (WHERE m.kind = 'opening_balance'), 0)::text AS opening
+      coalesce(sum(m.credits) FILTER (WHERE m.kind = 'opening_balance'), 0)::text AS opening,
+      coalesce(sum(m.amount_minor) FILTER (WHERE m.kind = 'grant'), 0)::text AS subscription_cash,
+      coalesce(sum(m.credits) FILTER (WHERE m.kind = 'grant'), 0)::text AS granted
     FROM money_movements m
     WHERE true
       ${range.from ? sql`AND m.created_at >= ${range.from}` : sql``}
@@ -267,6 +272,8 @@ async function paymentSums(db: Kysely<Database>, range: TimeRange): Promise<Paym
     creditsTakenBack: moneyText(row.taken_back),
     platformLoss: moneyText(row.loss),
     openingCredits: moneyText(row.opening),
+    subscriptionCashMinor: row.subscription_cash,
+    grantedCredits: moneyText(row.granted),
   };
 }
 

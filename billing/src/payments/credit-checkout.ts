@@ -7,7 +7,7 @@
 import { randomUUID } from 'node:crypto';
 import type { Kysely } from 'kysely';
 import type Stripe from 'stripe';
-import type { CreditPack } from '#shared/config/config.ts';
+import type { CreditPack, PaidTier, SubscriptionPlan } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { AppError } from '#shared/errors/app-error.ts';
 import { formatMoney } from '#shared/money/money.ts';
@@ -100,6 +100,39 @@ export async function startCreditCheckout(
     .executeTakeFirst();
   const stored = row ?? (await db.selectFrom('credit_purchases').selectAll().where('request_key', '=', requestKey).executeTakeFirstOrThrow());
   return { created: row !== undefined, checkout: toView(stored) };
+}
+
+/**
+ * A signed-in user subscribes to a paid tier: a Checkout Session in subscription mode for the tier's Stripe price.
+ * The subscription carries the user in its metadata; the webhooks that follow make the user that tier and grant its
+ * credits (stripe-events.ts). Nothing is stored until then.
+ */
+export async function startSubscriptionCheckout(
+  stripe: Stripe | undefined,
+  settings: Pick<CheckoutSettings, 'successUrl' | 'cancelUrl'>,
+  plans: ReadonlyMap<PaidTier, SubscriptionPlan>,
+  request: { userId: string; tier: PaidTier; idempotencyKey?: string | undefined },
+): Promise<{ checkoutSessionId: string; url: string | null; tier: PaidTier }> {
+  const plan = plans.get(request.tier);
+  if (!plan) throw new AppError('invalid_payload', `tier: ${request.tier} is not on sale`);
+  if (!stripe) throw new AppError('unavailable', 'subscriptions are not configured (STRIPE_SECRET_KEY)');
+  try {
+    const session = await stripe.checkout.sessions.create(
+      {
+        mode: 'subscription',
+        client_reference_id: request.userId,
+        line_items: [{ price: plan.priceId, quantity: 1 }],
+        metadata: { user_id: request.userId, tier: plan.tier },
+        subscription_data: { metadata: { user_id: request.userId } },
+        success_url: settings.successUrl,
+        cancel_url: settings.cancelUrl,
+      },
+      { idempotencyKey: `subscribe:${request.userId}:${request.idempotencyKey ?? randomUUID()}` },
+    );
+    return { checkoutSessionId: session.id, url: session.url ?? null, tier: plan.tier };
+  } catch (error) {
+    throw stripeFailure(error);
+  }
 }
 
 /** Stripe refused or did not answer: the buyer may try again (nothing was bought). */

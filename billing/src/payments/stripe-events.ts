@@ -12,10 +12,15 @@
  *   `charge.dispute.created` for the disputed amount;
  * - a refund or dispute of a purchase whose payment has not been applied yet is answered "later" (RetryLaterError:
  *   nothing recorded, Stripe delivers it again), so the order of delivery does not matter;
+ * - `customer.subscription.*`: the subscription as its newest event says (an older event delivered late changes
+ *   nothing); the user's tier is the best of their live subscriptions';
+ * - `invoice.paid` of a subscription: its tier's monthly credits, once per invoice (a `grant` movement); an invoice of
+ *   a subscription not known here yet is answered "later";
  * - anything else, or a payment that is not one of our purchases, is recorded and left alone.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
 import type Stripe from 'stripe';
+import type { PaidTier, SubscriptionPlan } from '#shared/config/config.ts';
 import type { Database, MoneyMovementKind, MovementAccountKind, MovementEntryKind } from '#shared/db/schema.ts';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
 import { reversalSplit } from './purchase-reversal.ts';
@@ -36,7 +41,11 @@ export class RetryLaterError extends Error {
 
 type PurchaseRow = { id: string; user_id: string; status: string; credits: string; amount_minor: string; reversed_minor: string; currency: string };
 
-export async function applyStripeEvent(db: Kysely<Database>, event: Stripe.Event): Promise<StripeEventOutcome> {
+export async function applyStripeEvent(
+  db: Kysely<Database>,
+  event: Stripe.Event,
+  plans: ReadonlyMap<PaidTier, SubscriptionPlan> = new Map(),
+): Promise<StripeEventOutcome> {
   return db.transaction().execute(async (trx) => {
     const fresh = await trx
       .insertInto('stripe_events')
@@ -53,6 +62,12 @@ export async function applyStripeEvent(db: Kysely<Database>, event: Stripe.Event
         return applyRefund(trx, event.data.object);
       case 'charge.dispute.created':
         return applyDispute(trx, event.data.object);
+      case 'customer.subscription.created':
+      case 'customer.subscription.updated':
+      case 'customer.subscription.deleted':
+        return applySubscription(trx, event.type, event.created, event.data.object, plans);
+      case 'invoice.paid':
+        return applyInvoicePaid(trx, event.data.object, plans);
       default:
         return { recorded: true, effect: `ignored ${event.type}` };
     }
@@ -171,13 +186,92 @@ async function reverse(
   };
 }
 
+/** Stripe statuses in which a subscription gives its tier (past_due: Stripe is still retrying the payment). */
+const LIVE_STATUSES = ['active', 'trialing', 'past_due'];
+const TIER_RANK: Record<string, number> = { free: 0, pro: 1, enterprise: 2 };
+
+async function applySubscription(
+  trx: Transaction<Database>,
+  type: string,
+  created: number,
+  subscription: Stripe.Subscription,
+  plans: ReadonlyMap<PaidTier, SubscriptionPlan>,
+): Promise<StripeEventOutcome> {
+  const userId = subscription.metadata?.['user_id'];
+  if (!userId || !isUuid(userId)) return { recorded: true, effect: `subscription ${subscription.id} names no user of ours` };
+  const user = await trx.selectFrom('user_profiles').select('id').where('id', '=', userId).forNoKeyUpdate().executeTakeFirst();
+  if (!user) return { recorded: true, effect: `subscription ${subscription.id}: no user ${userId}` };
+  const item = subscription.items?.data?.[0] as (Stripe.SubscriptionItem & { current_period_end?: number }) | undefined;
+  const plan = [...plans.values()].find((p) => p.priceId === item?.price?.id);
+  if (!plan) return { recorded: true, effect: `subscription ${subscription.id}: price ${item?.price?.id} is no plan here` };
+  const known = await trx
+    .selectFrom('subscriptions')
+    .select('event_created')
+    .where('stripe_subscription_id', '=', subscription.id)
+    .forUpdate()
+    .executeTakeFirst();
+  if (known && BigInt(known.event_created) > BigInt(created)) return { recorded: true, effect: `subscription ${subscription.id}: a newer event was applied` };
+  const status = type === 'customer.subscription.deleted' ? 'canceled' : subscription.status;
+  const periodEnd = item?.current_period_end ?? (subscription as { current_period_end?: number }).current_period_end;
+  const row = {
+    user_id: userId,
+    tier: plan.tier,
+    status,
+    current_period_end: periodEnd ? new Date(periodEnd * 1000) : null,
+    event_created: created,
+    updated_at: new Date(),
+  };
+  await trx
+    .insertInto('subscriptions')
+    .values({ stripe_subscription_id: subscription.id, ...row })
+    .onConflict((oc) => oc.column('stripe_subscription_id').doUpdateSet(row))
+    .execute();
+  const live = await trx.selectFrom('subscriptions').select('tier').where('user_id', '=', userId).where('status', 'in', LIVE_STATUSES).execute();
+  const tier = live.map((s) => s.tier as string).reduce((best, t) => (TIER_RANK[t]! > TIER_RANK[best]! ? t : best), 'free') as 'free' | PaidTier;
+  await trx.updateTable('user_profiles').set({ subscription_tier: tier }).where('id', '=', userId).execute();
+  return { recorded: true, effect: `subscription ${subscription.id} ${status}: ${userId} is ${tier}` };
+}
+
+async function applyInvoicePaid(trx: Transaction<Database>, invoice: Stripe.Invoice, plans: ReadonlyMap<PaidTier, SubscriptionPlan>): Promise<StripeEventOutcome> {
+  // where the invoice names its subscription moved between API versions
+  const details = (invoice as { parent?: { subscription_details?: { subscription?: string | { id: string }; metadata?: Record<string, string> } } }).parent?.subscription_details;
+  const subscriptionId = idOf((invoice as { subscription?: string | { id: string } | null }).subscription) ?? idOf(details?.subscription);
+  if (!subscriptionId) return { recorded: true, effect: `invoice ${invoice.id} is not a subscription's` };
+  const subscription = await trx.selectFrom('subscriptions').select(['user_id', 'tier']).where('stripe_subscription_id', '=', subscriptionId).executeTakeFirst();
+  if (!subscription) {
+    const userId = details?.metadata?.['user_id'];
+    if (userId && isUuid(userId)) throw new RetryLaterError(`subscription ${subscriptionId} is not known here yet`);
+    return { recorded: true, effect: `invoice ${invoice.id}: subscription ${subscriptionId} is not ours` };
+  }
+  const reference = `invoice:${invoice.id}`;
+  if (await trx.selectFrom('money_movements').select('id').where('reference', '=', reference).executeTakeFirst()) {
+    return { recorded: true, effect: `${reference} already granted` };
+  }
+  const plan = plans.get(subscription.tier);
+  if (!plan || plan.monthlyCredits === 0n) return { recorded: true, effect: `${reference}: tier ${subscription.tier} grants nothing` };
+  await trx.selectFrom('user_profiles').select('id').where('id', '=', subscription.user_id).forNoKeyUpdate().executeTakeFirstOrThrow();
+  await recordMovement(trx, {
+    kind: 'grant',
+    userId: subscription.user_id,
+    reference,
+    credits: plan.monthlyCredits,
+    amountMinor: BigInt(invoice.amount_paid ?? 0),
+    currency: invoice.currency ?? null,
+    entries: [
+      { account: 'user', amount: plan.monthlyCredits, kind: 'grant' },
+      { account: 'platform', amount: -plan.monthlyCredits, kind: 'grant' },
+    ],
+  });
+  return { recorded: true, effect: `${reference}: ${formatMoney(plan.monthlyCredits)} credits granted (${plan.tier})`, balanceChangedFor: subscription.user_id };
+}
+
 interface Movement {
   kind: MoneyMovementKind;
   userId: string;
   reference: string;
   credits: bigint;
   amountMinor: bigint;
-  currency: string;
+  currency: string | null;
   entries: Array<{ account: MovementAccountKind; amount: bigint; kind: MovementEntryKind }>;
 }
 

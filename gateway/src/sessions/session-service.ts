@@ -13,6 +13,7 @@ import type { ClientPayload, ClientResults, WireMessage, WireSession } from '#sh
 import type { Database } from '#shared/db/schema.ts';
 import { AppError } from '#shared/errors/app-error.ts';
 import { formatMoney, type Units } from '#shared/money/money.ts';
+import { discountedRate } from '#shared/money/pricing.ts';
 import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
 import { readingAt, toWireSession, type MeterReading } from '#shared/live-state/live-session.ts';
 import { assertScriptOk, ScriptCode } from '#shared/live-state/script-codes.ts';
@@ -118,12 +119,18 @@ export class SessionService {
   }
 
   async start(userId: string, payload: ClientPayload<'session:start'>): Promise<ClientResults['session:start']> {
-    // the clone's offer (cached briefly) and the user's balance (from Postgres) are read side by side
-    const [clone] = await Promise.all([this.clones.offer(payload.cloneId), refreshBalance(this.db, this.store, userId)]);
+    // the clone's offer (cached briefly), the user's balance and their tier (from Postgres) are read side by side
+    const [clone, , profile] = await Promise.all([
+      this.clones.offer(payload.cloneId),
+      refreshBalance(this.db, this.store, userId),
+      this.db.selectFrom('user_profiles').select('subscription_tier').where('id', '=', userId).executeTakeFirst(),
+    ]);
+    const tier = profile?.subscription_tier ?? 'free';
     if (!clone.available) {
       throw new AppError('clone_unavailable', 'this clone is not available', { cloneId: payload.cloneId });
     }
-    const rate = clone.ratePerMinute;
+    // the user's tier discounts the clone's price; the session keeps this rate whatever changes after
+    const rate = tier === 'free' ? clone.ratePerMinute : discountedRate(clone.ratePerMinute, this.config.subscriptionPlans.get(tier)?.discount);
     if (rate > MAX_RATE_PER_MINUTE) {
       throw new AppError('clone_unavailable', 'this clone\'s rate is above what the meter accepts', { cloneId: payload.cloneId });
     }

@@ -116,6 +116,15 @@ export const configSchema = z.object({
     .string()
     .regex(/^\s*[a-z0-9_-]{1,32}:\d{1,9}:\d{1,9}(\.\d{1,4})?\s*(,\s*[a-z0-9_-]{1,32}:\d{1,9}:\d{1,9}(\.\d{1,4})?\s*)*$/, 'id:price:credits,…')
     .default('small:500:50,medium:2000:220,large:5000:600'),
+  /**
+   * The paid subscription tiers, `tier:stripePriceId:monthlyCredits:discount,…`: the Stripe recurring price that makes a
+   * user that tier, the credits granted each time its invoice is paid, and the discount on every clone's per-minute
+   * rate (0..1), frozen into a session's rate when it starts. `free` is everyone else.
+   */
+  SUBSCRIPTION_PLANS: z
+    .string()
+    .regex(/^\s*(pro|enterprise):[\w-]{1,100}:\d{1,9}(\.\d{1,4})?:[01](\.\d{1,4})?\s*(,\s*(pro|enterprise):[\w-]{1,100}:\d{1,9}(\.\d{1,4})?:[01](\.\d{1,4})?\s*)*$/, 'tier:priceId:monthlyCredits:discount,… (tiers pro, enterprise)')
+    .default('pro:price_pro_monthly:300:0.10,enterprise:price_enterprise_monthly:3000:0.20'),
   /** ISO currency of the packs' prices (lowercase, as Stripe writes it). */
   CREDIT_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO currency code').default('usd'),
   /** Where Checkout sends a buyer who paid (Stripe replaces {CHECKOUT_SESSION_ID}). */
@@ -252,6 +261,8 @@ export interface Config extends RawConfig {
   readonly jwksUrl: string | undefined;
   /** CREDIT_PACKS parsed, by id. */
   readonly creditPacks: ReadonlyMap<string, CreditPack>;
+  /** SUBSCRIPTION_PLANS parsed, by tier. */
+  readonly subscriptionPlans: ReadonlyMap<PaidTier, SubscriptionPlan>;
   /** ALLOWED_ORIGINS parsed; `true` means any origin. */
   readonly allowedOrigins: true | string[];
   /** The variables the environment set (the rest are defaults): `npm start` embeds services only for unset ones. */
@@ -276,6 +287,28 @@ export function parseCreditPacks(list: string): ReadonlyMap<string, CreditPack> 
     packs.set(id, pack);
   }
   return packs;
+}
+
+export type PaidTier = 'pro' | 'enterprise';
+
+/** A paid tier: the Stripe price that makes a user it, the credits each paid invoice grants, the rate discount. */
+export interface SubscriptionPlan {
+  tier: PaidTier;
+  priceId: string;
+  monthlyCredits: Units;
+  discount: Ratio;
+}
+
+/** `tier:priceId:credits:discount,…` (validated by the schema) → plans by tier. */
+export function parseSubscriptionPlans(list: string): ReadonlyMap<PaidTier, SubscriptionPlan> {
+  const plans = new Map<PaidTier, SubscriptionPlan>();
+  for (const entry of list.split(',').map((e) => e.trim()).filter(Boolean)) {
+    const [tier, priceId, credits, discount] = entry.split(':') as [PaidTier, string, string, string];
+    if (plans.has(tier)) throw new ConfigError(`invalid configuration:\n  SUBSCRIPTION_PLANS: tier ${tier} is listed twice`);
+    if (Number(discount) > 1) throw new ConfigError(`invalid configuration:\n  SUBSCRIPTION_PLANS: ${tier}'s discount is above 1`);
+    plans.set(tier, { tier, priceId, monthlyCredits: parseMoney(credits), discount: parseRatio(discount) });
+  }
+  return plans;
 }
 
 export class ConfigError extends Error {
@@ -308,6 +341,7 @@ export function loadConfig(env: Record<string, string | undefined> = process.env
     jwksUrl: raw.SUPABASE_JWKS_URL ?? (raw.SUPABASE_URL ? `${raw.SUPABASE_URL.replace(/\/+$/, '')}/auth/v1/.well-known/jwks.json` : undefined),
     allowedOrigins: origins.includes('*') ? true : origins,
     creditPacks: parseCreditPacks(raw.CREDIT_PACKS),
+    subscriptionPlans: parseSubscriptionPlans(raw.SUBSCRIPTION_PLANS),
     explicitlySet: new Set(Object.keys(cleaned).filter((name) => name in configSchema.shape)),
   });
 }

@@ -18,6 +18,7 @@ import * as supabaseAuthCompat from './migrations/0010-supabase-auth-compat.ts';
 import * as rowLevelSecurity from './migrations/0011-row-level-security.ts';
 import * as peopleAndDeletion from './migrations/0012-people-and-deletion.ts';
 import * as moneyMovements from './migrations/0013-money-movements.ts';
+import * as subscriptions from './migrations/0014-subscriptions.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -35,6 +36,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0011-row-level-security': rowLevelSecurity,
   '0012-people-and-deletion': peopleAndDeletion,
   '0013-money-movements': moneyMovements,
+  '0014-subscriptions': subscriptions,
 });
 
 class MigrationError extends Error {

@@ -202,7 +202,7 @@ export interface LedgerAdjustmentsTable {
   created_at: Timestamp;
 }
 
-export type MoneyMovementKind = 'opening_balance' | 'purchase' | 'card_refund' | 'dispute';
+export type MoneyMovementKind = 'opening_balance' | 'purchase' | 'card_refund' | 'dispute' | 'grant';
 export type MovementAccountKind = 'user' | 'cash' | 'platform';
 export type MovementEntryKind = MoneyMovementKind | 'platform_loss';
 export type CreditPurchaseStatus = 'pending' | 'paid' | 'refunded' | 'disputed';
@@ -253,6 +253,17 @@ export interface CreditPurchasesTable {
   paid_at: Date | null;
 }
 
+/** A Stripe subscription, as its newest event said (0014). */
+export interface SubscriptionsTable {
+  stripe_subscription_id: string;
+  user_id: string;
+  tier: 'pro' | 'enterprise';
+  status: string;
+  current_period_end: Date | null;
+  event_created: ColumnType<string, string | number, string | number>;
+  updated_at: Timestamp;
+}
+
 /** Every Stripe webhook event applied, by its id (0013). */
 export interface StripeEventsTable {
   id: string;
@@ -276,6 +287,7 @@ export interface Database {
   movement_entries: MovementEntriesTable;
   credit_purchases: CreditPurchasesTable;
   stripe_events: StripeEventsTable;
+  subscriptions: SubscriptionsTable;
 }
 
 export type UserProfile = Selectable<UserProfilesTable>;

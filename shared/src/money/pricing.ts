@@ -33,3 +33,8 @@ export function splitTotal(total: Units, platformFeeRate: Ratio): Split {
   const platformFee = applyRatio(total, platformFeeRate);
   return { total, platformFee, creatorEarning: total - platformFee };
 }
+
+/** A per-minute rate after a subscription's discount (a ratio 0..1): the discount rounded half-up to a unit. */
+export function discountedRate(ratePerMinute: Units, discount: Ratio | undefined): Units {
+  return discount ? ratePerMinute - applyRatio(ratePerMinute, discount) : ratePerMinute;
+}

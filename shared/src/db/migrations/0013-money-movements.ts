@@ -167,7 +167,7 @@ export async function up(db: Kysely<any>): Promise<void> {
   for (const fn of ['tollgate_movement_balances()', 'tollgate_opening_balance()']) {
     await sql.raw(`REVOKE EXECUTE ON FUNCTION public.${fn} FROM PUBLIC, anon, authenticated`).execute(db);
   }
-  // last: its entries leave the balance check pending until commit, and no table may be altered after that
+  // last: its entries leave the balance check pending (checked at once below: no table may be altered while it is)
   // profiles from before: their opening balance is what their session entries do not explain
   await sql`
     WITH opening AS (
@@ -185,6 +185,8 @@ export async function up(db: Kysely<any>): Promise<void> {
     UNION ALL
     SELECT id, 'platform', NULL, -credits, 'opening_balance' FROM movements
   `.execute(db);
+  // check those balances now: the migrations after this one run in the same transaction and may alter these tables
+  await sql`SET CONSTRAINTS movement_entries_balance IMMEDIATE`.execute(db);
 }
 
 export async function down(db: Kysely<any>): Promise<void> {
