@@ -60,6 +60,7 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
     'credits', 'status', 'reversed_minor', 'created_at', 'paid_at',
   ],
   stripe_events: ['id', 'type', 'received_at'],
+  subscriptions: ['stripe_subscription_id', 'user_id', 'tier', 'status', 'current_period_end', 'event_created', 'updated_at'],
 };
 
 async function columns(): Promise<Record<string, string[]>> {
@@ -113,6 +114,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0014-subscriptions', 'Down', 'Success'],
       ['0013-money-movements', 'Down', 'Success'],
       ['0012-people-and-deletion', 'Down', 'Success'],
       ['0011-row-level-security', 'Down', 'Success'],
@@ -138,6 +140,8 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const subscriptionsDown = await migrateDown(t.db, 1);
+  assert.equal(subscriptionsDown.map((r) => r.migrationName), ['0014-subscriptions']);
   const movementsDown = await migrateDown(t.db, 1);
   assert.equal(movementsDown.map((r) => r.migrationName), ['0013-money-movements']);
   const peopleDown = await migrateDown(t.db, 1);
@@ -354,8 +358,8 @@ test('ensureDatabaseExists creates a missing database once, even when raced', as
 });
 
 test('0013 gives profiles from before it their opening balance: what their session entries do not explain', async () => {
-  const down = await migrateDown(t.db, 1);
-  assert.equal(down.map((r) => r.migrationName), ['0013-money-movements']);
+  const down = await migrateDown(t.db, 2);
+  assert.equal(down.map((r) => r.migrationName), ['0014-subscriptions', '0013-money-movements']);
   const [rich, spender] = [randomUUID(), randomUUID()];
   await t.db.insertInto('user_profiles').values([
     { id: rich, email: `${rich}@example.com`, credits_remaining: '80.0000' },
