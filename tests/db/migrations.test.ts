@@ -61,6 +61,11 @@ const EXPECTED_COLUMNS: Record<string, string[]> = {
   ],
   stripe_events: ['id', 'type', 'received_at'],
   subscriptions: ['stripe_subscription_id', 'user_id', 'tier', 'status', 'current_period_end', 'event_created', 'updated_at'],
+  payout_accounts: ['creator_id', 'stripe_account_id', 'updated_at'],
+  payouts: [
+    'id', 'creator_id', 'period', 'credits', 'amount_minor', 'currency', 'stripe_account_id', 'status', 'transfer_id', 'failure',
+    'created_at', 'updated_at',
+  ],
 };
 
 async function columns(): Promise<Record<string, string[]>> {
@@ -114,6 +119,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0015-creator-payouts', 'Down', 'Success'],
       ['0014-subscriptions', 'Down', 'Success'],
       ['0013-money-movements', 'Down', 'Success'],
       ['0012-people-and-deletion', 'Down', 'Success'],
@@ -140,6 +146,8 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const payoutsDown = await migrateDown(t.db, 1);
+  assert.equal(payoutsDown.map((r) => r.migrationName), ['0015-creator-payouts']);
   const subscriptionsDown = await migrateDown(t.db, 1);
   assert.equal(subscriptionsDown.map((r) => r.migrationName), ['0014-subscriptions']);
   const movementsDown = await migrateDown(t.db, 1);
@@ -358,8 +366,8 @@ test('ensureDatabaseExists creates a missing database once, even when raced', as
 });
 
 test('0013 gives profiles from before it their opening balance: what their session entries do not explain', async () => {
-  const down = await migrateDown(t.db, 2);
-  assert.equal(down.map((r) => r.migrationName), ['0014-subscriptions', '0013-money-movements']);
+  const down = await migrateDown(t.db, 3);
+  assert.equal(down.map((r) => r.migrationName), ['0015-creator-payouts', '0014-subscriptions', '0013-money-movements']);
   const [rich, spender] = [randomUUID(), randomUUID()];
   await t.db.insertInto('user_profiles').values([
     { id: rich, email: `${rich}@example.com`, credits_remaining: '80.0000' },

@@ -32,6 +32,12 @@ export interface FakeStripe {
   sessions: Map<string, FakeCheckoutSession>;
   /** Requests received (method path), for counting. */
   requests: string[];
+  /** Every transfer made, by id (`POST /v1/transfers`: to `acct_refused…` Stripe says no; to `acct_flaky…` it errs 500 until `healed`). */
+  transfers: Map<string, { id: string; amount: number; currency: string; destination: string; metadata: Record<string, string> }>;
+  /** Whether transfers to `acct_flaky…` go through now. */
+  healed: boolean;
+  /** `transfer.reversed` of a transfer. */
+  transferReversed(transferId: string): Stripe.Event;
   /** The `checkout.session.completed` event of a paid session (its payment intent made up once). */
   completed(sessionId: string): Stripe.Event;
   /** `charge.refunded` with `amountRefunded` refunded so far on the session's charge. */
@@ -75,6 +81,8 @@ export async function startFakeStripe(): Promise<FakeStripe> {
   const byKey = new Map<string, { params: string; response: unknown }>();
   const paymentIntents = new Map<string, string>();
   const requests: string[] = [];
+  const transfers: FakeStripe['transfers'] = new Map();
+  const state = { healed: false };
   const signer = new Stripe('sk_test_signer');
 
   const server: Server = createServer((request, response) => {
@@ -128,6 +136,29 @@ export async function startFakeStripe(): Promise<FakeStripe> {
         if (typeof key === 'string') byKey.set(key, { params: raw, response: session });
         return answer(200, session);
       }
+      if (request.method === 'POST' && request.url === '/v1/transfers') {
+        const key = request.headers['idempotency-key'];
+        const seen = typeof key === 'string' ? byKey.get(key) : undefined;
+        if (seen && seen.params !== raw) {
+          const e = stripeError(400, 'idempotency_error', 'Keys for idempotent requests can only be used with the same parameters they were first used with.');
+          return answer(e.status, e.body);
+        }
+        if (seen) return answer(200, seen.response);
+        const params = parseForm(raw) as { amount?: string; currency?: string; destination?: string; metadata?: Record<string, string> };
+        const destination = params.destination ?? '';
+        if (destination.startsWith('acct_refused')) {
+          const e = stripeError(400, 'invalid_request_error', `No such destination: '${destination}'`);
+          return answer(e.status, e.body);
+        }
+        if (destination.startsWith('acct_flaky') && !state.healed) {
+          const e = stripeError(500, 'api_error', 'An unknown error occurred');
+          return answer(e.status, e.body);
+        }
+        const made = { id: id('tr'), object: 'transfer', amount: Number(params.amount), currency: params.currency ?? 'usd', destination, metadata: params.metadata ?? {}, reversed: false };
+        transfers.set(made.id, made);
+        if (typeof key === 'string') byKey.set(key, { params: raw, response: made });
+        return answer(200, made);
+      }
       const e = stripeError(404, 'invalid_request_error', `Unrecognized request URL (${request.method}: ${request.url})`);
       answer(e.status, e.body);
     });
@@ -153,6 +184,18 @@ export async function startFakeStripe(): Promise<FakeStripe> {
     url: `http://127.0.0.1:${port}`,
     sessions,
     requests,
+    transfers,
+    get healed() {
+      return state.healed;
+    },
+    set healed(value: boolean) {
+      state.healed = value;
+    },
+    transferReversed(transferId) {
+      const made = transfers.get(transferId);
+      if (!made) throw new Error(`no transfer ${transferId}`);
+      return event('transfer.reversed', { ...made, object: 'transfer', reversed: true, amount_reversed: made.amount });
+    },
     completed(sessionId) {
       const session = sessionOf(sessionId);
       return event('checkout.session.completed', { ...session, status: 'complete', payment_status: 'paid', payment_intent: paymentIntentOf(sessionId) });

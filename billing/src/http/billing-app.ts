@@ -19,7 +19,9 @@ import { toHttpError } from './http-error.ts';
 import { ledgerApi, type ApiLogger, type LedgerApiOptions } from './ledger-api.ts';
 import { documentsApi, type DocumentsApiOptions } from './documents-api.ts';
 import { paymentsApi } from './payments-api.ts';
+import { payoutsApi } from './payouts-api.ts';
 import { stripeFromConfig } from '#billing/payments/stripe-client.ts';
+import { parseMoney } from '#shared/money/money.ts';
 
 export interface BillingAppOptions {
   db: Kysely<Database>;
@@ -35,6 +37,8 @@ export interface BillingAppOptions {
     | 'STRIPE_API_URL'
     | 'creditPacks'
     | 'subscriptionPlans'
+    | 'PAYOUT_MINIMUM'
+    | 'PAYOUT_MINOR_PER_CREDIT'
     | 'CREDIT_CURRENCY'
     | 'CHECKOUT_SUCCESS_URL'
     | 'CHECKOUT_CANCEL_URL'
@@ -81,10 +85,19 @@ export function buildBillingApp(options: BillingAppOptions): FastifyInstance {
       ...options.documents,
     });
   }
+  const stripe = stripeFromConfig(options.config);
+  app.register(payoutsApi, {
+    prefix: '/api',
+    db: options.db,
+    verifier,
+    stripe,
+    settings: { minimum: parseMoney(options.config.PAYOUT_MINIMUM), minorPerCredit: options.config.PAYOUT_MINOR_PER_CREDIT, currency: options.config.CREDIT_CURRENCY },
+    logger,
+  });
   app.register(paymentsApi, {
     db: options.db,
     verifier,
-    stripe: stripeFromConfig(options.config),
+    stripe,
     webhookSecret: options.config.STRIPE_WEBHOOK_SECRET,
     checkout: {
       packs: options.config.creditPacks,

@@ -16,6 +16,7 @@
  *   nothing); the user's tier is the best of their live subscriptions';
  * - `invoice.paid` of a subscription: its tier's monthly credits, once per invoice (a `grant` movement); an invoice of
  *   a subscription not known here yet is answered "later";
+ * - `transfer.reversed` of a creator payout: the payout is reversed and what it paid is owed again (once);
  * - anything else, or a payment that is not one of our purchases, is recorded and left alone.
  */
 import { sql, type Kysely, type Transaction } from 'kysely';
@@ -23,6 +24,7 @@ import type Stripe from 'stripe';
 import type { PaidTier, SubscriptionPlan } from '#shared/config/config.ts';
 import type { Database, MoneyMovementKind, MovementAccountKind, MovementEntryKind } from '#shared/db/schema.ts';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
+import { failPayout } from './creator-payouts.ts';
 import { reversalSplit } from './purchase-reversal.ts';
 
 export interface StripeEventOutcome {
@@ -68,6 +70,8 @@ export async function applyStripeEvent(
         return applySubscription(trx, event.type, event.created, event.data.object, plans);
       case 'invoice.paid':
         return applyInvoicePaid(trx, event.data.object, plans);
+      case 'transfer.reversed':
+        return applyTransferReversed(trx, event.data.object);
       default:
         return { recorded: true, effect: `ignored ${event.type}` };
     }
@@ -263,6 +267,13 @@ async function applyInvoicePaid(trx: Transaction<Database>, invoice: Stripe.Invo
     ],
   });
   return { recorded: true, effect: `${reference}: ${formatMoney(plan.monthlyCredits)} credits granted (${plan.tier})`, balanceChangedFor: subscription.user_id };
+}
+
+async function applyTransferReversed(trx: Transaction<Database>, transfer: Stripe.Transfer): Promise<StripeEventOutcome> {
+  const payout = await trx.selectFrom('payouts').select(['id', 'creator_id', 'status']).where('transfer_id', '=', transfer.id).executeTakeFirst();
+  if (!payout) return { recorded: true, effect: `transfer ${transfer.id} is not one of our payouts` };
+  const view = await failPayout(trx, payout.id, 'reversed', `transfer ${transfer.id} reversed`);
+  return { recorded: true, effect: `payout ${payout.id} ${view.status}: ${view.credits} credits owed to ${payout.creator_id} again` };
 }
 
 interface Movement {

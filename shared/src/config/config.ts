@@ -125,6 +125,15 @@ export const configSchema = z.object({
     .string()
     .regex(/^\s*(pro|enterprise):[\w-]{1,100}:\d{1,9}(\.\d{1,4})?:[01](\.\d{1,4})?\s*(,\s*(pro|enterprise):[\w-]{1,100}:\d{1,9}(\.\d{1,4})?:[01](\.\d{1,4})?\s*)*$/, 'tier:priceId:monthlyCredits:discount,… (tiers pro, enterprise)')
     .default('pro:price_pro_monthly:300:0.10,enterprise:price_enterprise_monthly:3000:0.20'),
+  /** The least a creator is paid in one payout (credits, decimal): less stays owed until the next run. */
+  PAYOUT_MINIMUM: decimal('50'),
+  /** What a creator's credit is worth in CREDIT_CURRENCY's minor units (a divisor of 10,000: 100 = one credit, one unit). */
+  PAYOUT_MINOR_PER_CREDIT: z.coerce
+    .number()
+    .int()
+    .min(1)
+    .refine((n) => 10_000 % n === 0, 'a divisor of 10000')
+    .default(100),
   /** ISO currency of the packs' prices (lowercase, as Stripe writes it). */
   CREDIT_CURRENCY: z.string().regex(/^[a-z]{3}$/, 'a lowercase ISO currency code').default('usd'),
   /** Where Checkout sends a buyer who paid (Stripe replaces {CHECKOUT_SESSION_ID}). */

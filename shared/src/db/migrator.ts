@@ -19,6 +19,7 @@ import * as rowLevelSecurity from './migrations/0011-row-level-security.ts';
 import * as peopleAndDeletion from './migrations/0012-people-and-deletion.ts';
 import * as moneyMovements from './migrations/0013-money-movements.ts';
 import * as subscriptions from './migrations/0014-subscriptions.ts';
+import * as creatorPayouts from './migrations/0015-creator-payouts.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -37,6 +38,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0012-people-and-deletion': peopleAndDeletion,
   '0013-money-movements': moneyMovements,
   '0014-subscriptions': subscriptions,
+  '0015-creator-payouts': creatorPayouts,
 });
 
 class MigrationError extends Error {

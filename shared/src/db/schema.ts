@@ -202,8 +202,8 @@ export interface LedgerAdjustmentsTable {
   created_at: Timestamp;
 }
 
-export type MoneyMovementKind = 'opening_balance' | 'purchase' | 'card_refund' | 'dispute' | 'grant';
-export type MovementAccountKind = 'user' | 'cash' | 'platform';
+export type MoneyMovementKind = 'opening_balance' | 'purchase' | 'card_refund' | 'dispute' | 'grant' | 'payout' | 'payout_reversal';
+export type MovementAccountKind = 'user' | 'creator' | 'cash' | 'platform';
 export type MovementEntryKind = MoneyMovementKind | 'platform_loss';
 export type CreditPurchaseStatus = 'pending' | 'paid' | 'refunded' | 'disputed';
 
@@ -264,6 +264,31 @@ export interface SubscriptionsTable {
   updated_at: Timestamp;
 }
 
+/** Where a creator is paid: their Stripe Connect account (0015). */
+export interface PayoutAccountsTable {
+  creator_id: string;
+  stripe_account_id: string;
+  updated_at: Timestamp;
+}
+
+export type PayoutStatus = 'pending' | 'paid' | 'failed' | 'reversed';
+
+/** One payout per creator and period, from pending to paid, failed or reversed (0015). */
+export interface PayoutsTable {
+  id: Generated<string>;
+  creator_id: string;
+  period: string;
+  credits: string;
+  amount_minor: ColumnType<string, string | number | bigint, never>;
+  currency: string;
+  stripe_account_id: string;
+  status: ColumnType<PayoutStatus, PayoutStatus | undefined, PayoutStatus>;
+  transfer_id: string | null;
+  failure: string | null;
+  created_at: Timestamp;
+  updated_at: Timestamp;
+}
+
 /** Every Stripe webhook event applied, by its id (0013). */
 export interface StripeEventsTable {
   id: string;
@@ -288,6 +313,8 @@ export interface Database {
   credit_purchases: CreditPurchasesTable;
   stripe_events: StripeEventsTable;
   subscriptions: SubscriptionsTable;
+  payout_accounts: PayoutAccountsTable;
+  payouts: PayoutsTable;
 }
 
 export type UserProfile = Selectable<UserProfilesTable>;
