@@ -5,6 +5,7 @@
 
 import { submitAnalytics } from './analytics-page.js';
 import { $ } from './dom.js';
+import { submitPayoutRun } from './payouts-page.js';
 import { renderRevenueChart, submitReconciliation } from './reconciliation-page.js';
 import { route, state } from './router.js';
 import { renderTimeline, submitAdjustment } from './session-page.js';
@@ -38,6 +39,7 @@ function start() {
   $('#adjust-form').addEventListener('submit', submitAdjustment);
   $('#recon-form').addEventListener('submit', submitReconciliation);
   $('#analytics-form').addEventListener('submit', submitAnalytics);
+  $('#payouts-form').addEventListener('submit', submitPayoutRun);
   window.addEventListener('hashchange', route);
   window.addEventListener('resize', redrawCharts);
   for (const heading of document.querySelectorAll('main h2')) heading.setAttribute('tabindex', '-1');

@@ -1,4 +1,5 @@
-// The reconciliation: per-day sums, unbalanced and unsettled sessions, balance mismatches, lost facts, the revenue chart.
+// The reconciliation: per-day sums, unbalanced and unsettled sessions, balance mismatches, lost facts, balances the
+// ledger does not explain, money in and out (purchases, refunds, grants), the revenue chart.
 
 import { api } from './api.js';
 import { $, clear, el, setText, svg } from './dom.js';
@@ -71,9 +72,11 @@ function renderReconciliation(data) {
   const failedJobs = Array.isArray(data.failedJobs) ? data.failedJobs : [];
   const countMismatches = Array.isArray(data.messageCountMismatches) ? data.messageCountMismatches : [];
   const lost = failedJobs.length + countMismatches.length;
+  // balances the ledger does not explain (credits written outside it)
+  const creditMismatches = Array.isArray(data.creditMismatches) ? data.creditMismatches : [];
   const unbalancedDays = days.filter((d) => d.balanced === false);
   // The API's `ok` already allows an ended session a grace period before its missing settlement counts.
-  const ok = data.ok === true && unbalanced.length === 0 && mismatches.length === 0 && unbalancedDays.length === 0 && lost === 0;
+  const ok = data.ok === true && unbalanced.length === 0 && mismatches.length === 0 && unbalancedDays.length === 0 && lost === 0 && creditMismatches.length === 0;
 
   const verdict = $('#recon-verdict');
   verdict.className = `verdict banner ${ok ? 'ok' : 'bad'}`;
@@ -89,12 +92,39 @@ function renderReconciliation(data) {
     if (mismatches.length) parts.push(`${mismatches.length} balance mismatch${mismatches.length === 1 ? '' : 'es'}`);
     if (unsettled.length) parts.push(`${unsettled.length} ended but unsettled`);
     if (lost) parts.push(`${lost} lost fact${lost === 1 ? '' : 's'}`);
+    if (creditMismatches.length) parts.push(`${creditMismatches.length} balance${creditMismatches.length === 1 ? '' : 's'} the ledger does not explain`);
     if (unbalancedDays.length) parts.push(`${unbalancedDays.length} unbalanced day${unbalancedDays.length === 1 ? '' : 's'}`);
     setText(verdict, `✗ Does not balance: ${parts.join(', ') || 'the API reports a problem'}.`);
   }
 
   const problems = $('#recon-problems');
-  problems.hidden = unbalanced.length === 0 && mismatches.length === 0 && unsettled.length === 0 && lost === 0;
+  problems.hidden = unbalanced.length === 0 && mismatches.length === 0 && unsettled.length === 0 && lost === 0 && creditMismatches.length === 0;
+  const creditHost = $('#recon-credit-mismatches');
+  clear(creditHost);
+  if (creditMismatches.length) {
+    const tbody = el('tbody');
+    const headings = ['User', 'Credits', 'Ledger credits', 'Difference'];
+    fillTable(
+      tbody,
+      creditMismatches,
+      headings,
+      (m) => [[el('span', { class: 'id', text: show(m.userId) })], [show(m.creditsRemaining), 'num'], [show(m.ledgerCredits), 'num'], [show(m.difference), 'num negative']],
+      '',
+    );
+    creditHost.append(
+      el('h4', { text: `Balances the ledger does not explain (${creditMismatches.length})` }),
+      el(
+        'div',
+        { class: 'table-wrap' },
+        el(
+          'table',
+          { class: 'data stack', id: 'credit-mismatch-table' },
+          el('thead', {}, el('tr', {}, headings.map((h, i) => el('th', { scope: 'col', class: i ? 'num' : undefined, text: h })))),
+          tbody,
+        ),
+      ),
+    );
+  }
   const unbalancedHost = $('#recon-unbalanced');
   clear(unbalancedHost);
   if (unbalanced.length) {
@@ -177,6 +207,11 @@ function renderReconciliation(data) {
   ]);
   pairs.push(['Open sessions', Array.isArray(data.openSessions) ? String(data.openSessions.length) : show(data.openSessions)]);
   kv($('#recon-totals'), pairs);
+  const payments = data.payments && typeof data.payments === 'object' ? data.payments : {};
+  kv(
+    $('#recon-payments'),
+    Object.entries(payments).map(([key, value]) => [humanize(key), show(value), key === 'platformLoss' && value !== '0.0000' ? 'negative' : '']),
+  );
 
   state.recon.days = days;
   renderRevenueChart(days);

@@ -3,6 +3,7 @@
 import { enterAnalytics } from './analytics-page.js';
 import { getToken, tokenClaims } from './api.js';
 import { $, setText } from './dom.js';
+import { enterPayouts } from './payouts-page.js';
 import { enterReconciliation } from './reconciliation-page.js';
 import { loadSession } from './session-page.js';
 import { loadSessions } from './sessions-page.js';
@@ -18,10 +19,11 @@ export const state = {
   },
   recon: { from: '', to: '', seq: 0 },
   analytics: { from: '', to: '', seq: 0 },
+  payouts: { seq: 0, running: false },
   detail: { id: null, seq: 0, adjustment: null, inFlight: false },
 };
 
-const views = ['signin', 'sessions', 'session', 'reconciliation', 'analytics'];
+const views = ['signin', 'sessions', 'session', 'reconciliation', 'analytics', 'payouts'];
 
 function showView(name) {
   for (const view of views) $(`#view-${view}`).hidden = view !== name;
@@ -73,6 +75,10 @@ export function route() {
     name = 'analytics';
     showView(name);
     enterAnalytics();
+  } else if (hash === '#/payouts') {
+    name = 'payouts';
+    showView(name);
+    enterPayouts();
   } else {
     name = 'sessions';
     if (hash !== '#/sessions') history.replaceState(null, '', '#/sessions');

@@ -23,6 +23,7 @@ import { createTestDatabase, type TestDatabase } from '../support/database.ts';
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
 import { createParties, messageJob, sessionHeader, settleJob, stateJob, type Parties, applySessionState, storeMessage } from '../billing/fixtures.ts';
 import { signUserToken } from '../../scripts/lib/sign-user-token.ts';
+import { startFakeStripe } from '../support/fake-stripe.ts';
 
 const SECRET = 'console-browser-test-secret-0123456789abcdef';
 /** Long enough for a cold page load on a slow CI machine, short enough to fail fast. */
@@ -46,8 +47,13 @@ declare const document: PageDocument;
 declare const window: { __xss?: number; scrollTo(x: number, y: number): void };
 declare function requestAnimationFrame(callback: () => void): number;
 
+// payouts go to a local server that speaks Stripe's wire format
+const fakeStripe = await startFakeStripe();
 const config = loadConfig({
   NODE_ENV: 'test',
+  STRIPE_SECRET_KEY: 'sk_test_console',
+  STRIPE_API_URL: fakeStripe.url,
+  PAYOUT_MINIMUM: '1',
   JWT_SECRET: SECRET,
   LOG_LEVEL: 'silent',
   AI_PRICE_PER_1K_TOKENS: '0.1000',
@@ -189,6 +195,7 @@ test.after(async () => {
   if (userDataDir) await rm(userDataDir, { recursive: true, force: true }).catch(() => undefined);
   await app?.close().catch(() => undefined);
   await t?.drop();
+  await fakeStripe.close();
 });
 
 // ---------------------------------------------------------------------------------------------------------
@@ -606,6 +613,43 @@ test('the reconciliation stays green after the adjustments', async () => {
   await page.fill('#r-to', '2025-03-03');
   await page.click('#recon-form button[type=submit]');
   await waitForText(page, '#recon-verdict', '✓ Everything balances');
+  assert.equal(problems, []);
+  await page.close();
+});
+
+test('payouts: each creator\'s earned, paid, pending and owed; a run for a month pays them once; the reconciliation shows money in and out', async () => {
+  // the creator the seeded sessions earned for
+  const { account_id: creatorId } = await t.db.selectFrom('ledger_entries').select('account_id').where('account_kind', '=', 'creator').executeTakeFirstOrThrow();
+  await t.db.insertInto('payout_accounts').values({ creator_id: creatorId!, stripe_account_id: 'acct_console1' }).execute();
+  const { page, problems } = await signedInPage();
+  await page.click('#nav a[data-section="payouts"]');
+  await page.waitForSelector('#view-payouts', { state: 'visible' });
+  await page.waitForFunction((id) => document.querySelector('#balances-table tbody')?.textContent?.includes(id) ?? false, creatorId!);
+  const owedCell = () =>
+    page.$$eval('#balances-table tbody tr', (rows, id) => rows.find((row) => row.textContent?.includes(id))?.querySelector('td:nth-child(5)')?.textContent ?? '', creatorId!);
+  const owedBefore = await owedCell();
+  assert.ok(Number(owedBefore) > 1, `owed ${owedBefore}`);
+  await page.fill('#p-period', '2026-11');
+  await page.click('#payout-run');
+  await waitForText(page, '#payouts-status', '2026-11: 1 payout, 1 paid.');
+  assert.match(await page.textContent('#run-table tbody') ?? '', /paid/);
+  // whole cents were paid: what is left is under one cent
+  for (const deadline = Date.now() + WAIT_MS; (await owedCell()) === owedBefore && Date.now() < deadline; ) await page.waitForTimeout(100);
+  assert.ok(Number(await owedCell()) < 0.01, `everything owed was paid: ${await owedCell()} left`);
+  // a second run for the month pays nobody twice
+  await page.click('#payout-run');
+  await waitForText(page, '#payouts-status', '2026-11: 1 payout, 1 paid.');
+  assert.is(fakeStripe.transfers.size, 1);
+  await screenshot(page, 'payouts');
+
+  await page.goto(`${baseUrl}/#/reconciliation`);
+  await page.fill('#r-from', '2025-03-01');
+  await page.fill('#r-to', '2030-01-01');
+  await page.click('#recon-form button[type=submit]');
+  await waitForText(page, '#recon-verdict', '✓ Everything balances');
+  const payments = await page.textContent('#recon-payments');
+  assert.match(payments ?? '', /Opening credits/);
+  assert.match(payments ?? '', /Cash in minor/i);
   assert.equal(problems, []);
   await page.close();
 });
