@@ -100,6 +100,7 @@ export const api = {
   users: (params) => request(`/api/analytics/users${query(params)}`),
   exportCsv: (params) => request(`/api/ledger/export.csv${query(params)}`, { raw: true }),
   adjust: (body) => request('/api/ledger/adjustments', { method: 'POST', body }),
+  movements: (params) => request(`/api/ledger/movements${query(params)}`),
   payoutBalances: () => request('/api/payouts/balances'),
   runPayouts: (body) => request('/api/payouts/run', { method: 'POST', body }),
 };

@@ -42,10 +42,12 @@ async function loadReconciliation() {
   setText($('#recon-error'), '');
   body.setAttribute('aria-busy', 'true');
   try {
-    const { data } = await api.reconciliation(apiRange(recon.from, recon.to));
+    const range = apiRange(recon.from, recon.to);
+    const [{ data }, movements] = await Promise.all([api.reconciliation(range), api.movements(range)]);
     if (seq !== recon.seq) return;
     body.hidden = false; // visible first, so the chart can measure its width
     renderReconciliation(data ?? {});
+    renderMovements(Array.isArray(movements.data?.movements) ? movements.data.movements : []);
   } catch (error) {
     if (seq !== recon.seq) return;
     body.hidden = true;
@@ -330,4 +332,23 @@ export function renderRevenueChart(days) {
   });
   chart.style.minWidth = `${width}px`;
   host.append(el('div', { class: 'table-wrap' }, chart));
+}
+
+/** Money that entered or left other than through a session: purchases, refunds, disputes, grants, payouts, openings. */
+function renderMovements(movements) {
+  fillTable(
+    $('#movements-table tbody'),
+    movements,
+    ['When', 'Kind', 'Person', 'Credits', 'Cash', 'Entries'],
+    (m) => [
+      show(m.createdAt),
+      humanize(m.kind),
+      [el('span', { class: 'id', text: show(m.userId) })],
+      [show(m.credits), 'num'],
+      [m.currency ? `${show(m.amountMinor)} ${m.currency}` : '—', 'num'],
+      (m.entries ?? []).map((e) => `${e.accountKind}: ${e.amount}`).join(', '),
+    ],
+    'No money moved outside sessions in this range.',
+    (m) => ({ kind: m.kind }),
+  );
 }

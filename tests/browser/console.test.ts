@@ -647,6 +647,9 @@ test('payouts: each creator\'s earned, paid, pending and owed; a run for a month
   await page.fill('#r-to', '2030-01-01');
   await page.click('#recon-form button[type=submit]');
   await waitForText(page, '#recon-verdict', '✓ Everything balances');
+  // the payout and the profiles' opening balances are listed as money movements
+  await page.waitForSelector('#movements-table tbody tr[data-kind="payout"]');
+  assert.ok((await page.$$eval('#movements-table tbody tr[data-kind="opening_balance"]', (rows) => rows.length)) > 0);
   const payments = await page.textContent('#recon-payments');
   assert.match(payments ?? '', /Opening credits/);
   assert.match(payments ?? '', /Cash in minor/i);

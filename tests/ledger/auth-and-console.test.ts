@@ -39,6 +39,11 @@ const API_ROUTES: [string, string][] = [
   ['GET', '/api/analytics/users'],
   ['POST', '/api/ledger/adjustments'],
   ['POST', '/api/users/00000000-0000-4000-8000-000000000001/forget'],
+  ['GET', '/api/ledger/movements'],
+  ['PUT', '/api/creators/00000000-0000-4000-8000-000000000001/payout-account'],
+  ['GET', '/api/payouts/balances'],
+  ['POST', '/api/payouts/run'],
+  ['GET', '/api/payouts?period=2026-01'],
 ];
 
 test('every /api route answers 401 unauthorized without a token, with a Bearer challenge', async () => {

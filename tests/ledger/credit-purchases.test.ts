@@ -1,4 +1,5 @@
 import { sql } from 'kysely';
+import { parseMoney } from '#shared/money/money.ts';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createParties } from '../billing/fixtures.ts';
@@ -186,6 +187,11 @@ test('refunds take back unspent credits, never below zero; what was spent is the
   assert.is(await creditsOf(userId), '0.0000');
   // a dispute over more than is left reverses nothing more
   assert.is((await deliver(stripe.disputed(sessionId, 500))).statusCode, 200);
+  // the staff API lists the same, newest first, each with its entries
+  const listed = (await h.getJson(`/api/ledger/movements?userId=${userId}`)).movements as Array<{ kind: string; credits: string; entries: Array<{ amount: string }> }>;
+  // (a profile made with no credits has no opening balance; the dispute over what was already reversed moved nothing)
+  assert.equal(listed.map((m) => m.kind), ['dispute', 'card_refund', 'card_refund', 'purchase']);
+  for (const m of listed) assert.is(m.entries.reduce((sum, e) => sum + parseMoney(e.amount), 0n), 0n, `${m.kind} balances`);
   const movements = (await movementsOf(userId)).filter((m) => m.kind !== 'opening_balance');
   assert.equal(movements.map((m) => [m.kind, m.credits, m.amount_minor, m.balanced, m.entries]), [
     ['purchase', '220.0000', '2000', true, 'cash:purchase:-220.0000 user:purchase:220.0000'],

@@ -150,7 +150,7 @@ function authorization(right: () => string): fc.Arbitrary<string | undefined> {
 }
 
 interface FuzzRequest {
-  method: 'GET' | 'POST';
+  method: 'GET' | 'POST' | 'PUT';
   url: string;
   headers: Record<string, string>;
   payload?: string;
@@ -207,6 +207,25 @@ const BILLING_ROUTES: Record<string, fc.Arbitrary<FuzzRequest>> = {
       headers: { ...(type ? { 'content-type': type } : {}), ...(signature === undefined ? {} : { 'stripe-signature': signature }) },
       payload,
     })),
+  'GET /api/ledger/movements': fc
+    .tuple(queryString(['from', 'to', 'userId', 'kind']), authorization(() => adminToken))
+    .map(([query, auth]) => withAuth({ method: 'GET', url: `/api/ledger/movements?${query}`, headers: {} }, auth)),
+  'GET /api/payouts/balances': fc
+    .tuple(queryString(['creatorId']), authorization(() => adminToken))
+    .map(([query, auth]) => withAuth({ method: 'GET', url: `/api/payouts/balances?${query}`, headers: {} }, auth)),
+  'GET /api/payouts': fc
+    .tuple(queryString(['period']), authorization(() => adminToken))
+    .map(([query, auth]) => withAuth({ method: 'GET', url: `/api/payouts?${query}`, headers: {} }, auth)),
+  // a fuzzed period that parses runs a real (empty: no creator has a payout account) payout run
+  'POST /api/payouts/run': fc
+    .tuple(rawBody, contentType, authorization(() => adminToken))
+    .map(([payload, type, auth]) => withAuth({ method: 'POST', url: '/api/payouts/run', headers: type ? { 'content-type': type } : {}, payload }, auth)),
+  'PUT /api/creators/:id/payout-account': fc
+    .tuple(pathId, rawBody, contentType, authorization(() => adminToken))
+    .map(([id, payload, type, auth]) => withAuth({ method: 'PUT', url: `/api/creators/${id}/payout-account`, headers: type ? { 'content-type': type } : {}, payload }, auth)),
+  'POST /api/subscriptions/checkout': fc
+    .tuple(rawBody, contentType, authorization(() => creatorToken))
+    .map(([payload, type, auth]) => withAuth({ method: 'POST', url: '/api/subscriptions/checkout', headers: type ? { 'content-type': type } : {}, payload }, auth)),
   'GET /api/clones/:id/documents': fc
     .tuple(fc.oneof(pathId, fc.constant(null).map(() => cloneId)), authorization(() => creatorToken))
     .map(([id, auth]) => withAuth({ method: 'GET', url: `/api/clones/${id}/documents`, headers: {} }, auth)),

@@ -99,3 +99,10 @@ export const subscriptionCheckoutBody = z.strictObject({
   tier: z.enum(['pro', 'enterprise']),
   idempotencyKey: z.string().min(1).max(200).regex(/^[\x21-\x7e]+$/, 'printable ASCII without spaces').optional(),
 });
+
+/** GET /api/ledger/movements: a time range, and optionally one person or one kind. */
+export const movementsQuery = z.object({
+  ...timeRange,
+  userId: id.optional(),
+  kind: z.enum(['opening_balance', 'purchase', 'card_refund', 'dispute', 'grant', 'payout', 'payout_reversal']).optional(),
+});

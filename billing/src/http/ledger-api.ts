@@ -10,6 +10,7 @@ import type { Database } from '#shared/db/schema.ts';
 import type { Ratio } from '#shared/money/money.ts';
 import { createAdjustment } from '#billing/ledger/create-adjustment.ts';
 import { forgetUser } from '#billing/ledger/forget-user.ts';
+import { listMoneyMovements } from '#billing/ledger/money-movements.ts';
 import { creatorAnalytics } from '#billing/ledger/creator-analytics.ts';
 import { openLedgerExport } from '#billing/ledger/ledger-export.ts';
 import { listSessions } from '#billing/ledger/list-sessions.ts';
@@ -20,6 +21,7 @@ import { adminAuth } from './admin-auth.ts';
 import {
   adjustmentBody,
   creatorAnalyticsQuery,
+  movementsQuery,
   parseInput,
   rangeQuery,
   sessionListQuery,
@@ -88,6 +90,11 @@ export async function ledgerApi(api: FastifyInstance, options: LedgerApiOptions)
   api.get('/ledger/reconciliation', async (request) => {
     const query = parseInput(rangeQuery, request.query, 'query');
     return reconcile(db, toTimeRange(query), { failedJobs: await options.failedJobs?.() });
+  });
+
+  api.get('/ledger/movements', async (request) => {
+    const { from, to, ...filter } = parseInput(movementsQuery, request.query, 'query');
+    return { movements: await listMoneyMovements(db, toTimeRange({ from, to }), filter) };
   });
 
   api.get('/analytics/creators', async (request) => {
