@@ -1,10 +1,10 @@
-import { sql } from 'kysely';
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import type { FastifyInstance } from 'fastify';
 import { formatMoney, parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { startFakeStripe, type FakeStripe } from '../support/fake-stripe.ts';
+import { ledgerCreditsOf } from '../support/ledger-credits.ts';
 import { billingAppOf, createClone, createUser, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
 // A purchase during a live session counts at once: the webhook's settlement raises the balance the gateway meters
@@ -43,15 +43,6 @@ async function buyAndPay(userId: string): Promise<void> {
 const settled = (sessionId: string) =>
   waitFor(() => system.database.db.selectFrom('sessions').selectAll().where('id', '=', sessionId).where('settled_at', 'is not', null).executeTakeFirst(), 15_000, `settlement of ${sessionId}`);
 
-/** The user's balance as the ledger explains it (sessions, adjustments, movements). */
-async function ledgerCredits(userId: string): Promise<string> {
-  const { rows } = await sql<{ credits: string }>`
-    SELECT (coalesce((SELECT sum(amount) FROM ledger_entries WHERE account_kind = 'user' AND account_id = ${userId}), 0)
-          + coalesce((SELECT sum(amount) FROM movement_entries WHERE account_kind = 'user' AND account_id = ${userId}), 0))::numeric(14,4)::text AS credits
-  `.execute(system.database.db);
-  return rows[0]!.credits;
-}
-
 test('a session about to run out of credits goes on when its user buys credits', async () => {
   const userId = await createUser(system, '2.0000');
   const { cloneId } = await createClone(system, RATE);
@@ -69,7 +60,7 @@ test('a session about to run out of credits goes on when its user buys credits',
   assert.ok(parseMoney(row.total_cost) > parseMoney('2.0000'), `charged ${row.total_cost}: past the 2 credits it started with`);
   const user = await system.database.db.selectFrom('user_profiles').select('credits_remaining').where('id', '=', userId).executeTakeFirstOrThrow();
   assert.is(user.credits_remaining, formatMoney(parseMoney('222.0000') - parseMoney(row.total_cost)));
-  assert.is(await ledgerCredits(userId), user.credits_remaining);
+  assert.is(await ledgerCreditsOf(system.database.db, userId), user.credits_remaining);
   client.disconnect();
 });
 
@@ -98,7 +89,7 @@ test('a purchase racing the exhaustion instant: either the session goes on or it
     }
     const user = await system.database.db.selectFrom('user_profiles').select('credits_remaining').where('id', '=', userId).executeTakeFirstOrThrow();
     assert.is(user.credits_remaining, formatMoney(parseMoney('220.5000') - parseMoney(row.total_cost)), outcomes.at(-1));
-    assert.is(await ledgerCredits(userId), user.credits_remaining);
+    assert.is(await ledgerCreditsOf(system.database.db, userId), user.credits_remaining);
     client.disconnect();
   }
   // the purchase well before the instant always wins; well after it, the session had already ended

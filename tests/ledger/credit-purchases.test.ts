@@ -4,6 +4,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { createParties } from '../billing/fixtures.ts';
 import { startFakeStripe, type FakeStripe } from '../support/fake-stripe.ts';
+import { ledgerCreditsOf } from '../support/ledger-credits.ts';
 import { createUser, settledSession, startLedgerApp, type LedgerHarness } from './ledger-harness.ts';
 
 // Credit purchases through Stripe, end to end on the billing app: the real SDK against a local server speaking
@@ -53,15 +54,6 @@ async function creditsOf(userId: string): Promise<string> {
   return (await h.database.db.selectFrom('user_profiles').select('credits_remaining').where('id', '=', userId).executeTakeFirstOrThrow()).credits_remaining;
 }
 
-/** A user's balance as the ledger explains it: every user-account entry of sessions, adjustments and movements. */
-async function ledgerBalanceOf(userId: string): Promise<string> {
-  const { rows } = await sql<{ balance: string }>`
-    SELECT (coalesce((SELECT sum(amount) FROM ledger_entries WHERE account_kind = 'user' AND account_id = ${userId}), 0)
-          + coalesce((SELECT sum(amount) FROM movement_entries WHERE account_kind = 'user' AND account_id = ${userId}), 0))::numeric(14,4)::text AS balance
-  `.execute(h.database.db);
-  return rows[0]!.balance;
-}
-
 async function movementsOf(userId: string) {
   const { rows } = await sql<{ kind: string; credits: string; amount_minor: string; balanced: boolean; entries: string }>`
     SELECT m.kind, m.credits, m.amount_minor::text, (SELECT sum(amount) = 0 FROM movement_entries WHERE movement_id = m.id) AS balanced,
@@ -82,7 +74,7 @@ test('the packs on sale are listed; every profile starts with its credits in the
   assert.equal(packs.json(), { currency: 'eur', packs: [{ id: 'small', priceMinor: '500', credits: '50.0000' }, { id: 'medium', priceMinor: '2000', credits: '220.0000' }] });
   const userId = await createUser(h.database, 'user', '100.0000');
   assert.equal((await movementsOf(userId)).map((m) => [m.kind, m.credits, m.balanced]), [['opening_balance', '100.0000', true]]);
-  assert.is(await ledgerBalanceOf(userId), '100.0000');
+  assert.is(await ledgerCreditsOf(h.database.db, userId), '100.0000');
 });
 
 test('a signed-in user starts a checkout: a Stripe Checkout Session for the pack, once per idempotency key', async () => {
@@ -138,7 +130,7 @@ test('a paid checkout credits the user once, whatever the number of deliveries o
   // another event about the same payment: still one purchase
   assert.is((await deliver({ ...completed, id: `${completed.id}_async`, type: 'checkout.session.async_payment_succeeded' } as typeof completed)).statusCode, 200);
   assert.is(await creditsOf(userId), '320.0000');
-  assert.is(await ledgerBalanceOf(userId), '320.0000');
+  assert.is(await ledgerCreditsOf(h.database.db, userId), '320.0000');
   const movements = await movementsOf(userId);
   assert.equal(movements.map((m) => [m.kind, m.credits, m.amount_minor, m.balanced, m.entries]), [
     ['opening_balance', '100.0000', '0', true, 'platform:opening_balance:-100.0000 user:opening_balance:100.0000'],
@@ -164,7 +156,7 @@ test('a refund delivered before its payment is answered 503 and applied once the
   assert.is((await deliver(refund)).statusCode, 200, 'Stripe delivers it again');
   assert.is((await deliver(refund)).statusCode, 200);
   assert.is(await creditsOf(userId), '100.0000');
-  assert.is(await ledgerBalanceOf(userId), '100.0000');
+  assert.is(await ledgerCreditsOf(h.database.db, userId), '100.0000');
 });
 
 test('refunds take back unspent credits, never below zero; what was spent is the platform\'s loss; disputes likewise', async () => {
@@ -205,7 +197,7 @@ test('refunds take back unspent credits, never below zero; what was spent is the
     WHERE m.user_id = ${userId} AND e.account_kind = 'cash'
   `.execute(h.database.db);
   assert.is(rows[0]!.cash, '0.0000');
-  assert.is(await ledgerBalanceOf(userId), '0.0000');
+  assert.is(await ledgerCreditsOf(h.database.db, userId), '0.0000');
   const purchase = await h.database.db.selectFrom('credit_purchases').select(['status', 'reversed_minor']).where('checkout_session_id', '=', sessionId).executeTakeFirstOrThrow();
   assert.equal(purchase, { status: 'disputed', reversed_minor: '2000' });
 });

@@ -13,7 +13,7 @@ import { z } from 'zod';
 import type { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { Database } from '#shared/db/schema.ts';
 import { AppError } from '#shared/errors/app-error.ts';
-import { creatorBalances, runPayouts, type PayoutSettings } from '#billing/payments/creator-payouts.ts';
+import { creatorBalances, listPayouts, runPayouts, type PayoutSettings } from '#billing/payments/creator-payouts.ts';
 import { adminAuth } from './admin-auth.ts';
 import { parseInput, sessionParams } from './api-schemas.ts';
 import type { ApiLogger } from './ledger-api.ts';
@@ -66,19 +66,6 @@ export const payoutsApi: FastifyPluginAsync<PayoutsApiOptions> = async (api, opt
 
   api.get('/payouts', async (request) => {
     const query = parseInput(periodQuery, request.query, 'query');
-    const rows = await db.selectFrom('payouts').selectAll().where('period', '=', query.period).orderBy('creator_id').execute();
-    return {
-      payouts: rows.map((row) => ({
-        id: row.id,
-        creatorId: row.creator_id,
-        period: row.period,
-        credits: row.credits,
-        amountMinor: String(row.amount_minor),
-        currency: row.currency,
-        status: row.status,
-        transferId: row.transfer_id,
-        failure: row.failure,
-      })),
-    };
+    return { payouts: await listPayouts(db, query.period) };
   });
 };

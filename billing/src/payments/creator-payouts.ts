@@ -136,6 +136,12 @@ async function transfer(db: Kysely<Database>, stripe: Stripe, payout: PayoutView
   }
 }
 
+/** A period's payouts, by creator. */
+export async function listPayouts(db: Kysely<Database>, period: string): Promise<PayoutView[]> {
+  const rows = await db.selectFrom('payouts').selectAll().where('period', '=', period).orderBy('creator_id').execute();
+  return rows.map(toView);
+}
+
 /** A payout's transfer failed or was reversed: what it took is owed again (once). */
 export async function failPayout(trx: Transaction<Database>, payoutId: string, status: 'failed' | 'reversed', why: string): Promise<PayoutView> {
   const row = await trx.selectFrom('payouts').selectAll().where('id', '=', payoutId).forUpdate().executeTakeFirstOrThrow();
