@@ -127,6 +127,18 @@ test('a transfer with no answer stays pending and owed-but-pending; the next run
   assert.equal([done.paid, done.pending, done.owed], ['8.0000', '0.0000', '0.0000']);
 });
 
+test('payout runs racing each other for one period make one payout and one transfer per creator', async () => {
+  const creator = await creatorWhoEarned('3.0000', 'acct_racing1'); // 24 owed
+  const transfersBefore = stripe.transfers.size;
+  const runs = await Promise.all([run('2026-07'), run('2026-07'), run('2026-07')]);
+  assert.ok(runs.every((payouts) => payouts.some((p) => p.creatorId === creator)));
+  assert.is(stripe.transfers.size, transfersBefore + 1);
+  const { rows } = await sql<{ n: number }>`SELECT count(*)::int AS n FROM payouts WHERE creator_id = ${creator}`.execute(h.database.db);
+  assert.is(rows[0]!.n, 1);
+  const balance = await balanceOf(creator);
+  assert.equal([balance.paid, balance.pending, balance.owed], ['24.0000', '0.0000', '0.0000']);
+});
+
 test('payouts are for admins; bad periods and accounts are refused', async () => {
   const creator = await creatorWhoEarned('1.0000');
   assert.is((await h.request({ method: 'POST', url: '/api/payouts/run', payload: { period: '2026-13' } })).statusCode, 400);

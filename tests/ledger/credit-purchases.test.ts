@@ -142,6 +142,17 @@ test('a paid checkout credits the user once, whatever the number of deliveries o
   assert.ok(purchase.payment_intent_id?.startsWith('pi_'));
 });
 
+test('deliveries racing each other (the same event, and another event of the same payment) credit once', async () => {
+  const userId = await createUser(h.database);
+  const sessionId = await buy(userId);
+  const completed = stripe.completed(sessionId);
+  const asyncPaid = { ...completed, id: `${completed.id}_async`, type: 'checkout.session.async_payment_succeeded' } as typeof completed;
+  const answers = await Promise.all([...Array.from({ length: 6 }, () => deliver(completed)), deliver(asyncPaid), deliver(asyncPaid)]);
+  assert.equal(answers.map((a) => a.statusCode), [200, 200, 200, 200, 200, 200, 200, 200]);
+  assert.is(await creditsOf(userId), '320.0000');
+  assert.is((await movementsOf(userId)).filter((m) => m.kind === 'purchase').length, 1);
+});
+
 test('a refund delivered before its payment is answered 503 and applied once the payment is', async () => {
   const userId = await createUser(h.database);
   const sessionId = await buy(userId);
