@@ -5,7 +5,7 @@
  */
 import type { BillingQueues } from '#shared/contract/billing-queue.ts';
 import type { Kysely } from 'kysely';
-import { Counter, Gauge, type Registry, collectDefaultMetrics } from 'prom-client';
+import { Counter, Gauge, Histogram, type Registry, collectDefaultMetrics } from 'prom-client';
 import type { Database } from '#shared/db/schema.ts';
 import { cachedReading } from '#shared/observability/cached-reading.ts';
 
@@ -88,4 +88,27 @@ export function createGatewayMetrics(options: GatewayMetricsOptions): GatewayMet
     },
   });
   return { connections, eventsHandled, internalAnswers };
+}
+
+/**
+ * Every LiveKit webhook's skew — Redis time at its receipt minus the instant LiveKit stamped on it (positive: the
+ * event is older than its receipt) — and the webhooks applied at receipt instead because the skew passed
+ * WEBHOOK_SKEW_MS. A LiveKit clock running ahead or behind shows as the whole histogram shifting.
+ */
+export function createWebhookSkewMetric(registry: Registry): (skewMs: number, appliedAtReceipt: boolean) => void {
+  const skew = new Histogram({
+    name: 'gateway_livekit_webhook_skew_seconds',
+    help: 'Redis time at a LiveKit webhook\'s receipt minus the event\'s own instant',
+    buckets: [-60, -10, -5, -2, -1, -0.25, 0, 0.25, 1, 2, 5, 10, 60],
+    registers: [registry],
+  });
+  const atReceipt = new Counter({
+    name: 'gateway_livekit_webhooks_at_receipt_total',
+    help: 'LiveKit webhooks whose skew passed WEBHOOK_SKEW_MS: applied at their receipt, not at their own instant',
+    registers: [registry],
+  });
+  return (skewMs, appliedAtReceipt) => {
+    skew.observe(skewMs / 1000);
+    if (appliedAtReceipt) atReceipt.inc();
+  };
 }

@@ -40,7 +40,7 @@ import { ConnectionSlots } from './transport/connection-slots.ts';
 import { LoginRecorder } from './transport/login-recorder.ts';
 import { TokenRecheck } from './transport/token-recheck.ts';
 import { handshake } from './transport/handshake.ts';
-import { createGatewayMetrics } from './gateway-metrics.ts';
+import { createGatewayMetrics, createWebhookSkewMetric } from './gateway-metrics.ts';
 import { registerWebRoutes } from './web/web-routes.ts';
 import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
 import { AgentClaims } from './livekit/agent-claims.ts';
@@ -185,6 +185,7 @@ export class Gateway {
       retrieve: knowledgeRetriever(db, createEmbedder(config), config.RAG_TOP_K),
       logger,
       ...(options.maxRepliesInFlight ? { maxRepliesInFlight: options.maxRepliesInFlight } : {}),
+      onWebhookSkew: createWebhookSkewMetric(this.registry),
     });
     this.dispatcher = new AgentDispatcher({ redis, prefix: config.REDIS_PREFIX, agents, claims, rooms: this.rooms, store: this.store, logger });
     this.scheduler = new DueScheduler({

@@ -52,6 +52,8 @@ export interface SessionServiceOptions {
   maxRepliesInFlight?: number;
   /** A reply's deltas are sent joined, at most one `message:delta` per this many ms (default 40). */
   deltaIntervalMs?: number;
+  /** Told each LiveKit webhook's clock skew, and whether it was applied at its receipt (beyond WEBHOOK_SKEW_MS). */
+  onWebhookSkew?: (skewMs: number, appliedAtReceipt: boolean) => void;
 }
 
 /** Default of `SessionServiceOptions.maxRepliesInFlight`. */
@@ -79,9 +81,11 @@ export class SessionService {
   /** The last meter reading of each user ticked here (kept current by every script answer that passes). */
   private readonly readings = new MeterReadings();
   private readonly clones: CloneProfiles;
+  private readonly onWebhookSkew: SessionServiceOptions['onWebhookSkew'];
 
   constructor(options: SessionServiceOptions) {
     this.config = options.config;
+    this.onWebhookSkew = options.onWebhookSkew;
     this.db = options.db;
     this.store = options.store;
     this.gatewayId = options.gatewayId;
@@ -182,6 +186,14 @@ export class SessionService {
     }
     if (webhook.event.kind !== 'finished' && webhook.identity !== userId) return;
     const outcome = await this.store.roomEvent(userId, sessionId, webhook.event);
+    const skewMs = Number(outcome.result.skewMs);
+    if (Number.isFinite(skewMs)) {
+      const atReceipt = outcome.result.skewed === true;
+      this.onWebhookSkew?.(skewMs, atReceipt);
+      if (atReceipt) {
+        this.logger.warn({ room: webhook.room, event: webhook.event.kind, eventId: webhook.event.id, skewMs }, 'LiveKit webhook instant beyond WEBHOOK_SKEW_MS of Redis time: applied at its receipt');
+      }
+    }
     await this.publisher.relayScheduleAndNotify(userId, outcome);
     const session = outcome.sessions.get(sessionId);
     if (!session) return;

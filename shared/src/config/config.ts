@@ -102,6 +102,12 @@ export const configSchema = z.object({
   AI_PRICE_PER_1K_TOKENS: decimal('0'),
   /** Share of each session total kept by the platform (decimal, 0..1). */
   PLATFORM_FEE_RATE: decimal('0.20').refine((v) => Number(v) <= 1, 'at most 1'),
+  /**
+   * A LiveKit webhook's instant further than this from Redis time at its receipt (LiveKit's clock running ahead or
+   * behind, or a very late delivery) is not trusted: the event applies at its receipt, and is logged. Every webhook's
+   * skew is in /metrics (gateway_livekit_webhook_skew_seconds).
+   */
+  WEBHOOK_SKEW_MS: integer(10_000, 1),
   /** Stripe secret key (`sk_…`); without it credit purchases answer `unavailable` (there is nothing to sell through). */
   STRIPE_SECRET_KEY: z.string().optional(),
   /** The Stripe webhook endpoint's signing secret (`whsec_…`); without it every webhook is refused. */

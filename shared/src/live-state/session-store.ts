@@ -31,6 +31,8 @@ export interface SessionStoreOptions {
   messageRatePerMin: number;
   /** A voice/video session whose user has not joined its room by this long after the start ends. */
   joinTimeoutMs: number;
+  /** A LiveKit webhook whose instant is further than this from Redis time at receipt is applied at receipt (WEBHOOK_SKEW_MS). */
+  webhookSkewMs: number;
   /** How often one process walks the keyspace for outboxes the index missed (config OUTBOX_SCAN_MS). */
   outboxScanMs: number;
   /** Replicas that must hold a user message or a reply before it is acknowledged (REDIS_ACK_REPLICAS, _TIMEOUT_MS). */
@@ -49,6 +51,7 @@ export function storeOptions(config: Config): SessionStoreOptions {
     checkpointMs: config.CHECKPOINT_MS,
     messageRatePerMin: config.MESSAGE_RATE_PER_MIN,
     joinTimeoutMs: config.JOIN_TIMEOUT_MS,
+    webhookSkewMs: config.WEBHOOK_SKEW_MS,
     outboxScanMs: config.OUTBOX_SCAN_MS,
     replicaAck: { replicas: config.REDIS_ACK_REPLICAS, timeoutMs: config.REDIS_ACK_TIMEOUT_MS },
   };
@@ -310,7 +313,7 @@ export class SessionStore {
   roomEvent(userId: string, sessionId: string, event: RoomEvent): Promise<Outcome> {
     const k = this.keys(userId);
     return this.run('room-event', userId, [k.session(sessionId), k.webhookIds(sessionId)], [
-      sessionId, event.id, event.kind, event.participantSid, event.at,
+      sessionId, event.id, event.kind, event.participantSid, event.at, this.options.webhookSkewMs,
     ]);
   }
 

@@ -6,23 +6,29 @@
   That way no time the user was outside the room is charged.
   KEYS: common five, 6 the session's hash, 7 set of webhook event ids seen for it.
   ARGV: common three (gateway id ''), 4 sessionId, 5 event id, 6 kind (joined | left | finished),
-        7 participant sid ('' for finished), 8 the event's instant (ms).
+        7 participant sid ('' for finished), 8 the event's instant (ms, LiveKit's clock), 9 WEBHOOK_SKEW_MS.
+  The skew — Redis time at receipt minus the event's instant — is measured for every webhook; beyond the bound (a
+  LiveKit clock running ahead or behind, or a delivery very late) the instant of receipt is used instead, so no
+  clock's error shifts a charge by more than the bound.
   Returns the common JSON; code 1 unknown session, 4 duplicate event; result.ended = true when the session is over
-  (the gateway then removes the user from the room).
+  (the gateway then removes the user from the room); result.skewMs, and result.skewed when receipt time was used.
 ]]
 --@include live-state
 local id, eventId, kind, participant = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local now = begin()
-local at = math.min(tonumber(ARGV[8]), now)
+local instant, skewBound = tonumber(ARGV[8]), tonumber(ARGV[9])
+local skew = now - instant
+local skewed = math.abs(skew) > skewBound
+local at = skewed and now or math.min(instant, now)
 local s = loadSession(id)
-if not s then return reply(CODE_NOT_FOUND, now, advance(now)) end
+if not s then return reply(CODE_NOT_FOUND, now, advance(now), { skewMs = skew, skewed = skewed }) end
 touched[id] = true
 if redis.call('SADD', KEYS[7], eventId) == 0 then
-  return reply(CODE_DUPLICATE, now, advance(now), { ended = s.status == 'ended' })
+  return reply(CODE_DUPLICATE, now, advance(now), { ended = s.status == 'ended', skewMs = skew, skewed = skewed })
 end
 if s.status == 'ended' then
   redis.call('PEXPIRE', KEYS[7], ENDED_TTL_MS)
-  return reply(CODE_OK, now, advance(now), { ended = true })
+  return reply(CODE_OK, now, advance(now), { ended = true, skewMs = skew, skewed = skewed })
 end
 
 local function without(list, value)
@@ -64,4 +70,4 @@ else
   if s.status == 'active' then endAt = math.max(at, tonumber(s.resumedAt)) end
   transition(s, 'ended', endAt, 'room_finished')
 end
-return reply(CODE_OK, now, advance(now), { ended = s.status == 'ended' })
+return reply(CODE_OK, now, advance(now), { ended = s.status == 'ended', skewMs = skew, skewed = skewed })
