@@ -41,6 +41,7 @@ import { LoginRecorder } from './transport/login-recorder.ts';
 import { TokenRecheck } from './transport/token-recheck.ts';
 import { handshake } from './transport/handshake.ts';
 import { createGatewayMetrics, createWebhookSkewMetric } from './gateway-metrics.ts';
+import { RoomPresenceCheck } from './livekit/room-presence-check.ts';
 import { registerWebRoutes } from './web/web-routes.ts';
 import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
 import { AgentClaims } from './livekit/agent-claims.ts';
@@ -92,6 +93,7 @@ export class Gateway {
   private readonly rooms: VoiceRooms;
   private readonly dispatcher: AgentDispatcher;
   private readonly scheduler: DueScheduler;
+  private readonly roomCheck: RoomPresenceCheck;
   private readonly ticker: MeterTicker;
   /** Refuses new users and sessions while the gateway is past what it can serve. */
   private readonly admission: AdmissionControl;
@@ -188,6 +190,16 @@ export class Gateway {
       onWebhookSkew: createWebhookSkewMetric(this.registry),
     });
     this.dispatcher = new AgentDispatcher({ redis, prefix: config.REDIS_PREFIX, agents, claims, rooms: this.rooms, store: this.store, logger });
+    this.roomCheck = new RoomPresenceCheck({
+      db,
+      redis: this.storeRedis,
+      prefix: config.REDIS_PREFIX,
+      store: this.store,
+      rooms: this.rooms,
+      apply: (webhook) => this.service.roomEvent(webhook, true),
+      intervalMs: config.ROOM_CHECK_MS,
+      logger,
+    });
     this.scheduler = new DueScheduler({
       store: this.store,
       service: this.service,
@@ -346,6 +358,7 @@ export class Gateway {
     this.admission.start();
     this.slots.start();
     this.recheck.start();
+    this.roomCheck.start();
     // what a process that died before relaying left in the outboxes; one sweep at a time
     const sweep = () => {
       this.sweeping ??= this.sweep()
@@ -367,7 +380,7 @@ export class Gateway {
     clearInterval(this.sweepTimer);
     this.admission.close();
     await this.sweeping;
-    await Promise.all([this.recheck.close(), this.slots.close()]);
+    await Promise.all([this.recheck.close(), this.slots.close(), this.roomCheck.close()]);
     await this.scheduler.close();
     await this.ticker.close();
     const closed = new Promise<void>((resolve) => this.io.close(() => resolve()));

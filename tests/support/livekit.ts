@@ -73,15 +73,23 @@ export interface RoomServiceCall {
 export interface FakeRoomService {
   url: string;
   calls: RoomServiceCall[];
+  /** Who is in each room, by identity, for ListParticipants; a room not here does not exist (Twirp not_found). */
+  rooms: Map<string, string[]>;
+  /** While true, every call fails (500): LiveKit not answering. */
+  failing: boolean;
   /** Calls that carried no valid admin token (answered 401). */
   refused: number;
   close(): Promise<void>;
 }
 
-/** A LiveKit RoomService (Twirp, JSON) on a free local port. Rooms never exist: every call succeeds. */
+/**
+ * A LiveKit RoomService (Twirp, JSON) on a free local port. RemoveParticipant and DeleteRoom always succeed;
+ * ListParticipants answers from `rooms` (a room not listed does not exist).
+ */
 export async function startFakeRoomService(secret = TEST_LIVEKIT_SECRET): Promise<FakeRoomService> {
   const calls: RoomServiceCall[] = [];
-  const state = { refused: 0 };
+  const rooms = new Map<string, string[]>();
+  const state = { refused: 0, failing: false };
   const key = new TextEncoder().encode(secret);
   const server = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -98,6 +106,20 @@ export async function startFakeRoomService(secret = TEST_LIVEKIT_SECRET): Promis
           const { payload } = await jwtVerify(bearer, key, { algorithms: ['HS256'] });
           const body = JSON.parse(Buffer.concat(chunks).toString('utf8') || '{}') as Record<string, unknown>;
           calls.push({ method, body, video: (payload.video ?? {}) as Record<string, unknown> });
+          if (state.failing) {
+            res.writeHead(500, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'internal', msg: 'unavailable' }));
+            return;
+          }
+          if (method === 'ListParticipants') {
+            const inRoom = rooms.get(String(body.room));
+            if (!inRoom) {
+              res.writeHead(404, { 'content-type': 'application/json' }).end(JSON.stringify({ code: 'not_found', msg: 'requested room does not exist' }));
+              return;
+            }
+            const participants = inRoom.map((identity) => ({ sid: `PA_${identity}`, identity, state: 'ACTIVE' }));
+            res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ participants }));
+            return;
+          }
           res.writeHead(200, { 'content-type': 'application/json' }).end('{}');
         } catch {
           state.refused += 1;
@@ -111,6 +133,13 @@ export async function startFakeRoomService(secret = TEST_LIVEKIT_SECRET): Promis
   return {
     url: `http://127.0.0.1:${port}`,
     calls,
+    rooms,
+    get failing() {
+      return state.failing;
+    },
+    set failing(value: boolean) {
+      state.failing = value;
+    },
     get refused() {
       return state.refused;
     },

@@ -106,6 +106,8 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     LIVEKIT_API_URL: roomService.url,
     LIVEKIT_API_KEY: TEST_LIVEKIT_KEY,
     LIVEKIT_API_SECRET: TEST_LIVEKIT_SECRET,
+    // the RoomService presence check needs rooms the fake knows: tests about it set their own interval
+    ROOM_CHECK_MS: '3600000',
     ...options.env,
   });
   const logger = options.logger?.(config) ?? pino({ level: process.env.TEST_LOG_LEVEL ?? 'silent' });

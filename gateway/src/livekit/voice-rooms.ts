@@ -117,6 +117,20 @@ export class VoiceRooms {
     await attempt('deleteRoom', () => this.roomService.deleteRoom(room));
   }
 
+  /**
+   * Who is in the session's room now, by identity (RoomService ListParticipants), or undefined when LiveKit says the
+   * room does not exist. Any other failure throws: not knowing is not absence.
+   */
+  async participants(sessionId: string): Promise<string[] | undefined> {
+    try {
+      const participants = await this.roomService.listParticipants(this.roomName(sessionId));
+      return participants.map((p) => p.identity);
+    } catch (error) {
+      if (isNotFound(error)) return undefined;
+      throw error;
+    }
+  }
+
   private accessToken(identity: string): AccessToken {
     const { config } = this.options;
     return new AccessToken(config.LIVEKIT_API_KEY, config.LIVEKIT_API_SECRET, {

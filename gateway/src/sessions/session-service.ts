@@ -176,7 +176,11 @@ export class SessionService {
    * A verified LiveKit webhook. Only the session owner's own participant moves the meter (the agent's does not);
    * a room whose session is over is closed again (someone joined it after the end).
    */
-  async roomEvent(webhook: RoomWebhook): Promise<void> {
+  /**
+   * A room event: a verified LiveKit webhook, or (`proved`) what a RoomService check found, at an instant on Redis's
+   * clock (no skew bound applies to it).
+   */
+  async roomEvent(webhook: RoomWebhook, proved = false): Promise<void> {
     if (!this.rooms) return;
     const sessionId = this.rooms.rooms.sessionIdOf(webhook.room);
     const userId = sessionId && (await this.rooms.rooms.ownerOf(sessionId));
@@ -185,9 +189,9 @@ export class SessionService {
       return;
     }
     if (webhook.event.kind !== 'finished' && webhook.identity !== userId) return;
-    const outcome = await this.store.roomEvent(userId, sessionId, webhook.event);
+    const outcome = await this.store.roomEvent(userId, sessionId, webhook.event, proved);
     const skewMs = Number(outcome.result.skewMs);
-    if (Number.isFinite(skewMs)) {
+    if (!proved && Number.isFinite(skewMs)) {
       const atReceipt = outcome.result.skewed === true;
       this.onWebhookSkew?.(skewMs, atReceipt);
       if (atReceipt) {

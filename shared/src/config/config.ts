@@ -103,6 +103,12 @@ export const configSchema = z.object({
   /** Share of each session total kept by the platform (decimal, 0..1). */
   PLATFORM_FEE_RATE: decimal('0.20').refine((v) => Number(v) <= 1, 'at most 1'),
   /**
+   * How often one gateway asks LiveKit's RoomService who is in the room of every active voice/video session (and once
+   * when a gateway starts): a user no longer there pauses the session at the last instant their presence was proved,
+   * a room that no longer exists ends it. A lost `participant_left` or `room_finished` charges at most this long.
+   */
+  ROOM_CHECK_MS: integer(30_000, 100),
+  /**
    * A LiveKit webhook's instant further than this from Redis time at its receipt (LiveKit's clock running ahead or
    * behind, or a very late delivery) is not trusted: the event applies at its receipt, and is logged. Every webhook's
    * skew is in /metrics (gateway_livekit_webhook_skew_seconds).

@@ -104,6 +104,11 @@ export function outboxScanKey(prefix: string): string {
   return `${prefix}:outboxes:scanned`;
 }
 
+/** The lease of the gateway that runs this interval's RoomService presence check (room-presence-check.ts). */
+export function roomCheckLeaseKey(prefix: string): string {
+  return `${prefix}:roomcheck`;
+}
+
 /** The pattern of every user's outbox: the keyspace walk (see outboxScanKey) finds unindexed outboxes by it. */
 export function outboxPattern(prefix: string): string {
   return `${prefix}:u:*:outbox`;

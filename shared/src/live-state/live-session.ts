@@ -33,6 +33,10 @@ export interface LiveSession {
   lowSent: boolean;
   /** Voice/video: how many of the user's participants are in the room now. */
   roomParticipants: number;
+  /** Voice/video: their participant sids. */
+  roomParticipantSids: string[];
+  /** Voice/video: the last instant a RoomService check saw the user in the room (Redis ms), or null. */
+  roomSeenAt: number | null;
   /** Final figures, once ended. */
   total: Units | null;
   timeCost: Units | null;
@@ -51,6 +55,12 @@ export interface MeterReading {
   cost: Units;
   /** The low-balance warning was sent for it. */
   lowSent: boolean;
+}
+
+/** A JSON list of participant sids as room-event.lua keeps it (cjson writes an empty list as `{}`). */
+function participantSids(json: string | undefined): string[] {
+  const list: unknown = JSON.parse(json || '[]');
+  return Array.isArray(list) ? list.map(String) : [];
 }
 
 const optionalNumber = (v: string | undefined) => (v === undefined || v === '' ? null : Number(v));
@@ -100,7 +110,9 @@ export function parseLiveSession(hash: Record<string, string>): LiveSession {
     reason: hash.reason ?? '',
     pausedBy: hash.pausedBy ?? '',
     lowSent: hash.lowSent === '1',
-    roomParticipants: (JSON.parse(hash.roomIn ?? '[]') as unknown[]).length,
+    roomParticipants: participantSids(hash.roomIn).length,
+    roomParticipantSids: participantSids(hash.roomIn),
+    roomSeenAt: optionalNumber(hash.roomSeenAt),
     total: optionalUnits(hash.total),
     timeCost: optionalUnits(hash.timeCost),
   };

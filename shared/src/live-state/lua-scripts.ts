@@ -20,6 +20,7 @@ const SCRIPTS = {
   'presence-leave': 5,
   'presence-refresh': 1,
   'room-event': 7,
+  'room-seen': 1,
   'outbox-ack': 1,
   'agent-claim': 1,
   'connection-take': 1,

@@ -309,12 +309,26 @@ export class SessionStore {
     return refreshed === 1;
   }
 
-  /** Applies a verified LiveKit webhook about the user's participant in the session's room (room-event.lua). */
-  roomEvent(userId: string, sessionId: string, event: RoomEvent): Promise<Outcome> {
+  /**
+   * Applies a verified LiveKit webhook about the user's participant in the session's room (room-event.lua). `proved`:
+   * the instant is Redis's own (a RoomService check's last sighting), not LiveKit's clock, so no skew bound applies.
+   */
+  roomEvent(userId: string, sessionId: string, event: RoomEvent, proved = false): Promise<Outcome> {
     const k = this.keys(userId);
     return this.run('room-event', userId, [k.session(sessionId), k.webhookIds(sessionId)], [
-      sessionId, event.id, event.kind, event.participantSid, event.at, this.options.webhookSkewMs,
+      sessionId, event.id, event.kind, event.participantSid, event.at, proved ? Number.MAX_SAFE_INTEGER : this.options.webhookSkewMs,
     ]);
+  }
+
+  /** A RoomService check saw the user in the session's room at `at` (Redis ms): the latest proved presence. */
+  async markSeenInRoom(userId: string, sessionId: string, at: number): Promise<void> {
+    await runScript(this.redis, 'room-seen', [this.keys(userId).session(sessionId)], [at]);
+  }
+
+  /** Redis's clock (ms): the one every instant of the live state is on. */
+  async redisTime(): Promise<number> {
+    const [seconds, micros] = await this.redis.time();
+    return Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
   }
 
   start(s: StartSession, gatewayId = ''): Promise<Outcome> {
