@@ -119,6 +119,7 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(
     down.map((r) => [r.migrationName, r.direction, r.status]),
     [
+      ['0016-active-room-sessions', 'Down', 'Success'],
       ['0015-creator-payouts', 'Down', 'Success'],
       ['0014-subscriptions', 'Down', 'Success'],
       ['0013-money-movements', 'Down', 'Success'],
@@ -146,6 +147,8 @@ test('migrations go down to zero and up again', async () => {
   assert.equal(up.map((r) => r.migrationName), Object.keys(migrations));
   assert.equal(await migrateToLatest(t.db), [], 'already up to date');
 
+  const roomsIndexDown = await migrateDown(t.db, 1);
+  assert.equal(roomsIndexDown.map((r) => r.migrationName), ['0016-active-room-sessions']);
   const payoutsDown = await migrateDown(t.db, 1);
   assert.equal(payoutsDown.map((r) => r.migrationName), ['0015-creator-payouts']);
   const subscriptionsDown = await migrateDown(t.db, 1);
@@ -366,8 +369,8 @@ test('ensureDatabaseExists creates a missing database once, even when raced', as
 });
 
 test('0013 gives profiles from before it their opening balance: what their session entries do not explain', async () => {
-  const down = await migrateDown(t.db, 3);
-  assert.equal(down.map((r) => r.migrationName), ['0015-creator-payouts', '0014-subscriptions', '0013-money-movements']);
+  const down = await migrateDown(t.db, 4);
+  assert.equal(down.map((r) => r.migrationName), ['0016-active-room-sessions', '0015-creator-payouts', '0014-subscriptions', '0013-money-movements']);
   const [rich, spender] = [randomUUID(), randomUUID()];
   await t.db.insertInto('user_profiles').values([
     { id: rich, email: `${rich}@example.com`, credits_remaining: '80.0000' },

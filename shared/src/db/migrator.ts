@@ -20,6 +20,7 @@ import * as peopleAndDeletion from './migrations/0012-people-and-deletion.ts';
 import * as moneyMovements from './migrations/0013-money-movements.ts';
 import * as subscriptions from './migrations/0014-subscriptions.ts';
 import * as creatorPayouts from './migrations/0015-creator-payouts.ts';
+import * as activeRoomSessions from './migrations/0016-active-room-sessions.ts';
 import type { Database } from './schema.ts';
 
 /** Every migration by name; names sort in the order they run. */
@@ -39,6 +40,7 @@ export const migrations: Readonly<Record<string, Migration>> = Object.freeze({
   '0013-money-movements': moneyMovements,
   '0014-subscriptions': subscriptions,
   '0015-creator-payouts': creatorPayouts,
+  '0016-active-room-sessions': activeRoomSessions,
 });
 
 class MigrationError extends Error {
