@@ -47,6 +47,9 @@
     user: 'You ended the session.',
     credits_exhausted: 'Your credits ran out, so the session ended.',
     idle_timeout: 'The session ended after being paused for too long.',
+    join_timeout: 'You did not join the call in time, so the session ended. Nothing was charged.',
+    agent_timeout: 'The expert could not join the call, so the session ended. Nothing was charged for the wait.',
+    room_finished: 'The call ended.',
   };
 
   /** Creates an element; string children become text nodes (never HTML). */

@@ -56,6 +56,8 @@ test('a voice session made active by a LiveKit join webhook on the gateway holdi
   // waiting for the join, nothing is active: the gateway's tick stops watching the user
   await waitFor(() => !system.gateway.isMetering(userId), 5000, 'the gateway to stop watching');
   const ticks = ticksOf(client);
+  // the clone's agent and the user in the room: a conversation, metered
+  assert.is(await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: `agent-${sessionId}`, joinedAtMs: Date.now() }), 200);
   const status = await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: userId, joinedAtMs: Date.now() });
   assert.is(status, 200);
   await waitFor(() => ticks.filter((id) => id === sessionId).length >= 3, 5000, 'ticks after the join');

@@ -31,6 +31,7 @@ async function inRoom(): Promise<{ userId: string; client: TestClient; sessionId
   const sessionId = answer.session.id;
   const room = `session-${sessionId}`;
   system.roomService.rooms.set(room, [userId, `agent-${sessionId}`]);
+  await hook({ event: 'participant_joined', room, identity: `agent-${sessionId}`, participantSid: 'PA_agent', joinedAtMs: Date.now() });
   const joinedAt = Date.now();
   await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_user', joinedAtMs: joinedAt });
   // the active session reaches Postgres, where the check finds it (its state job, relayed)

@@ -11,7 +11,7 @@ import { createClone, createUser, request, startSystem, waitFor, type TestClient
 // order), refusals of unsigned ones, and rooms closed through the RoomService when a session ends from our side.
 let system: TestSystem;
 test.before(async () => {
-  system = await startSystem({ env: { JOIN_TIMEOUT_MS: '500', LIVEKIT_TOKEN_TTL: '600' } });
+  system = await startSystem({ env: { JOIN_TIMEOUT_MS: '500', AGENT_JOIN_TIMEOUT_MS: '800', LIVEKIT_TOKEN_TTL: '600' } });
 });
 test.after(async () => {
   await system?.close();
@@ -29,6 +29,10 @@ async function started(client: TestClient, cloneId: string, type: 'voice' | 'vid
 async function hook(spec: WebhookSpec): Promise<void> {
   assert.is(await postWebhook(system.url, spec), 200);
 }
+
+/** The clone's voice agent joins the session's room (a conversation needs it: the user alone is not metered). */
+const agentJoins = (sessionId: string) =>
+  hook({ event: 'participant_joined', room: `session-${sessionId}`, identity: `agent-${sessionId}`, participantSid: `PA_agent_${sessionId}`, joinedAtMs: Date.now() });
 
 async function live(userId: string, sessionId: string): Promise<Record<string, string>> {
   return system.redis.hgetall(userKeys(system.config.REDIS_PREFIX, userId).session(sessionId));
@@ -82,6 +86,7 @@ test('join → active → leave → paused → rejoin → active → room_finish
   const client = await system.connect(userId);
   const { session } = await started(client, cloneId);
   const room = `session-${session.id}`;
+  await agentJoins(session.id);
   await sleep(300); // waiting for the join is free
 
   const joined1 = Date.now();
@@ -119,6 +124,7 @@ test('a duplicated, a late and an out-of-order webhook change nothing', async ()
   const client = await system.connect(userId);
   const { session } = await started(client, cloneId);
   const room = `session-${session.id}`;
+  await agentJoins(session.id);
   const join = { event: 'participant_joined', room, identity: userId, participantSid: 'PA_a', joinedAtMs: Date.now(), id: 'EV_join_a' } as const;
   await hook(join);
   const afterJoin = await live(userId, session.id);
@@ -141,8 +147,8 @@ test('a duplicated, a late and an out-of-order webhook change nothing', async ()
   await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_b', joinedAtMs: leftAt - 500 });
   assert.is((await live(userId, session.id)).version, paused.version, 'a join after its own leave is ignored');
 
-  // another participant (the clone's agent) joining does not meter the user
-  await hook({ event: 'participant_joined', room, identity: `agent-${session.id}`, participantSid: 'PA_agent', joinedAtMs: Date.now() });
+  // another participant (neither the user nor the clone's agent) joining does not meter the user
+  await hook({ event: 'participant_joined', room, identity: 'someone-else', participantSid: 'PA_other', joinedAtMs: Date.now() });
   assert.is((await live(userId, session.id)).status, 'paused');
   await request(client, 'session:end', { sessionId: session.id });
   const row = await settled(session.id);
@@ -177,6 +183,7 @@ test('a webhook that is unsigned, signed with another secret, or tampered with g
   assert.is(state.status, 'paused');
   assert.is(state.version, '1');
   assert.is(await system.redis.exists(userKeys(system.config.REDIS_PREFIX, userId).webhookIds(session.id)), 0);
+  await agentJoins(session.id);
   assert.is((await post(signed.body, signed.authorization)).status, 200, 'the untouched one is accepted');
   assert.is((await live(userId, session.id)).status, 'active');
   await request(client, 'session:end', { sessionId: session.id });
@@ -189,6 +196,7 @@ test('credits running out remove the user from the room and delete it through th
   const client = await system.connect(userId);
   const { session } = await started(client, cloneId);
   const room = `session-${session.id}`;
+  await agentJoins(session.id);
   await hook({ event: 'participant_joined', room, identity: userId, joinedAtMs: Date.now() });
   const calls = await waitFor(() => {
     const mine = system.roomService.calls.filter((c) => c.body.room === room);
@@ -222,12 +230,60 @@ test('a user who never joins: the session ends at JOIN_TIMEOUT_MS with nothing c
   client.disconnect();
 });
 
+test('no agent: the user waits in the room free and the session ends at AGENT_JOIN_TIMEOUT_MS with nothing charged', async () => {
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '60.0000');
+  const client = await system.connect(userId);
+  const { session } = await started(client, cloneId);
+  const ended = new Promise<{ reason: string }>((resolve) => client.on('session:ended', (event) => event.sessionId === session.id && resolve(event)));
+  await hook({ event: 'participant_joined', room: `session-${session.id}`, identity: userId, joinedAtMs: Date.now() });
+  assert.is((await live(userId, session.id)).status, 'paused', 'alone in the room: not metered');
+  const told = await ended;
+  assert.is(told.reason, 'agent_timeout', 'the user is told why');
+  const row = await settled(session.id);
+  assert.is(row.end_reason, 'agent_timeout');
+  assert.is(row.total_cost, '0.0000');
+  assert.is(Number(row.active_ms), 0);
+  client.disconnect();
+});
+
+test('an agent that drops mid-conversation pauses the meter until another takes over', async () => {
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '6.0000');
+  const client = await system.connect(userId);
+  const { session } = await started(client, cloneId);
+  const room = `session-${session.id}`;
+  const agent = `agent-${session.id}`;
+  await hook({ event: 'participant_joined', room, identity: agent, participantSid: 'PA_agent1', joinedAtMs: Date.now() });
+  const joined = Date.now();
+  await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_u', joinedAtMs: joined });
+  assert.is((await live(userId, session.id)).status, 'active');
+  await sleep(1200);
+  const dropped = Date.now();
+  await hook({ event: 'participant_left', room, identity: agent, participantSid: 'PA_agent1', at: dropped });
+  const paused = await live(userId, session.id);
+  assert.is(paused.status, 'paused');
+  assert.is(paused.pausedBy, 'agent_left');
+  await sleep(300); // no agent: free
+  const takenOver = Date.now();
+  await hook({ event: 'participant_joined', room, identity: agent, participantSid: 'PA_agent2', joinedAtMs: takenOver });
+  assert.is((await live(userId, session.id)).status, 'active');
+  await sleep(200);
+  assert.ok((await request(client, 'session:end', { sessionId: session.id })).ok);
+  const row = await settled(session.id);
+  const ended = new Date(row.end_time!).getTime();
+  // in the room with an agent: join → drop (its second), then takeover → end
+  assert.is(Number(row.active_ms), secondFloor(dropped) - joined + (ended - takenOver));
+  client.disconnect();
+});
+
 test('pause holds a voice session even in the room; resume meters again only while the user is in it', async () => {
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '6.0000');
   const client = await system.connect(userId);
   const { session } = await started(client, cloneId);
   const room = `session-${session.id}`;
+  await agentJoins(session.id);
   await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_h', joinedAtMs: Date.now() });
   const held = await request(client, 'session:pause', { sessionId: session.id });
   assert.is(held.ok && held.session.status, 'paused');

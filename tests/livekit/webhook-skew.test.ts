@@ -31,7 +31,10 @@ async function voiceSession(credits = '50.0000') {
   const client = await system.connect(userId);
   const answer = await request(client, 'session:start', { cloneId, type: 'voice' });
   if (!answer.ok) throw new Error(JSON.stringify(answer));
-  return { userId, client, sessionId: answer.session.id, room: `session-${answer.session.id}` };
+  const room = `session-${answer.session.id}`;
+  // the clone's agent is in the room: the user's join starts the conversation
+  await hook({ event: 'participant_joined', room, identity: `agent-${answer.session.id}`, participantSid: 'PA_agent', joinedAtMs: Date.now() });
+  return { userId, client, sessionId: answer.session.id, room };
 }
 
 test('a leave stamped a minute behind Redis time (LiveKit\'s clock late) pauses at its receipt: the time in the room is charged', async () => {
@@ -50,7 +53,7 @@ test('a leave stamped a minute behind Redis time (LiveKit\'s clock late) pauses 
   const row = await settled(sessionId);
   const activeMs = Number(row.active_ms);
   assert.ok(activeMs >= receivedAt - joinedAt - 50 && activeMs <= Date.now() - joinedAt, `active ${activeMs} ms, in the room ${receivedAt - joinedAt} ms`);
-  assert.is(await metric('gateway_livekit_webhook_skew_seconds_count'), countBefore + 2, 'both webhooks measured');
+  assert.is(await metric('gateway_livekit_webhook_skew_seconds_count'), countBefore + 3, 'every webhook measured (the agent\'s join too)');
   assert.is(await metric('gateway_livekit_webhooks_at_receipt_total'), atReceiptBefore + 1, 'the skewed one counted');
   client.disconnect();
 });

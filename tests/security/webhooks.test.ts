@@ -87,6 +87,9 @@ test('forged webhooks are refused 401 and move nothing; the genuine one is accep
   assert.equal(await live(), before, 'the session is untouched');
   assert.is(await system.redis.exists(keys.webhookIds(sessionId)), 0, 'no webhook event recorded');
 
+  // the clone's agent in the room (its own genuine webhook), then the user's genuine join: a conversation, metered
+  const agentJoin = await signedWebhook({ event: 'participant_joined', room, identity: `agent-${sessionId}`, joinedAtMs: Date.now() });
+  assert.equal(await post(agentJoin.body, agentJoin.authorization), { status: 200, code: undefined }, 'the agent\'s join');
   assert.equal(await post(genuine.body, genuine.authorization), { status: 200, code: undefined }, 'the genuine webhook');
   assert.is((await live()).status, 'active');
   assert.ok((await request(client, 'session:end', { sessionId })).ok);

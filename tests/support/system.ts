@@ -282,6 +282,7 @@ export function createClone(
  * `session:start`, and for a voice/video session the user's participant joining its room (a signed
  * `participant_joined` webhook), so it answers like a chat start: the session active from now.
  */
+/** Starts a session; a voice/video one with the clone's agent and then the user joining its room (webhooks). */
 export async function startInRoom(
   system: Pick<TestSystem, 'url'>,
   client: TestClient,
@@ -290,8 +291,11 @@ export async function startInRoom(
   const started = await request(client, 'session:start', payload);
   if (!started.ok || payload.type === 'chat') return started;
   const { id: sessionId, userId } = started.session;
-  const status = await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: userId, joinedAtMs: Date.now() });
-  if (status !== 200) throw new Error(`the join webhook was answered ${status}`);
+  // a conversation: the clone's agent in the room, then the user (metered from the user's join)
+  for (const identity of [`agent-${sessionId}`, userId]) {
+    const status = await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity, joinedAtMs: Date.now() });
+    if (status !== 200) throw new Error(`the join webhook was answered ${status}`);
+  }
   const got = await request(client, 'session:get', { sessionId });
   if (!got.ok) throw new Error(JSON.stringify(got));
   return { ...started, session: got.session };

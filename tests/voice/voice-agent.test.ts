@@ -61,6 +61,8 @@ async function voiceSession(client: TestClient, userId: string, cloneId: string,
   const sessionId = started.session.id;
   assert.is(await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: userId, joinedAtMs: Date.now() }), 200);
   await waitFor(() => agent.sessions.includes(sessionId), 5000, 'the agent to take the session');
+  // LiveKit tells of the agent's participant joining the room: the conversation is metered from here
+  assert.is(await postWebhook(system.url, { event: 'participant_joined', room: `session-${sessionId}`, identity: `agent-${sessionId}`, joinedAtMs: Date.now() }), 200);
   return sessionId;
 }
 

@@ -24,7 +24,7 @@ export interface VoiceRoomsOptions {
 const ROOM_PREFIX = 'session-';
 
 /** The agent's participant identity in a session's room (never a user id, which is a uuid). */
-const agentIdentity = (sessionId: string) => `agent-${sessionId}`;
+export const agentIdentity = (sessionId: string) => `agent-${sessionId}`;
 
 /** LiveKit's HTTP API address for a signalling URL: ws → http, wss → https. */
 function apiUrlOf(config: Config): string {

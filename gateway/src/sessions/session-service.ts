@@ -19,6 +19,7 @@ import { readingAt, toWireSession, type MeterReading } from '#shared/live-state/
 import { assertScriptOk, ScriptCode } from '#shared/live-state/script-codes.ts';
 import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore } from '#shared/live-state/session-store.ts';
 import type { RoomWebhook } from '../livekit/room-webhooks.ts';
+import { agentIdentity } from '../livekit/voice-rooms.ts';
 import { MeterReadings } from '../meter/meter-readings.ts';
 import type { OutboxRelay } from '../outbox/outbox-relay.ts';
 import { CloneProfiles } from '../replies/clone-profiles.ts';
@@ -188,8 +189,10 @@ export class SessionService {
       this.logger.info({ room: webhook.room, event: webhook.event.kind }, 'webhook about a room that is not a live session');
       return;
     }
-    if (webhook.event.kind !== 'finished' && webhook.identity !== userId) return;
-    const outcome = await this.store.roomEvent(userId, sessionId, webhook.event, proved);
+    // the session's user and the clone's agent move the meter; anyone else in the room does not
+    const role = webhook.identity === userId ? 'user' : webhook.identity === agentIdentity(sessionId) ? 'agent' : undefined;
+    if (webhook.event.kind !== 'finished' && !role) return;
+    const outcome = await this.store.roomEvent(userId, sessionId, { ...webhook.event, role: role ?? 'user' }, proved);
     const skewMs = Number(outcome.result.skewMs);
     if (!proved && Number.isFinite(skewMs)) {
       const atReceipt = outcome.result.skewed === true;

@@ -103,6 +103,12 @@ export const configSchema = z.object({
   /** Share of each session total kept by the platform (decimal, 0..1). */
   PLATFORM_FEE_RATE: decimal('0.20').refine((v) => Number(v) <= 1, 'at most 1'),
   /**
+   * A voice/video session is metered while the user and the clone's agent are both in the room: a user whom no agent
+   * joins within this (or whose agent left and none took over) is told, and the session ends (`agent_timeout`) with
+   * nothing charged for the wait.
+   */
+  AGENT_JOIN_TIMEOUT_MS: integer(30_000, 100),
+  /**
    * How often one gateway asks LiveKit's RoomService who is in the room of every active voice/video session (and once
    * when a gateway starts): a user no longer there pauses the session at the last instant their presence was proved,
    * a room that no longer exists ends it. A lost `participant_left` or `room_finished` charges at most this long.

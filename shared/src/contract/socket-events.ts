@@ -56,6 +56,8 @@ export type EndReason =
   | 'credits_exhausted'
   | 'idle_timeout'
   | 'join_timeout'
+  /** A voice/video session whose user waited longer than AGENT_JOIN_TIMEOUT_MS for the clone's agent. */
+  | 'agent_timeout'
   | 'room_finished'
   | (string & {});
 

@@ -31,6 +31,8 @@ export interface SessionStoreOptions {
   messageRatePerMin: number;
   /** A voice/video session whose user has not joined its room by this long after the start ends. */
   joinTimeoutMs: number;
+  /** A user in a voice/video room whom no agent joins (or whose agent left) for this long: the session ends. */
+  agentJoinTimeoutMs: number;
   /** A LiveKit webhook whose instant is further than this from Redis time at receipt is applied at receipt (WEBHOOK_SKEW_MS). */
   webhookSkewMs: number;
   /** How often one process walks the keyspace for outboxes the index missed (config OUTBOX_SCAN_MS). */
@@ -52,6 +54,7 @@ export function storeOptions(config: Config): SessionStoreOptions {
     messageRatePerMin: config.MESSAGE_RATE_PER_MIN,
     joinTimeoutMs: config.JOIN_TIMEOUT_MS,
     webhookSkewMs: config.WEBHOOK_SKEW_MS,
+    agentJoinTimeoutMs: config.AGENT_JOIN_TIMEOUT_MS,
     outboxScanMs: config.OUTBOX_SCAN_MS,
     replicaAck: { replicas: config.REDIS_ACK_REPLICAS, timeoutMs: config.REDIS_ACK_TIMEOUT_MS },
   };
@@ -64,6 +67,8 @@ export interface RoomEvent {
   kind: 'joined' | 'left' | 'finished';
   /** The participant's sid ('' for `finished`): each joins once and leaves once. */
   participantSid: string;
+  /** Whose participant: the session's user, or the clone's voice agent ('user' for `finished`). */
+  role?: 'user' | 'agent';
   /** When it happened (ms); applied no later than now. */
   at: number;
 }
@@ -220,6 +225,7 @@ export class SessionStore {
       checkpointMs: options.checkpointMs,
       messageRatePerMin: options.messageRatePerMin,
       joinTimeoutMs: options.joinTimeoutMs,
+      agentJoinTimeoutMs: options.agentJoinTimeoutMs,
     });
   }
 
@@ -317,6 +323,7 @@ export class SessionStore {
     const k = this.keys(userId);
     return this.run('room-event', userId, [k.session(sessionId), k.webhookIds(sessionId)], [
       sessionId, event.id, event.kind, event.participantSid, event.at, proved ? Number.MAX_SAFE_INTEGER : this.options.webhookSkewMs,
+      event.role ?? 'user',
     ]);
   }
 

@@ -1,12 +1,17 @@
 --[[
-  A LiveKit webhook about the user's own participant in a voice/video session's room, verified by the gateway.
+  A LiveKit webhook about the user's own participant, or the clone's agent, in a voice/video session's room, verified
+  by the gateway.
   Webhooks can come late, twice or out of order, so: a repeated event id changes nothing; each participant sid
   joins once and leaves once, and a join that arrives after its own leave is ignored; a pause or end applies at
   the event's own instant (never before the session's last change), a join never before the instant it happened.
   That way no time the user was outside the room is charged.
   KEYS: common five, 6 the session's hash, 7 set of webhook event ids seen for it.
   ARGV: common three (gateway id ''), 4 sessionId, 5 event id, 6 kind (joined | left | finished),
-        7 participant sid ('' for finished), 8 the event's instant (ms, LiveKit's clock), 9 WEBHOOK_SKEW_MS.
+        7 participant sid ('' for finished), 8 the event's instant (ms, LiveKit's clock), 9 WEBHOOK_SKEW_MS,
+        10 whose participant: 'user' or 'agent' (the clone's voice agent).
+  A session is metered while the user and the clone's agent are both in the room: the user alone waits, free, for
+  an agent at most AGENT_JOIN_TIMEOUT_MS (then it ends, `agent_timeout`); an agent that leaves pauses it until
+  another joins, with the same bound.
   The skew — Redis time at receipt minus the event's instant — is measured for every webhook; beyond the bound (a
   LiveKit clock running ahead or behind, or a delivery very late) the instant of receipt is used instead, so no
   clock's error shifts a charge by more than the bound.
@@ -14,7 +19,7 @@
   (the gateway then removes the user from the room); result.skewMs, and result.skewed when receipt time was used.
 ]]
 --@include live-state
-local id, eventId, kind, participant = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
+local id, eventId, kind, participant, role = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[10]
 local now = begin()
 local instant, skewBound = tonumber(ARGV[8]), tonumber(ARGV[9])
 local skew = now - instant
@@ -42,26 +47,55 @@ local function contains(list, value)
 end
 
 local inRoom, gone = cjson.decode(s.roomIn or '[]'), cjson.decode(s.roomGone or '[]')
-if kind == 'joined' then
-  if not contains(gone, participant) then
-    if not contains(inRoom, participant) then inRoom[#inRoom + 1] = participant end
-    save(s, { roomIn = cjson.encode(inRoom), joinBy = '' })
-    if s.status == 'paused' and s.held ~= '1' then
-      local from = math.max(at, tonumber(s.pausedAt))
-      if budget() - totalAt(openSessions(), from) <= 0 then
-        transition(s, 'ended', now, 'credits_exhausted')
-      else
-        transition(s, 'active', from, 'joined')
-      end
-    end
-  end
-elseif kind == 'left' then
-  inRoom = without(inRoom, participant)
+local agents = cjson.decode(s.agentIn or '[]')
+local function leaves(list)
   gone = without(gone, participant)
   gone[#gone + 1] = participant
   -- a participant sid never comes back; the last few are enough to recognise a late join
   while #gone > 32 do table.remove(gone, 1) end
-  save(s, { roomIn = cjson.encode(inRoom), roomGone = cjson.encode(gone) })
+  return without(list, participant)
+end
+-- a conversation: the user and the clone's agent both in the room (and the user not holding the session)
+local function resumeIfTogether()
+  if s.status ~= 'paused' or s.held == '1' or #inRoom == 0 or #agents == 0 then return end
+  local from = math.max(at, tonumber(s.pausedAt))
+  if budget() - totalAt(openSessions(), from) <= 0 then
+    transition(s, 'ended', now, 'credits_exhausted')
+  else
+    transition(s, 'active', from, 'joined')
+  end
+end
+
+if kind == 'joined' and role == 'agent' then
+  if not contains(gone, participant) then
+    if not contains(agents, participant) then agents[#agents + 1] = participant end
+    save(s, { agentIn = cjson.encode(agents), agentBy = '' })
+    resumeIfTogether()
+  end
+elseif kind == 'joined' then
+  if not contains(gone, participant) then
+    if not contains(inRoom, participant) then inRoom[#inRoom + 1] = participant end
+    local fields = { roomIn = cjson.encode(inRoom), joinBy = '' }
+    -- the user waits for an agent, free, at most AGENT_JOIN_TIMEOUT_MS
+    if #agents == 0 and (s.agentBy or '') == '' then fields.agentBy = n2s(now + AGENT_JOIN_TIMEOUT_MS) end
+    save(s, fields)
+    resumeIfTogether()
+  end
+elseif kind == 'left' and role == 'agent' then
+  agents = leaves(agents)
+  local fields = { agentIn = cjson.encode(agents), roomGone = cjson.encode(gone) }
+  -- the clone's voice is gone mid-conversation: the meter waits for another agent, with the same bound
+  if #agents == 0 and #inRoom > 0 then fields.agentBy = n2s(now + AGENT_JOIN_TIMEOUT_MS) end
+  save(s, fields)
+  if #agents == 0 and s.status == 'active' then
+    transition(s, 'paused', math.max(at, tonumber(s.resumedAt)), 'agent_left')
+  end
+elseif kind == 'left' then
+  inRoom = leaves(inRoom)
+  local fields = { roomIn = cjson.encode(inRoom), roomGone = cjson.encode(gone) }
+  -- nobody is waiting for an agent any more (the paused session's own timeout runs)
+  if #inRoom == 0 then fields.agentBy = '' end
+  save(s, fields)
   if #inRoom == 0 and s.status == 'active' then
     transition(s, 'paused', math.max(at, tonumber(s.resumedAt)), 'left_room')
   end

@@ -22,7 +22,8 @@ if s.type ~= 'chat' and s.status ~= 'ended' and action ~= 'end' then
   if s.status ~= 'paused' or s.held ~= '1' then
     return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status, reason = statusReason(s) })
   end
-  local inRoom = #cjson.decode(s.roomIn or '[]') > 0
+  -- metered again only in a conversation: the user and the clone's agent both in the room
+  local inRoom = #cjson.decode(s.roomIn or '[]') > 0 and #cjson.decode(s.agentIn or '[]') > 0
   if inRoom and budget() - totalAt(openSessions(), now) <= 0 then
     return reply(CODE_INSUFFICIENT, now, advance(now))
   end

@@ -44,6 +44,7 @@ local PRESENCE_STALE_MS = tonumber(settings.presenceStaleMs)
 local CHECKPOINT_MS = tonumber(settings.checkpointMs)
 local MESSAGE_RATE_PER_MIN = tonumber(settings.messageRatePerMin)
 local JOIN_TIMEOUT_MS = tonumber(settings.joinTimeoutMs)
+local AGENT_JOIN_TIMEOUT_MS = tonumber(settings.agentJoinTimeoutMs)
 local gatewayId = ARGV[3]
 
 local function sessionKey(id) return keyBase .. 's:' .. id end
@@ -363,6 +364,8 @@ local function advance(now)
         consider(tonumber(s.pausedAt) + PAUSED_END_MS, 'paused_timeout', s)
         -- a voice/video session whose user never came into the room
         if s.joinBy ~= nil and s.joinBy ~= '' then consider(tonumber(s.joinBy), 'join_timeout', s) end
+        -- a user in the room whom no agent joined (or whose agent left) in time
+        if s.agentBy ~= nil and s.agentBy ~= '' then consider(tonumber(s.agentBy), 'agent_timeout', s) end
       end
     end
     -- what is due apart from absence, which moves with every sighting (storedDue adds it from the presence hash)
@@ -400,6 +403,8 @@ local function advance(now)
       transition(target, 'ended', dueAt, 'idle_timeout')
     elseif action == 'join_timeout' then
       transition(target, 'ended', dueAt, 'join_timeout')
+    elseif action == 'agent_timeout' then
+      transition(target, 'ended', dueAt, 'agent_timeout')
     elseif action == 'absent' then
       -- no gateway has seen the user since `seen`: the time after it is not charged
       pauseChats(list, seen)
