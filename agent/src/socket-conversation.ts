@@ -13,14 +13,25 @@ export type AgentSocket = Socket<ServerToAgentEvents, AgentToServerEvents>;
 
 /** How long an utterance waits for the gateway's answer. */
 const ACK_TIMEOUT_MS = 10_000;
+/** Voice activity is told at most this often (the idle rule counts in tens of seconds). */
+const ACTIVITY_EVERY_MS = 2000;
 
 type Item = { kind: 'delta'; text: string } | { kind: 'end' } | { kind: 'error'; error: Error };
 
 export class SocketConversation implements CloneConversation {
+  #toldActivityAt = Number.NEGATIVE_INFINITY;
+
   constructor(
     private readonly socket: AgentSocket,
     private readonly sessionId: string,
   ) {}
+
+  voiceActivity(): void {
+    const now = Date.now();
+    if (now - this.#toldActivityAt < ACTIVITY_EVERY_MS) return;
+    this.#toldActivityAt = now;
+    this.socket.emit('agent:voice-activity', { sessionId: this.sessionId }, () => undefined);
+  }
 
   async *reply(utterance: { clientMessageId: string; content: string }, signal: AbortSignal): AsyncIterable<string> {
     const { socket, sessionId } = this;

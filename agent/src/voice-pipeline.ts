@@ -118,6 +118,7 @@ export class VoicePipeline {
   }
 
   #onSpeechStarted(): void {
+    this.#options.conversation.voiceActivity();
     if (this.#turn && !this.#turn.controller.signal.aborted) {
       this.#log.info({ clientMessageId: this.#turn.clientMessageId }, 'user interrupted the clone');
       this.#interrupt('barge-in');
@@ -126,6 +127,7 @@ export class VoicePipeline {
 
   #onUtterance(text: string): void {
     if (this.#closed) return;
+    this.#options.conversation.voiceActivity();
     this.#pending.push(text);
     // A new utterance supersedes the reply in progress (speechStarted has normally done this already).
     this.#interrupt('barge-in');
@@ -180,6 +182,8 @@ export class VoicePipeline {
     try {
       const reply = this.#options.conversation.reply({ clientMessageId, content }, signal);
       for await (const delta of untilAborted(reply, signal)) {
+        // the clone speaking is activity too
+        this.#options.conversation.voiceActivity();
         for (const sentence of splitter.push(delta)) sentences.push(sentence);
       }
       if (!signal.aborted) {

@@ -26,6 +26,12 @@ interface ReplyCall {
 /** A clone that answers from a script, streaming the answer word by word; an Error in the script is a refusal. */
 class ScriptedConversation implements CloneConversation {
   readonly calls: ReplyCall[] = [];
+  /** How often the pipeline told of voice activity. */
+  activity = 0;
+
+  voiceActivity(): void {
+    this.activity += 1;
+  }
 
   constructor(
     private readonly answers: Array<string | Error>,
@@ -131,6 +137,8 @@ test('spoken audio becomes utterances; each reply is spoken sentence by sentence
       ],
     );
     assert.not.ok(conversation.calls.some((call) => call.signal.aborted), 'no reply was cut');
+    // the user speaking and the clone answering are voice activity the gateway hears of (the idle rule)
+    assert.ok(conversation.activity >= conversation.calls.length * 2, `activity told ${conversation.activity} times`);
 
     const first = sentencesOf(answers[0]!);
     const second = sentencesOf(answers[1]!);

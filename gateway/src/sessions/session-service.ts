@@ -348,6 +348,14 @@ export class SessionService {
   }
 
   /** Cuts a session's reply short on the agent's word (the user spoke over the clone); billed as produced. */
+  /** Someone spoke in the session's room (told by its agent): not idle; a silence pause lifts. */
+  async voiceActivity(userId: string, sessionId: string): Promise<void> {
+    const outcome = await this.store.voiceActivity(userId, sessionId);
+    await this.publisher.relayScheduleAndNotify(userId, outcome);
+    const session = outcome.sessions.get(sessionId);
+    if (session && this.rooms) await this.rooms.roomChanged(session);
+  }
+
   async interrupt(sessionId: string): Promise<void> {
     await this.replyRunner.stop(sessionId);
   }

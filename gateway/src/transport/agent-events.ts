@@ -93,5 +93,10 @@ export function bindAgentNamespace(nsp: AgentNamespace, options: AgentEventsOpti
       await service.interrupt(sessionId);
       return {};
     });
+    on('agent:voice-activity', schemas['agent:voice-activity'], async ({ sessionId }) => {
+      const userId = await holding(sessionId);
+      await service.voiceActivity(userId, sessionId);
+      return {};
+    });
   });
 }

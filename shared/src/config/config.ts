@@ -109,6 +109,11 @@ export const configSchema = z.object({
    */
   AGENT_JOIN_TIMEOUT_MS: integer(30_000, 100),
   /**
+   * A voice/video conversation in which neither side has spoken for this long (the agent's speech-to-text and the
+   * clone's own speech tell the gateway) pauses like an idle chat and tells the user; speaking again resumes it. 0: never.
+   */
+  VOICE_IDLE_MS: integer(120_000, 0),
+  /**
    * How often one gateway asks LiveKit's RoomService who is in the room of every active voice/video session (and once
    * when a gateway starts): a user no longer there pauses the session at the last instant their presence was proved,
    * a room that no longer exists ends it. A lost `participant_left` or `room_finished` charges at most this long.

@@ -36,6 +36,8 @@ export function agentPayloadSchemas(limits: { maxMessageChars: number }) {
       })
       .strict(),
     'agent:interrupt': sessionRef,
+    /** Someone spoke in the room (the user, heard by the speech-to-text, or the clone): a voice session is not idle. */
+    'agent:voice-activity': sessionRef,
   } as const;
 }
 
@@ -50,6 +52,7 @@ export interface AgentResults {
   /** The stored user message, and the id the clone's reply streams under (null when the utterance was a repeat). */
   'agent:utterance': { message: WireMessage; replyId: string | null };
   'agent:interrupt': Record<never, never>;
+  'agent:voice-activity': Record<never, never>;
 }
 
 export type AgentToServerEvents = {

@@ -21,6 +21,7 @@ const SCRIPTS = {
   'presence-refresh': 1,
   'room-event': 7,
   'room-seen': 1,
+  'voice-activity': 6,
   'outbox-ack': 1,
   'agent-claim': 1,
   'connection-take': 1,

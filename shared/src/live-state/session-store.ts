@@ -33,6 +33,8 @@ export interface SessionStoreOptions {
   joinTimeoutMs: number;
   /** A user in a voice/video room whom no agent joins (or whose agent left) for this long: the session ends. */
   agentJoinTimeoutMs: number;
+  /** A voice/video conversation in which nobody spoke for this long pauses (0: never). */
+  voiceIdleMs: number;
   /** A LiveKit webhook whose instant is further than this from Redis time at receipt is applied at receipt (WEBHOOK_SKEW_MS). */
   webhookSkewMs: number;
   /** How often one process walks the keyspace for outboxes the index missed (config OUTBOX_SCAN_MS). */
@@ -55,6 +57,7 @@ export function storeOptions(config: Config): SessionStoreOptions {
     joinTimeoutMs: config.JOIN_TIMEOUT_MS,
     webhookSkewMs: config.WEBHOOK_SKEW_MS,
     agentJoinTimeoutMs: config.AGENT_JOIN_TIMEOUT_MS,
+    voiceIdleMs: config.VOICE_IDLE_MS,
     outboxScanMs: config.OUTBOX_SCAN_MS,
     replicaAck: { replicas: config.REDIS_ACK_REPLICAS, timeoutMs: config.REDIS_ACK_TIMEOUT_MS },
   };
@@ -226,6 +229,7 @@ export class SessionStore {
       messageRatePerMin: options.messageRatePerMin,
       joinTimeoutMs: options.joinTimeoutMs,
       agentJoinTimeoutMs: options.agentJoinTimeoutMs,
+      voiceIdleMs: options.voiceIdleMs,
     });
   }
 
@@ -325,6 +329,11 @@ export class SessionStore {
       sessionId, event.id, event.kind, event.participantSid, event.at, proved ? Number.MAX_SAFE_INTEGER : this.options.webhookSkewMs,
       event.role ?? 'user',
     ]);
+  }
+
+  /** Someone spoke in a voice/video session's room (voice-activity.lua): not idle; a silence pause lifts. */
+  voiceActivity(userId: string, sessionId: string): Promise<Outcome> {
+    return this.run('voice-activity', userId, [this.keys(userId).session(sessionId)], [sessionId]);
   }
 
   /** A RoomService check saw the user in the session's room at `at` (Redis ms): the latest proved presence. */

@@ -45,6 +45,7 @@ local CHECKPOINT_MS = tonumber(settings.checkpointMs)
 local MESSAGE_RATE_PER_MIN = tonumber(settings.messageRatePerMin)
 local JOIN_TIMEOUT_MS = tonumber(settings.joinTimeoutMs)
 local AGENT_JOIN_TIMEOUT_MS = tonumber(settings.agentJoinTimeoutMs)
+local VOICE_IDLE_MS = tonumber(settings.voiceIdleMs) or 0
 local gatewayId = ARGV[3]
 
 local function sessionKey(id) return keyBase .. 's:' .. id end
@@ -360,6 +361,9 @@ local function advance(now)
     for _, s in ipairs(list) do
       if s.status == 'active' and s.type == 'chat' then
         consider(math.max(tonumber(s.lastUserAt), tonumber(s.resumedAt)) + IDLE_MS, 'idle', s)
+      elseif s.status == 'active' and VOICE_IDLE_MS > 0 then
+        -- a conversation in which neither side has spoken for VOICE_IDLE_MS (voice-activity.lua)
+        consider(math.max(tonumber(s.lastVoiceAt or '0') or 0, tonumber(s.resumedAt)) + VOICE_IDLE_MS, 'voice_idle', s)
       elseif s.status == 'paused' then
         consider(tonumber(s.pausedAt) + PAUSED_END_MS, 'paused_timeout', s)
         -- a voice/video session whose user never came into the room
@@ -405,6 +409,8 @@ local function advance(now)
       transition(target, 'ended', dueAt, 'join_timeout')
     elseif action == 'agent_timeout' then
       transition(target, 'ended', dueAt, 'agent_timeout')
+    elseif action == 'voice_idle' then
+      transition(target, 'paused', dueAt, 'voice_idle')
     elseif action == 'absent' then
       -- no gateway has seen the user since `seen`: the time after it is not charged
       pauseChats(list, seen)
