@@ -277,6 +277,25 @@ test('an agent that drops mid-conversation pauses the meter until another takes 
   client.disconnect();
 });
 
+test('an agent leaving a held session does not end it; lifting the hold with no agent starts the wait for one', async () => {
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '6.0000');
+  const client = await system.connect(userId);
+  const { session } = await started(client, cloneId);
+  const room = `session-${session.id}`;
+  await agentJoins(session.id);
+  await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_held', joinedAtMs: Date.now() });
+  assert.ok((await request(client, 'session:pause', { sessionId: session.id })).ok);
+  await hook({ event: 'participant_left', room, identity: `agent-${session.id}`, participantSid: `PA_agent_${session.id}` });
+  await sleep(1200); // past AGENT_JOIN_TIMEOUT_MS (800): held, so still here
+  assert.is((await live(userId, session.id)).status, 'paused');
+  const resumed = await request(client, 'session:resume', { sessionId: session.id });
+  assert.is(resumed.ok && resumed.session.status, 'paused', 'no agent: not metered');
+  const row = await settled(session.id);
+  assert.is(row.end_reason, 'agent_timeout');
+  client.disconnect();
+});
+
 test('pause holds a voice session even in the room; resume meters again only while the user is in it', async () => {
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '6.0000');

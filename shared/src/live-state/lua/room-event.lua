@@ -84,8 +84,9 @@ elseif kind == 'joined' then
 elseif kind == 'left' and role == 'agent' then
   agents = leaves(agents)
   local fields = { agentIn = cjson.encode(agents), roomGone = cjson.encode(gone) }
-  -- the clone's voice is gone mid-conversation: the meter waits for another agent, with the same bound
-  if #agents == 0 and #inRoom > 0 then fields.agentBy = n2s(now + AGENT_JOIN_TIMEOUT_MS) end
+  -- the clone's voice is gone mid-conversation: the meter waits for another agent, with the same bound (not while the
+  -- user holds the session: lifting the hold starts the wait)
+  if #agents == 0 and #inRoom > 0 and s.held ~= '1' then fields.agentBy = n2s(now + AGENT_JOIN_TIMEOUT_MS) end
   save(s, fields)
   if #agents == 0 and s.status == 'active' then
     transition(s, 'paused', math.max(at, tonumber(s.resumedAt)), 'agent_left')

@@ -23,11 +23,15 @@ if s.type ~= 'chat' and s.status ~= 'ended' and action ~= 'end' then
     return reply(CODE_INVALID_STATE, now, advance(now), { status = s.status, reason = statusReason(s) })
   end
   -- metered again only in a conversation: the user and the clone's agent both in the room
-  local inRoom = #cjson.decode(s.roomIn or '[]') > 0 and #cjson.decode(s.agentIn or '[]') > 0
+  local userIn, agentIn = #cjson.decode(s.roomIn or '[]') > 0, #cjson.decode(s.agentIn or '[]') > 0
+  local inRoom = userIn and agentIn
   if inRoom and budget() - totalAt(openSessions(), now) <= 0 then
     return reply(CODE_INSUFFICIENT, now, advance(now))
   end
-  save(s, { held = '0' })
+  local fields = { held = '0' }
+  -- the user is back in a room with no agent: the wait for one starts now
+  if userIn and not agentIn and (s.agentBy or '') == '' then fields.agentBy = n2s(now + AGENT_JOIN_TIMEOUT_MS) end
+  save(s, fields)
   if inRoom then transition(s, 'active', now, reason) end
   return reply(CODE_OK, now, advance(now))
 end
