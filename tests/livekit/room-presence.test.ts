@@ -76,6 +76,19 @@ test('a lost room_finished: the check ends the session at the last proved presen
   client.disconnect();
 });
 
+test('the agent gone without a webhook: the check pauses the conversation at the last instant it saw both', async () => {
+  const { userId, client, sessionId, room, joinedAt } = await inRoom();
+  await waitFor(async () => Number((await live(userId, sessionId)).roomSeenAt ?? 0) > joinedAt, 5000, 'a check that saw both');
+  system.roomService.rooms.set(room, [userId]);
+  await waitFor(async () => (await live(userId, sessionId)).status === 'paused', CHECK_MS * 3 + 2000, 'paused by the check');
+  const state = await live(userId, sessionId);
+  assert.is(state.pausedBy, 'agent_left');
+  assert.ok((await request(client, 'session:end', { sessionId })).ok);
+  const row = await settled(sessionId);
+  assert.is(Number(row.active_ms), Number(state.roomSeenAt) - joinedAt);
+  client.disconnect();
+});
+
 test('a RoomService that does not answer proves nothing: the session goes on as the webhooks said', async () => {
   const { userId, client, sessionId, room } = await inRoom();
   system.roomService.rooms.delete(room);

@@ -2,7 +2,9 @@
  * Presence checked against the room, not only told by webhooks (LiveKit delivers a webhook a few times at most, and a
  * gateway can be down): every ROOM_CHECK_MS, and when a gateway starts, one gateway (a lease in Redis) asks LiveKit's
  * RoomService who is in the room of every active voice/video session.
- * - the user is there: the check's instant (Redis time) is recorded as the latest proved presence;
+ * - the user and the clone's agent are there: the check's instant (Redis time) is the latest proved presence (of a
+ *   conversation);
+ * - the agent is not (it vanished without a webhook): it leaves at the latest proved instant, which pauses the meter;
  * - the user is not: each of their participants leaves at the latest instant that can be proved — the last check that
  *   saw them, or the session's last change (room-event.lua takes the later) — so the charge stops there;
  * - the room does not exist: the session ends at that same instant.
@@ -17,7 +19,7 @@ import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import { roomCheckLeaseKey } from '#shared/live-state/keys.ts';
 import type { SessionStore } from '#shared/live-state/session-store.ts';
 import type { RoomWebhook } from './room-webhooks.ts';
-import type { VoiceRooms } from './voice-rooms.ts';
+import { agentIdentity, type VoiceRooms } from './voice-rooms.ts';
 
 export interface RoomPresenceCheckOptions {
   db: Kysely<Database>;
@@ -93,7 +95,16 @@ export class RoomPresenceCheck {
         await this.options.apply({ room, identity: '', event: { id: `check-finished:${sessionId}`, kind: 'finished', participantSid: '', at: provedUntil } });
       } else if (present.includes(userId)) {
         report.seen += 1;
-        await store.markSeenInRoom(userId, sessionId, now);
+        // the clone's agent gone without a webhook: no conversation since the last check that saw it
+        if (!present.includes(agentIdentity(sessionId)) && live.agentParticipantSids.length > 0) {
+          report.left += 1;
+          logger.warn({ sessionId, provedUntil }, 'room presence check: the agent is not in the room, the session pauses');
+          for (const participantSid of live.agentParticipantSids) {
+            await this.options.apply({ room, identity: agentIdentity(sessionId), event: { id: `check-left:${participantSid}`, kind: 'left', participantSid, at: provedUntil } });
+          }
+        } else {
+          await store.markSeenInRoom(userId, sessionId, now);
+        }
       } else {
         report.left += 1;
         logger.warn({ sessionId, provedUntil }, 'room presence check: the user is not in the room, the session pauses');

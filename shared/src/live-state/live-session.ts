@@ -35,6 +35,8 @@ export interface LiveSession {
   roomParticipants: number;
   /** Voice/video: their participant sids. */
   roomParticipantSids: string[];
+  /** Voice/video: the participant sids of the clone's agent in the room. */
+  agentParticipantSids: string[];
   /** Voice/video: the last instant a RoomService check saw the user in the room (Redis ms), or null. */
   roomSeenAt: number | null;
   /** Final figures, once ended. */
@@ -112,6 +114,7 @@ export function parseLiveSession(hash: Record<string, string>): LiveSession {
     lowSent: hash.lowSent === '1',
     roomParticipants: participantSids(hash.roomIn).length,
     roomParticipantSids: participantSids(hash.roomIn),
+    agentParticipantSids: participantSids(hash.agentIn),
     roomSeenAt: optionalNumber(hash.roomSeenAt),
     total: optionalUnits(hash.total),
     timeCost: optionalUnits(hash.timeCost),
