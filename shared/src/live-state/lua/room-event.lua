@@ -58,12 +58,7 @@ end
 -- a conversation: the user and the clone's agent both in the room (and the user not holding the session)
 local function resumeIfTogether()
   if s.status ~= 'paused' or s.held == '1' or #inRoom == 0 or #agents == 0 then return end
-  local from = math.max(at, tonumber(s.pausedAt))
-  if budget() - totalAt(openSessions(), from) <= 0 then
-    transition(s, 'ended', now, 'credits_exhausted')
-  else
-    transition(s, 'active', from, 'joined')
-  end
+  resumeOrExhaust(s, math.max(at, tonumber(s.pausedAt)), now, 'joined')
 end
 
 if kind == 'joined' and role == 'agent' then

@@ -15,10 +15,6 @@ if s.status == 'ended' or s.type == 'chat' then return reply(CODE_OK, now, advan
 save(s, { lastVoiceAt = n2s(now) })
 local together = #cjson.decode(s.roomIn or '[]') > 0 and #cjson.decode(s.agentIn or '[]') > 0
 if s.status == 'paused' and s.pausedBy == 'voice_idle' and s.held ~= '1' and together then
-  if budget() - totalAt(openSessions(), now) <= 0 then
-    transition(s, 'ended', now, 'credits_exhausted')
-  else
-    transition(s, 'active', now, 'voice')
-  end
+  resumeOrExhaust(s, now, now, 'voice')
 end
 return reply(CODE_OK, now, advance(now))

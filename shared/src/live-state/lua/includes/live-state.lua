@@ -255,6 +255,16 @@ local function totalAt(list, t)
   return c
 end
 
+-- Meters a paused voice/video session again from `from` (a conversation resumed), or, when the user's credits are
+-- already gone by then, ends it at `now` (credits_exhausted).
+local function resumeOrExhaust(s, from, now, reason)
+  if budget() - totalAt(openSessions(), from) <= 0 then
+    transition(s, 'ended', now, 'credits_exhausted')
+  else
+    transition(s, 'active', from, reason)
+  end
+end
+
 -- The last instant any gateway saw one of the user's sockets, or nil when none has.
 local function lastSeen()
   local latest = nil
