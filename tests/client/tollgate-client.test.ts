@@ -116,6 +116,23 @@ test('a session runs through the typed client: start, streamed reply, pause, res
   assert.is(row.user_rating, 5);
 });
 
+test('a call starts through the typed client with its room to join, and a fresh room token for a rejoin', async () => {
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '1.0000');
+  const client = newClient();
+  await client.connect(system.url, () => system.token(userId));
+  const { session, livekit } = await client.startCall(cloneId, 'voice');
+  assert.is(session.type, 'voice');
+  assert.is(session.status, 'paused', 'waiting for the user and the agent in the room');
+  assert.is(livekit.room, `session-${session.id}`);
+  assert.ok(livekit.token.split('.').length === 3 && livekit.url.startsWith('ws'));
+  const again = await client.roomToken(session.id);
+  assert.is(again.room, livekit.room);
+  await client.end(session.id);
+  const refused = await client.roomToken(session.id).catch((error: { code?: string }) => error.code);
+  assert.is(refused, 'invalid_state');
+});
+
 test('a message whose ack is lost is sent again with the same clientMessageId and stored once', async () => {
   const userId = await createUser(system, '20.0000');
   const { cloneId } = await createClone(system, '1.0000');

@@ -23,6 +23,7 @@ import type {
   ClientPayload,
   ClientResults,
   ClientToServerEvents,
+  LiveKitJoin,
   ServerToClientEvents,
   SessionType,
   WireMessage,
@@ -205,6 +206,21 @@ export class TollgateClient {
 
   async startSession(cloneId: string, type: SessionType = 'chat'): Promise<WireSession> {
     return this.noteSession((await this.request('session:start', { cloneId, type })).session);
+  }
+
+  /**
+   * Starts a voice or video session: the session (paused until the user and the clone's agent are both in its room)
+   * and where to join the room — LiveKit's URL, the room and a short-lived token for any LiveKit client SDK.
+   */
+  async startCall(cloneId: string, type: 'voice' | 'video'): Promise<{ session: WireSession; livekit: LiveKitJoin }> {
+    const answer = await this.request('session:start', { cloneId, type });
+    if (!answer.livekit) throw new TollgateRequestError('invalid_state', 'the gateway gave no room to join', 'session:start');
+    return { session: this.noteSession(answer.session), livekit: answer.livekit };
+  }
+
+  /** A fresh room token for a voice/video session that is not over (a rejoin after the first one expired). */
+  async roomToken(sessionId: string): Promise<LiveKitJoin> {
+    return (await this.request('session:token', { sessionId })).livekit;
   }
 
   async pause(sessionId: string): Promise<WireSession> {
