@@ -36,7 +36,9 @@ export async function startBilling(config: Config, db: Kysely<Database>, logger:
   collectDefaultMetrics({ register: registry });
 
   // Settlements of one user often finish together (the worker settles them as a batch): one refresh serves them all.
-  const refreshUser = coalesceByKey((userId: string) => refreshBalance(db, liveState, userId));
+  const refreshUser = coalesceByKey(async (userId: string) => {
+    await refreshBalance(db, liveState, userId);
+  });
   const onSettled = (result: SettlementResult) => refreshUser(result.userId);
   const worker = new BillingWorker({ config, db, connection: redis, redisPrefix: config.REDIS_PREFIX, onSettled, registry, logger });
   const reconciler = new Reconciler({

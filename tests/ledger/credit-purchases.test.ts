@@ -153,6 +153,17 @@ test('deliveries racing each other (the same event, and another event of the sam
   assert.is((await movementsOf(userId)).filter((m) => m.kind === 'purchase').length, 1);
 });
 
+test('a paid checkout of another amount than its pack grants nothing (recorded, for a person to look at)', async () => {
+  const userId = await createUser(h.database);
+  const sessionId = await buy(userId);
+  const completed = stripe.completed(sessionId);
+  (completed.data.object as { amount_total: number }).amount_total = 1;
+  assert.is((await deliver(completed)).statusCode, 200);
+  assert.is(await creditsOf(userId), '100.0000');
+  const purchase = await h.database.db.selectFrom('credit_purchases').select('status').where('checkout_session_id', '=', sessionId).executeTakeFirstOrThrow();
+  assert.is(purchase.status, 'pending');
+});
+
 test('a refund delivered before its payment is answered 503 and applied once the payment is', async () => {
   const userId = await createUser(h.database);
   const sessionId = await buy(userId);

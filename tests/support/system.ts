@@ -127,7 +127,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     logger,
     intervalMs: config.RECONCILE_MS,
     endedGraceMs: config.RECONCILE_MS,
-    onSettled: (result) => refreshBalance(database.db, store, result.userId),
+    onSettled: async (result) => {
+      await refreshBalance(database.db, store, result.userId);
+    },
   });
   const worker = new BillingWorker({
     config,
@@ -135,7 +137,9 @@ export async function startSystem(options: SystemOptions = {}): Promise<TestSyst
     connection: workerRedis,
     redisPrefix: prefix,
     logger,
-    onSettled: (result) => refreshBalance(database.db, store, result.userId),
+    onSettled: async (result) => {
+      await refreshBalance(database.db, store, result.userId);
+    },
   });
   if (options.worker !== false) await worker.start();
   const port = await gateway.start();
@@ -317,7 +321,9 @@ export function billingAppOf(
     checks: {},
     failedJobs: () => system.worker.failedJobs(),
     // as the billing process does: an adjustment or a payment brings the live balance up at once
-    onBalanceChanged: (userId) => refreshBalance(system.database.db, system.store, userId),
+    onBalanceChanged: async (userId) => {
+      await refreshBalance(system.database.db, system.store, userId);
+    },
     ...(options.documents ? { documents: options.documents } : {}),
   });
 }

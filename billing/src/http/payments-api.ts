@@ -95,7 +95,9 @@ export const paymentsApi: FastifyPluginAsync<PaymentsApiOptions> = async (app, o
       }
       throw error;
     }
-    logger.info({ eventId: event.id, type: event.type, effect: outcome.effect, redelivered: !outcome.recorded }, 'stripe event');
+    const context = { eventId: event.id, type: event.type, effect: outcome.effect, redelivered: !outcome.recorded };
+    if (outcome.needsAttention) logger.error(context, 'stripe event needs a person');
+    else logger.info(context, 'stripe event');
     if (outcome.balanceChangedFor) {
       await options.onBalanceChanged?.(outcome.balanceChangedFor).catch((error: unknown) =>
         logger.warn({ err: error, userId: outcome.balanceChangedFor }, 'live balance refresh after a payment failed'),

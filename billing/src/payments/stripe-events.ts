@@ -34,6 +34,8 @@ export interface StripeEventOutcome {
   effect: string;
   /** Whose balance changed (the live state must take it). */
   balanceChangedFor?: string;
+  /** Something a person must look at (logged as an error): e.g. a checkout charged another amount than its pack. */
+  needsAttention?: boolean;
 }
 
 /** The event cannot be applied yet (it came before the one it follows): answer so that Stripe delivers it again. */
@@ -94,7 +96,7 @@ async function applyPayment(trx: Transaction<Database>, session: Stripe.Checkout
   if (purchase.status !== 'pending') return { recorded: true, effect: `purchase ${purchase.id} already paid` };
   if (session.amount_total !== null && BigInt(session.amount_total) !== BigInt(purchase.amount_minor)) {
     // not what we asked Stripe to charge: nothing is granted; a person looks (the log is an error)
-    return { recorded: true, effect: `checkout ${session.id} charged ${session.amount_total}, not the pack's ${purchase.amount_minor}: nothing granted` };
+    return { recorded: true, effect: `checkout ${session.id} charged ${session.amount_total}, not the pack's ${purchase.amount_minor}: nothing granted`, needsAttention: true };
   }
   const paymentIntent = typeof session.payment_intent === 'string' ? session.payment_intent : (session.payment_intent?.id ?? null);
   await trx

@@ -124,13 +124,8 @@ export class SessionService {
   }
 
   async start(userId: string, payload: ClientPayload<'session:start'>): Promise<ClientResults['session:start']> {
-    // the clone's offer (cached briefly), the user's balance and their tier (from Postgres) are read side by side
-    const [clone, , profile] = await Promise.all([
-      this.clones.offer(payload.cloneId),
-      refreshBalance(this.db, this.store, userId),
-      this.db.selectFrom('user_profiles').select('subscription_tier').where('id', '=', userId).executeTakeFirst(),
-    ]);
-    const tier = profile?.subscription_tier ?? 'free';
+    // the clone's offer (cached briefly) and the user's balance and tier (one read of Postgres) side by side
+    const [clone, { tier }] = await Promise.all([this.clones.offer(payload.cloneId), refreshBalance(this.db, this.store, userId)]);
     if (!clone.available) {
       throw new AppError('clone_unavailable', 'this clone is not available', { cloneId: payload.cloneId });
     }
