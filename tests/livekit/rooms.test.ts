@@ -5,7 +5,7 @@ import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { userKeys } from '#shared/live-state/keys.ts';
 import { postWebhook, signedWebhook, TEST_LIVEKIT_SECRET, type WebhookSpec } from '../support/livekit.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 // Voice/video sessions in LiveKit rooms: token grants, the meter following signed webhooks (late, repeated, out of
 // order), refusals of unsigned ones, and rooms closed through the RoomService when a session ends from our side.
@@ -244,6 +244,41 @@ test('no agent: the user waits in the room free and the session ends at AGENT_JO
   assert.is(row.end_reason, 'agent_timeout');
   assert.is(row.total_cost, '0.0000');
   assert.is(Number(row.active_ms), 0);
+  client.disconnect();
+});
+
+test('the user is told who is in the room: waiting to join, waiting for the agent (with its deadline), talking, the agent gone', async () => {
+  const userId = await createUser(system, '50.0000');
+  const { cloneId } = await createClone(system, '6.0000');
+  const client = await system.connect(userId);
+  const { session } = await started(client, cloneId);
+  const room = `session-${session.id}`;
+  assert.is(session.status, 'paused');
+  assert.equal({ ...session.room, joinBy: typeof session.room?.joinBy }, { user: false, agent: false, held: false, joinBy: 'string', agentBy: null });
+  const bound = Date.parse(session.room!.joinBy!) - Date.parse(session.startTime);
+  assert.ok(bound >= 450 && bound <= 550, `joinBy is JOIN_TIMEOUT_MS after the start (${bound} ms)`);
+
+  // the user alone: no change of status, but the widget must learn it waits for the agent now
+  const alone = nextEvent(client, 'session:updated', (s) => s.id === session.id && s.room?.user === true);
+  await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_told', joinedAtMs: Date.now() });
+  const waiting = await alone;
+  assert.is(waiting.status, 'paused');
+  assert.equal({ ...waiting.room, agentBy: typeof waiting.room?.agentBy }, { user: true, agent: false, held: false, joinBy: null, agentBy: 'string' });
+
+  const talking = nextEvent(client, 'session:updated', (s) => s.id === session.id && s.status === 'active');
+  await hook({ event: 'participant_joined', room, identity: `agent-${session.id}`, participantSid: 'PA_told_agent', joinedAtMs: Date.now() });
+  assert.equal((await talking).room, { user: true, agent: true, held: false, joinBy: null, agentBy: null });
+
+  const gone = nextEvent(client, 'session:updated', (s) => s.id === session.id && s.status === 'paused');
+  await hook({ event: 'participant_left', room, identity: `agent-${session.id}`, participantSid: 'PA_told_agent' });
+  const dropped = await gone;
+  assert.is(dropped.reason, 'agent_left');
+  assert.is(dropped.room?.agent, false);
+  assert.type(dropped.room?.agentBy, 'string', 'a new wait for an agent, with its deadline');
+
+  const ended = await request(client, 'session:end', { sessionId: session.id });
+  assert.ok(ended.ok);
+  assert.is(ended.ok && ended.session.room, undefined, 'an ended session has no room');
   client.disconnect();
 });
 

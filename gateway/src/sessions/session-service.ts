@@ -169,12 +169,9 @@ export class SessionService {
   }
 
   /**
-   * A verified LiveKit webhook. Only the session owner's own participant moves the meter (the agent's does not);
-   * a room whose session is over is closed again (someone joined it after the end).
-   */
-  /**
    * A room event: a verified LiveKit webhook, or (`proved`) what a RoomService check found, at an instant on Redis's
-   * clock (no skew bound applies to it).
+   * clock (no skew bound applies to it). The session's user and the clone's agent move the meter; a room whose
+   * session is over is closed again (someone joined it after the end).
    */
   async roomEvent(webhook: RoomWebhook, proved = false): Promise<void> {
     if (!this.rooms) return;
@@ -199,6 +196,11 @@ export class SessionService {
     await this.publisher.relayScheduleAndNotify(userId, outcome);
     const session = outcome.sessions.get(sessionId);
     if (!session) return;
+    // who is in the room changed without a change of status (the user came in and waits for the agent, the agent
+    // came to a held session): the user is shown it all the same
+    if (outcome.code === ScriptCode.ok && session.status !== 'ended' && !outcome.changes.some((change) => change.sessionId === sessionId)) {
+      this.publisher.tell(session, 'session:updated', toWireSession(session, outcome.now));
+    }
     if (webhook.event.kind === 'joined' && outcome.result.ended === true && outcome.code === ScriptCode.ok) {
       await this.rooms.rooms.close(sessionId, userId);
     }

@@ -30,6 +30,22 @@ export interface WireSession {
    * reason); absent while active and for sessions read from the archive.
    */
   reason?: string;
+  /** Voice/video sessions not ended: who is in the room (the session is metered only while both are, not held). */
+  room?: WireRoom;
+}
+
+/** A voice/video session's room as its user is shown it. */
+export interface WireRoom {
+  /** The user's participant is in the room. */
+  user: boolean;
+  /** The clone's voice agent is in the room. */
+  agent: boolean;
+  /** The user holds the session (`session:pause`): paused even while both are there. */
+  held: boolean;
+  /** The user has not joined yet: the session ends `join_timeout` at this instant unless they do. */
+  joinBy: IsoTime | null;
+  /** The user waits for the clone's agent (none joined yet, or it left): the session ends `agent_timeout` then. */
+  agentBy: IsoTime | null;
 }
 
 /** A passage of the clone's knowledge base an AI reply rests on. */

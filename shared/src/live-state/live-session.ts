@@ -4,7 +4,7 @@
  */
 import { formatMoney, minUnits, type Units } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
-import type { SessionStatus, SessionType, WireSession } from '#shared/contract/socket-events.ts';
+import type { SessionStatus, SessionType, WireRoom, WireSession } from '#shared/contract/socket-events.ts';
 
 export interface LiveSession {
   id: string;
@@ -39,6 +39,12 @@ export interface LiveSession {
   agentParticipantSids: string[];
   /** Voice/video: the last instant a RoomService check saw the user in the room (Redis ms), or null. */
   roomSeenAt: number | null;
+  /** Voice/video: the user holds the session (`session:pause`): paused even in a conversation. */
+  held: boolean;
+  /** Voice/video: while the user has not joined, the instant the session ends `join_timeout` (Redis ms). */
+  joinBy: number | null;
+  /** Voice/video: while the user waits for the clone's agent, the instant the session ends `agent_timeout`. */
+  agentBy: number | null;
   /** Final figures, once ended. */
   total: Units | null;
   timeCost: Units | null;
@@ -116,6 +122,9 @@ export function parseLiveSession(hash: Record<string, string>): LiveSession {
     roomParticipantSids: participantSids(hash.roomIn),
     agentParticipantSids: participantSids(hash.agentIn),
     roomSeenAt: optionalNumber(hash.roomSeenAt),
+    held: hash.held === '1',
+    joinBy: optionalNumber(hash.joinBy),
+    agentBy: optionalNumber(hash.agentBy),
     total: optionalUnits(hash.total),
     timeCost: optionalUnits(hash.timeCost),
   };
@@ -163,5 +172,18 @@ export function toWireSession(session: LiveSession, now: number): WireSession {
     cost: formatMoney(costAt(session, now)),
     messageCount: session.msgCount,
     ...(session.status === 'active' ? {} : { reason: statusReason(session) }),
+    ...(session.type === 'chat' || session.status === 'ended' ? {} : { room: wireRoom(session) }),
+  };
+}
+
+/** Who is in a voice/video session's room, and what it waits for: what the user is shown besides the status. */
+function wireRoom(session: LiveSession): WireRoom {
+  const waitingForUser = session.roomParticipants === 0;
+  return {
+    user: !waitingForUser,
+    agent: session.agentParticipantSids.length > 0,
+    held: session.held,
+    joinBy: waitingForUser && session.joinBy !== null ? iso(session.joinBy) : null,
+    agentBy: !waitingForUser && session.agentParticipantSids.length === 0 && session.agentBy !== null ? iso(session.agentBy) : null,
   };
 }
