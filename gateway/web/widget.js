@@ -1,5 +1,8 @@
 /*
- * Tollgate chat widget: pick an expert clone, chat with it per minute, watch the meter, end and rate the session.
+ * Tollgate chat widget: pick an expert clone, chat or talk with it per minute, watch the meter, end and rate the
+ * session. A voice call joins the session's LiveKit room with LiveKit's browser SDK (served by the gateway at
+ * `<gateway>/web/livekit-client.js`, loaded only for a call) and shows what the meter follows: the call is metered
+ * only while the person and the clone's voice agent are both in the room and it is not on hold.
  * Plain browser JavaScript (no build step). It talks to the gateway through the same typed client Node callers use
  * (shared/src/client/tollgate-client.ts, which the gateway serves bundled at `<gateway>/web/tollgate-client.js`):
  * requests and their errors, idempotent resends, the catch-up after a reconnect, fresh tokens. Speaks
@@ -51,6 +54,9 @@
     agent_timeout: 'The expert could not join the call, so the session ended. Nothing was charged for the wait.',
     room_finished: 'The call ended.',
   };
+
+  /** How a voice call's conversation is labelled on the badge, by status. */
+  const CALL_BADGE = { active: 'Talking', paused: 'Paused', ended: 'Ended' };
 
   /** Creates an element; string children become text nodes (never HTML). */
   function h(tag, attributes, ...children) {
@@ -156,6 +162,8 @@
       /** events that came for another session while starting: { sessionId, run } */
       early: [],
       announcedMinute: -1,
+      /** a voice session's call: { room (LiveKit Room while joined), muted, sessionId } */
+      call: undefined,
     };
 
     // ---- the view ---------------------------------------------------------------------------------------------
@@ -187,15 +195,16 @@
 
     const cloneList = h('ul', { class: 'tg-clones' });
     const startButton = h('button', { type: 'submit', class: 'tg-primary' }, 'Start chat');
+    const callButton = h('button', { type: 'submit' }, 'Start voice call');
     const picker = h(
       'section',
       { class: 'tg-picker', 'aria-labelledby': 'tg-picker-title', hidden: true },
       h('h3', { id: 'tg-picker-title' }, 'Choose an expert'),
       h(
         'form',
-        { onsubmit: (event) => (event.preventDefault(), startSession()) },
+        { onsubmit: (event) => (event.preventDefault(), startSession(event.submitter === callButton ? 'voice' : 'chat')) },
         h('fieldset', {}, h('legend', { class: 'tg-visually-hidden' }, 'Expert'), cloneList),
-        startButton,
+        h('div', { class: 'tg-start' }, startButton, callButton),
       ),
     );
 
@@ -222,6 +231,22 @@
       meterAnnouncer,
     );
     const lowBalance = h('p', { class: 'tg-low', role: 'alert', hidden: true });
+    // A voice call: what the meter follows (who is in the room, a hold, silence), and the browser's own connection.
+    const callState = h('p', { class: 'tg-call-state', role: 'status', 'aria-live': 'polite' });
+    const callLine = h('p', { class: 'tg-call-line' });
+    const muteButton = h('button', { type: 'button', 'aria-pressed': 'false', onclick: () => toggleMute() }, 'Mute microphone');
+    const rejoinButton = h('button', { type: 'button', hidden: true, onclick: () => rejoinCall() }, 'Rejoin call');
+    const audioButton = h('button', { type: 'button', hidden: true, onclick: () => state.call?.room?.startAudio() }, 'Play audio');
+    // the expert's voice: LiveKit's audio elements live here, unseen
+    const audioSink = h('div', { hidden: true });
+    const callPanel = h(
+      'section',
+      { class: 'tg-call', 'aria-label': 'Call', hidden: true },
+      callState,
+      callLine,
+      h('div', { class: 'tg-controls', role: 'group', 'aria-label': 'Call controls' }, muteButton, rejoinButton, audioButton),
+      audioSink,
+    );
     const log = h('ol', { class: 'tg-log', role: 'log', 'aria-live': 'polite', 'aria-label': 'Conversation', tabindex: '0' });
     const messageInput = h('textarea', { id: 'tg-message', rows: '2', required: true });
     const sendButton = h('button', { type: 'submit', class: 'tg-primary' }, 'Send');
@@ -294,6 +319,7 @@
       h('div', { class: 'tg-chat-head' }, chatAvatar, chatName, statusBadge),
       meter,
       lowBalance,
+      callPanel,
       log,
       composer,
       controls,
@@ -501,6 +527,7 @@
         }
         openChat(clone, session);
         for (const message of await client().history(sessionId)) renderMessage(message);
+        if (session.type !== 'chat') void rejoinCall();
         return true;
       } catch {
         rememberSession(null);
@@ -557,25 +584,29 @@
       (cloneList.querySelector('input:checked') ?? startButton).focus();
     }
 
-    async function startSession() {
+    /** Starts a chat, or a voice call (then joins its room). */
+    async function startSession(type) {
       const chosen = cloneList.querySelector('input:checked');
       const clone = chosen && state.clones.find((c) => c.id === chosen.value);
       if (!clone) return;
       setError(null);
       startButton.disabled = true;
+      callButton.disabled = true;
       state.starting = true;
       state.early = [];
       try {
-        const session = await client().startSession(clone.id, 'chat');
+        const { session, livekit } = type === 'voice' ? await client().startCall(clone.id, 'voice') : { session: await client().startSession(clone.id, 'chat') };
         rememberSession(session.id);
         openChat(clone, session);
         for (const early of state.early) if (early.sessionId === session.id) early.run();
+        if (livekit) void joinCall(session.id, livekit);
       } catch (error) {
         setError(error);
       } finally {
         state.starting = false;
         state.early = [];
         startButton.disabled = false;
+        callButton.disabled = false;
       }
     }
 
@@ -592,12 +623,21 @@
       log.removeAttribute('aria-busy');
       lowBalance.hidden = true;
       summary.hidden = true;
-      composer.hidden = false;
       controls.hidden = false;
       rateForm.hidden = false;
       rateForm.reset();
       rateButton.disabled = false;
       rateThanks.textContent = '';
+      const voice = session.type !== 'chat';
+      leaveCall();
+      state.call = voice ? { room: undefined, muted: false, sessionId: session.id } : undefined;
+      callPanel.hidden = !voice;
+      composer.hidden = voice;
+      endButton.textContent = voice ? 'End call' : 'End chat';
+      setCallLine(voice ? 'Connecting to the call…' : '');
+      muteButton.disabled = true;
+      rejoinButton.hidden = true;
+      audioButton.hidden = true;
       chatAvatar.replaceChildren(avatar(clone, 'small'));
       chatName.textContent = clone.name;
       meterTime.textContent = formatDuration(session.activeSeconds);
@@ -606,22 +646,153 @@
       meterRate.textContent = session.ratePerMinute;
       applySession(session);
       show(chat);
-      messageInput.focus();
+      if (!voice) messageInput.focus();
     }
 
     function applySession(session) {
       state.session = session;
       const status = session.status;
-      statusBadge.textContent = status === 'active' ? 'Active' : status === 'paused' ? 'Paused' : 'Ended';
+      const voice = session.type !== 'chat';
+      statusBadge.textContent = voice ? CALL_BADGE[status] : status === 'active' ? 'Active' : status === 'paused' ? 'Paused' : 'Ended';
       statusBadge.dataset.status = status;
       pauseButton.hidden = status !== 'active';
-      resumeButton.hidden = status !== 'paused';
+      // a call waiting for someone to come resumes by itself; one on hold, or paused by silence, by the person
+      resumeButton.hidden = status !== 'paused' || (voice && !session.room?.held && session.reason !== 'voice_idle');
       endButton.disabled = status === 'ended';
+      if (voice && status !== 'ended') showCallState(session);
       sendButton.disabled = status !== 'active';
       messageInput.disabled = status !== 'active';
       meterTime.textContent = formatDuration(session.activeSeconds);
       meterCost.textContent = session.cost;
       if (status === 'ended') showSummary(session, undefined);
+    }
+
+    // ---- a voice call ------------------------------------------------------------------------------------------
+    /** What the meter follows in a voice call, in words: who is in the room, a hold, silence. */
+    function callStateText(session) {
+      const name = state.clone?.name ?? 'The expert';
+      const room = session.room ?? {};
+      const until = (iso) => (iso ? ` If nobody comes by ${new Date(iso).toLocaleTimeString()}, the call ends and the wait is free.` : '');
+      if (session.status === 'active') return `Talking with ${name}. The meter is running.`;
+      if (room.held) return 'On hold: the meter is stopped. Resume to carry on.';
+      if (!room.user) {
+        return session.reason === 'left_room'
+          ? 'You left the call: the meter is stopped. Rejoin to carry on.'
+          : `Joining the call… The meter starts once you and ${name} are both in it.`;
+      }
+      if (!room.agent) {
+        return session.reason === 'agent_left'
+          ? `${name}’s voice dropped out: the meter is stopped until it is back.${until(room.agentBy)}`
+          : `Waiting for ${name} to join the call. The meter starts when they do.${until(room.agentBy)}`;
+      }
+      if (session.reason === 'voice_idle') return 'Paused: nobody has spoken for a while. Say something to carry on.';
+      return 'Paused: the meter is stopped.';
+    }
+
+    function showCallState(session) {
+      callState.textContent = callStateText(session);
+      callState.dataset.state = session.status === 'active' ? 'talking' : session.room?.held ? 'held' : !session.room?.user ? 'joining' : !session.room?.agent ? 'waiting' : session.reason || 'paused';
+      // on hold the expert hears nothing
+      void setMicrophone();
+    }
+
+    function setCallLine(text) {
+      callLine.textContent = text;
+    }
+
+    /** Joins the session's LiveKit room: the person's microphone out, the expert's voice in. */
+    async function joinCall(sessionId, livekit) {
+      const call = state.call;
+      if (!call || call.sessionId !== sessionId || call.room) return;
+      rejoinButton.hidden = true;
+      setCallLine('Connecting to the call…');
+      let LiveKit;
+      try {
+        LiveKit = await import(`${gateway}/web/livekit-client.js`);
+      } catch {
+        return callFailed(call, 'Could not load the call client from the gateway.');
+      }
+      LiveKit.setLogLevel('error');
+      const room = new LiveKit.Room({ adaptiveStream: true, dynacast: true });
+      call.room = room;
+      const current = () => state.call === call && call.room === room;
+      room.on(LiveKit.RoomEvent.TrackSubscribed, (track) => {
+        if (track.kind === LiveKit.Track.Kind.Audio) audioSink.append(track.attach());
+      });
+      room.on(LiveKit.RoomEvent.TrackUnsubscribed, (track) => {
+        for (const element of track.detach()) element.remove();
+      });
+      room.on(LiveKit.RoomEvent.AudioPlaybackStatusChanged, () => {
+        if (current()) audioButton.hidden = room.canPlaybackAudio;
+      });
+      room.on(LiveKit.RoomEvent.Reconnecting, () => current() && setCallLine('Call connection lost; reconnecting…'));
+      room.on(LiveKit.RoomEvent.Reconnected, () => current() && setCallLine('Connected to the call.'));
+      room.on(LiveKit.RoomEvent.Disconnected, () => {
+        if (!current()) return;
+        call.room = undefined;
+        muteButton.disabled = true;
+        if (state.session?.status !== 'ended') callFailed(call, 'You are no longer connected to the call.');
+      });
+      try {
+        await room.connect(livekit.url, livekit.token);
+      } catch (error) {
+        if (call.room === room) call.room = undefined;
+        void room.disconnect();
+        return callFailed(call, `Could not join the call (${(error && error.message) || 'no answer'}).`);
+      }
+      if (!current()) return void room.disconnect();
+      setCallLine('Connected to the call.');
+      muteButton.disabled = false;
+      audioButton.hidden = room.canPlaybackAudio;
+      await setMicrophone();
+    }
+
+    function callFailed(call, text) {
+      if (state.call !== call) return;
+      setCallLine(`${text} The meter runs only while you are in the call.`);
+      rejoinButton.hidden = state.session?.status === 'ended';
+    }
+
+    /** A fresh room token (the first may have expired) and another join. */
+    async function rejoinCall() {
+      const call = state.call;
+      if (!call || call.room) return;
+      setError(null);
+      try {
+        await joinCall(call.sessionId, await client().roomToken(call.sessionId));
+      } catch (error) {
+        callFailed(call, `Could not rejoin the call: ${errorText(error)}`);
+      }
+    }
+
+    /** The microphone is live unless muted or on hold. */
+    async function setMicrophone() {
+      const call = state.call;
+      const room = call?.room;
+      if (!room || room.state !== 'connected') return;
+      const live = !call.muted && !state.session?.room?.held;
+      try {
+        await room.localParticipant.setMicrophoneEnabled(live);
+      } catch (error) {
+        setCallLine(`Your microphone is not available (${(error && error.message) || 'refused'}).`);
+      }
+    }
+
+    function toggleMute() {
+      const call = state.call;
+      if (!call) return;
+      call.muted = !call.muted;
+      muteButton.setAttribute('aria-pressed', String(call.muted));
+      muteButton.textContent = call.muted ? 'Unmute microphone' : 'Mute microphone';
+      void setMicrophone();
+    }
+
+    /** Leaves the room (the end, another session, the widget removed). */
+    function leaveCall() {
+      const room = state.call?.room;
+      if (state.call) state.call.room = undefined;
+      audioSink.replaceChildren();
+      if (room) void room.disconnect();
     }
 
     function updateMeter(tick) {
@@ -752,6 +923,10 @@
       composer.hidden = true;
       controls.hidden = true;
       lowBalance.hidden = true;
+      if (state.call) {
+        leaveCall();
+        callPanel.hidden = true;
+      }
       if (reason !== undefined || first) summaryReason.textContent = END_TEXT[reason] ?? 'The session has ended.';
       if (reason !== undefined) summary.dataset.reason = reason;
       fillSummary(session);
@@ -815,6 +990,7 @@
 
     function newChat() {
       state.session = undefined;
+      state.call = undefined;
       state.summaryShown = false;
       showPicker();
     }
@@ -827,6 +1003,7 @@
 
     return {
       destroy() {
+        leaveCall();
         state.client?.close();
         state.client = undefined;
         shadow.replaceChildren();

@@ -1,8 +1,9 @@
 /**
  * The chat widget in a real browser (Debian's chromium through playwright-core) against a whole in-process Tollgate:
  * the demo page driven like a person would (token, clone, chat, meter, pause, resume, end, rating), credits running
- * out on a phone-sized viewport, and the embeddable /widget.js on another site's page. Screenshots go to
- * test-artifacts/widget-*.png.
+ * out on a phone-sized viewport, the embeddable /widget.js on another site's page, and voice calls (the room joined
+ * with LiveKit's browser SDK, the call's state driven by signed webhooks and a voice agent on /agent). Screenshots go
+ * to test-artifacts/widget-*.png.
  */
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
@@ -10,10 +11,14 @@ import { mkdirSync } from 'node:fs';
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import path from 'node:path';
+import { jwtVerify } from 'jose';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
+import { io, type Socket } from 'socket.io-client';
+import { signAgentToken } from '#shared/auth/agent-token.ts';
 import type { WireMessage } from '#shared/contract/socket-events.ts';
 import { deleteKeys } from '../support/processes.ts';
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
+import { postWebhook, startRefusingSignalServer, TEST_LIVEKIT_SECRET, type RefusingSignalServer } from '../support/livekit.ts';
 import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
 /** Long enough for a cold page load on a slow CI machine, short enough to fail fast. */
@@ -40,6 +45,10 @@ let browser: Browser;
 const contexts: BrowserContext[] = [];
 /** The embedding site's server (another port, so another origin; loopback like the gateway). */
 let host: { url: string; close(): Promise<void> } | undefined;
+/** Where the widget's voice calls try to join their rooms (no media server: each join is recorded and refused). */
+let signal: RefusingSignalServer;
+/** A voice call in which nobody speaks pauses after this long. */
+const VOICE_IDLE_MS = 2500;
 
 async function serveHost(handler: (request: IncomingMessage, response: ServerResponse) => void): Promise<{ url: string; close(): Promise<void> }> {
   const server = createServer(handler);
@@ -55,8 +64,16 @@ async function serveHost(handler: (request: IncomingMessage, response: ServerRes
 }
 
 test.before(async () => {
+  signal = await startRefusingSignalServer();
   system = await startSystem({
-    env: { METER_TICK_MS: '200', LOW_BALANCE_SECONDS: '120', MIN_START_SECONDS: '0' },
+    env: {
+      METER_TICK_MS: '200',
+      LOW_BALANCE_SECONDS: '120',
+      MIN_START_SECONDS: '0',
+      LIVEKIT_URL: signal.url,
+      VOICE_IDLE_MS: String(VOICE_IDLE_MS),
+      AGENT_JOIN_TIMEOUT_MS: '4000',
+    },
     openai: { reply: () => REPLY, chunkDelayMs: 30 },
   });
   browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS });
@@ -68,6 +85,7 @@ test.after(async () => {
   await browser?.close();
   await host?.close();
   await system?.close();
+  await signal?.close();
 });
 
 /** A fresh browser context and page; page errors and console errors are collected for the test to assert on. */
@@ -146,6 +164,16 @@ test('the gateway serves the demo page, the widget, its assets, socket.io’s br
   assert.match(bundle, /export\s*\{[^}]*TollgateClient/, 'exports TollgateClient');
   assert.match(bundle, /session:history/, 'with its catch-up after a reconnect');
   assert.not.match(bundle, /\bimport\s*[{*(]|from\s*["']socket\.io-client["']/, 'self-contained: nothing left to resolve');
+  // LiveKit's browser SDK for the widget's voice calls, bundled the same way (on first request)
+  const livekit = await fetch(`${system.url}/web/livekit-client.js`, { headers: { origin: HOST_ORIGIN } });
+  assert.is(livekit.status, 200);
+  assert.is(livekit.headers.get('access-control-allow-origin'), HOST_ORIGIN);
+  const livekitBundle = await livekit.text();
+  assert.match(livekitBundle, /export\s*\{[^}]*\bRoom\b/, 'exports Room');
+  assert.not.match(livekitBundle, /from\s*["']livekit-client["']/, 'self-contained');
+  // the demo page may connect to LiveKit (its WebSocket and its HTTP check), nowhere else but the gateway
+  const livekitHost = new URL(signal.url).host;
+  assert.match(page.headers.get('content-security-policy') ?? '', new RegExp(`connect-src 'self' ws://${livekitHost} http://${livekitHost};`));
   const esm = await fetch(`${system.url}/socket.io/socket.io.esm.min.js`, { headers: { origin: HOST_ORIGIN } });
   assert.is(esm.headers.get('access-control-allow-origin'), HOST_ORIGIN, 'another site may import the client');
   await esm.arrayBuffer();
@@ -398,6 +426,132 @@ test('another site embeds /widget.js with data attributes: it renders in a shado
   await page.getByRole('heading', { name: 'Session ended' }).waitFor();
   await page.screenshot({ path: path.join(ARTIFACTS, 'widget-embedded.png'), fullPage: true });
   assert.equal(problems, []);
+});
+
+/** The clone's voice agent on /agent, holding the session's claim (what the agent process does when dispatched). */
+async function agentFor(sessionId: string): Promise<Socket> {
+  const agent = io(`${system.url}/agent`, {
+    auth: { token: await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId: 'widget-test' }) },
+    transports: ['websocket'],
+    forceNew: true,
+  });
+  const claim = (await agent.timeout(5000).emitWithAck('agent:claim', { sessionId })) as { ok: boolean; claimed?: boolean };
+  assert.ok(claim.ok && claim.claimed, 'the agent holds the session');
+  return agent;
+}
+
+/** A signed LiveKit webhook about the session's room. */
+async function roomHook(sessionId: string, event: 'participant_joined' | 'participant_left', identity: string, participantSid: string): Promise<void> {
+  assert.is(await postWebhook(system.url, { event, room: `session-${sessionId}`, identity, participantSid, joinedAtMs: Date.now() }), 200);
+}
+
+/** What the browser may log about a room it cannot reach (this test has no media server). */
+const unreachableRoom = (problem: string) => /WebSocket connection to 'ws:\/\/127\.0\.0\.1|status of 503|could not (establish|connect)|ConnectionError|websocket/i.test(problem);
+
+test('a voice call: joins its room with the session’s token, waits for the expert, talks, pauses on silence and on hold, ends', async () => {
+  const userId = await createUser(system, '100.0000');
+  const { cloneId } = await createClone(system, '6.0000');
+  await nameClone(cloneId, { name: 'Dr. Vox' });
+  const { page, problems } = await openPage();
+  await signIn(page, userId);
+  await page.getByRole('radio', { name: 'Dr. Vox' }).check();
+  const joinsBefore = signal.joins.length;
+  await page.getByRole('button', { name: 'Start voice call' }).click();
+
+  const callState = page.getByRole('region', { name: 'Call' }).locator('.tg-call-state');
+  const badge = page.locator('.tg-badge');
+  await page.getByRole('heading', { name: 'Dr. Vox' }).waitFor();
+  await callState.filter({ hasText: 'Joining the call' }).waitFor();
+  assert.is(await badge.textContent(), 'Paused', 'nothing is metered before both are in the room');
+  assert.not.ok(await page.getByLabel('Message').isVisible(), 'a call has no text composer');
+  const sessionId = await sessionOf(userId);
+
+  // LiveKit's SDK tried to join the session's room as the user, with the token the gateway issued
+  const join = await waitFor(() => signal.joins[joinsBefore], WAIT_MS, 'the browser to join the room');
+  assert.match(join.path, /^\/rtc/);
+  const { payload } = await jwtVerify(join.token, new TextEncoder().encode(TEST_LIVEKIT_SECRET));
+  assert.is(payload.sub, userId);
+  assert.is((payload.video as { room?: string }).room, `session-${sessionId}`);
+  // no media server here: the widget says so and offers to rejoin (with a fresh token)
+  await page.getByText('Could not join the call').waitFor();
+  await page.getByRole('button', { name: 'Rejoin call' }).click();
+  const rejoin = await waitFor(() => signal.joins[joinsBefore + 1], WAIT_MS, 'a second join');
+  assert.is((await jwtVerify(rejoin.token, new TextEncoder().encode(TEST_LIVEKIT_SECRET))).payload.sub, userId);
+
+  // LiveKit reports the user in the room: alone, the call waits for the expert, free
+  await roomHook(sessionId, 'participant_joined', userId, 'PA_widget_user');
+  await callState.filter({ hasText: 'Waiting for Dr. Vox to join the call' }).waitFor();
+  assert.match((await callState.textContent()) ?? '', /the call ends and the wait is free/);
+  assert.is(await badge.textContent(), 'Paused');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'widget-call-waiting.png'), fullPage: true });
+
+  // the expert's agent comes: a conversation, metered
+  const agent = await agentFor(sessionId);
+  await roomHook(sessionId, 'participant_joined', `agent-${sessionId}`, 'PA_widget_agent1');
+  await callState.filter({ hasText: 'Talking with Dr. Vox' }).waitFor();
+  assert.is(await badge.textContent(), 'Talking');
+  const meter = page.getByRole('region', { name: 'Meter' });
+  await waitFor(async () => (await meter.locator('dd').nth(1).textContent()) !== '0.0000', WAIT_MS, 'the meter to run');
+  // what the user said, heard by the agent: the clone's answer streams into the transcript
+  const said = (await agent.timeout(5000).emitWithAck('agent:utterance', { sessionId, clientMessageId: 'widget-voice-1', content: 'What is a ledger?' })) as { ok: boolean };
+  assert.ok(said.ok);
+  await page.locator('.tg-ai[data-state="complete"] .tg-text', { hasText: REPLY }).waitFor();
+  await page.locator('.tg-user[data-state="complete"] .tg-text', { hasText: 'What is a ledger?' }).waitFor();
+  assert.equal(await page.locator('.tg-log .tg-who').allTextContents(), ['You', 'Dr. Vox'], 'the transcript: what the user said, then the answer');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'widget-call-talking.png'), fullPage: true });
+
+  // nobody speaks for VOICE_IDLE_MS: paused and told; speech (the agent hears it) resumes
+  await callState.filter({ hasText: 'nobody has spoken' }).waitFor({ timeout: VOICE_IDLE_MS + WAIT_MS });
+  assert.is(await badge.textContent(), 'Paused');
+  assert.ok(await page.getByRole('button', { name: 'Resume' }).isVisible(), 'a silent call can be resumed by hand too');
+  assert.ok(((await agent.timeout(5000).emitWithAck('agent:voice-activity', { sessionId })) as { ok: boolean }).ok);
+  await callState.filter({ hasText: 'Talking with Dr. Vox' }).waitFor();
+
+  // the agent drops: the meter stops until another comes
+  await roomHook(sessionId, 'participant_left', `agent-${sessionId}`, 'PA_widget_agent1');
+  await callState.filter({ hasText: 'Dr. Vox’s voice dropped out' }).waitFor();
+  assert.not.ok(await page.getByRole('button', { name: 'Resume' }).isVisible(), 'waiting for the expert resumes by itself');
+  await roomHook(sessionId, 'participant_joined', `agent-${sessionId}`, 'PA_widget_agent2');
+  await callState.filter({ hasText: 'Talking with Dr. Vox' }).waitFor();
+
+  // on hold, and back
+  await page.getByRole('button', { name: 'Pause' }).click();
+  await callState.filter({ hasText: 'On hold' }).waitFor();
+  await page.getByRole('button', { name: 'Resume' }).click();
+  await callState.filter({ hasText: 'Talking with Dr. Vox' }).waitFor();
+
+  await page.getByRole('button', { name: 'End call' }).click();
+  await page.getByRole('heading', { name: 'Session ended' }).waitFor();
+  assert.is(await page.locator('.tg-reason').textContent(), 'You ended the session.');
+  assert.not.ok(await page.getByRole('region', { name: 'Call' }).isVisible(), 'the call panel is gone');
+  const row = await settledSession(userId);
+  assert.is(row.session_type, 'voice');
+  assert.ok(Number(row.active_ms) > 0, 'the conversation was charged');
+  await waitFor(async () => (await page.locator('.tg-total').textContent()) === `${row.total_cost} credits`, WAIT_MS, 'the settled total');
+  agent.disconnect();
+  assert.equal(problems.filter((problem) => !unreachableRoom(problem)), []);
+});
+
+test('a voice call no agent joins: the widget waits, then says the expert could not join and that nothing was charged', async () => {
+  const userId = await createUser(system, '100.0000');
+  const { cloneId } = await createClone(system, '6.0000');
+  await nameClone(cloneId, { name: 'Dr. Absent' });
+  const { page, problems } = await openPage({ width: 390, height: 844 });
+  await signIn(page, userId);
+  await page.getByRole('radio', { name: 'Dr. Absent' }).check();
+  await page.getByRole('button', { name: 'Start voice call' }).click();
+  await page.getByRole('heading', { name: 'Dr. Absent' }).waitFor();
+  const sessionId = await sessionOf(userId);
+  await roomHook(sessionId, 'participant_joined', userId, 'PA_widget_alone');
+  await page.getByText('Waiting for Dr. Absent to join the call').waitFor();
+  await page.getByRole('heading', { name: 'Session ended' }).waitFor({ timeout: 4000 + WAIT_MS });
+  assert.is(await page.locator('.tg-reason').textContent(), 'The expert could not join the call, so the session ended. Nothing was charged for the wait.');
+  const row = await settledSession(userId);
+  assert.is(row.end_reason, 'agent_timeout');
+  assert.is(row.total_cost, '0.0000');
+  assert.is(await page.locator('.tg-total').textContent(), '0.0000 credits');
+  await page.screenshot({ path: path.join(ARTIFACTS, 'widget-call-no-agent-phone.png'), fullPage: true });
+  assert.equal(problems.filter((problem) => !unreachableRoom(problem)), []);
 });
 
 test.run();

@@ -146,3 +146,43 @@ export async function startFakeRoomService(secret = TEST_LIVEKIT_SECRET): Promis
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }
+
+/** A browser's attempt to join a room: the signal connection's path and the access token it carried. */
+export interface SignalJoin {
+  path: string;
+  token: string;
+}
+
+export interface RefusingSignalServer {
+  /** The LiveKit URL browsers are given (ws://). */
+  url: string;
+  joins: SignalJoin[];
+  close(): Promise<void>;
+}
+
+/**
+ * Where LiveKit's browser SDK connects to join a room (`/rtc…?access_token=`), without a media server behind it:
+ * each signal connection is recorded and refused (503), and the SDK's follow-up check (`…/validate`) is told so.
+ * Enough to prove a page tried to join the right room with the right token, and copes with failing to.
+ */
+export async function startRefusingSignalServer(): Promise<RefusingSignalServer> {
+  const joins: SignalJoin[] = [];
+  const server = http.createServer((_req, res) => {
+    res.writeHead(503, { 'content-type': 'text/plain', 'access-control-allow-origin': '*' }).end('no media server in this test');
+  });
+  server.on('upgrade', (req, socket) => {
+    const url = new URL(req.url ?? '/', 'http://localhost');
+    joins.push({ path: url.pathname, token: url.searchParams.get('access_token') ?? '' });
+    socket.end('HTTP/1.1 503 Service Unavailable\r\ncontent-length: 0\r\nconnection: close\r\n\r\n');
+  });
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  const { port } = server.address() as { port: number };
+  return {
+    url: `ws://127.0.0.1:${port}`,
+    joins,
+    close: () => {
+      server.closeAllConnections();
+      return new Promise<void>((resolve) => server.close(() => resolve()));
+    },
+  };
+}

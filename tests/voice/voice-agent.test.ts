@@ -81,6 +81,7 @@ test('spoken audio becomes a user message, the clone answers through the gateway
   const sessionId = await voiceSession(client, userId, cloneId, concatSamples(quiet(200), burst(500), quiet(800)));
   const reply = await waitFor(() => completed.find((m) => m.senderType === 'ai'), 10_000, 'the spoken reply');
   assert.is(reply.content, PRICE);
+  assert.equal(completed.filter((m) => m.senderType === 'user').map((m) => m.content), ['how much is a minute'], 'the user is shown what the agent heard, once');
   assert.is(deltas.join(''), PRICE, 'the transcript streamed to the user socket');
   const transport = transports.at(-1)!;
   await waitFor(() => transport.playbacks.length > 0 && transport.playbacks.every((p) => p.ended), 10_000, 'the answer played');

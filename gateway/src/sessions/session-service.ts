@@ -245,8 +245,12 @@ export class SessionService {
     assertScriptOk(outcome.code, { sessionId: payload.sessionId, status: session?.status, reason: outcome.result.reason });
     if (!stored || !session) throw new Error('message-add returned no message');
     const replyId = outcome.code === ScriptCode.ok ? randomUUID() : null;
+    const message = toWireMessage(stored);
+    // the user's own words in a call reach the user only this way (a typed message comes back as its ack), before
+    // the answer starts streaming: the widget's transcript shows both sides, in order
+    if (from === 'agent' && replyId) this.notifier.emit(userId, 'message:completed', { sessionId: payload.sessionId, message });
     if (replyId) this.replyRunner.start(session, replyId);
-    return { message: toWireMessage(stored), replyId };
+    return { message, replyId };
   }
 
   /** What a client that was away missed: the session's messages after `afterMessageId`, replies included. */

@@ -1,9 +1,10 @@
 /**
  * The gateway's web surface for people: `GET /` (the demo page), `GET /widget.js` (the embeddable chat widget),
- * `GET /web/*` (their static assets, from gateway/web/, read once at registration, and `/web/tollgate-client.js`, the
+ * `GET /web/*` (their static assets, from gateway/web/, read once at registration; `/web/tollgate-client.js`, the
  * typed client of shared/src/client bundled for browsers with socket.io-client: the widget runs the same client code
- * as Node callers) and `GET /api/clones` (the published, active clones a user can chat with; public). Socket.IO
- * still serves its own browser client at `/socket.io/socket.io.esm.min.js` (`serveClient`, on by default).
+ * as Node callers; `/web/livekit-client.js`, LiveKit's browser SDK for the widget's voice calls, bundled on first
+ * request) and `GET /api/clones` (the published, active clones a user can chat with; public). Socket.IO still serves
+ * its own browser client at `/socket.io/socket.io.esm.min.js` (`serveClient`, on by default).
  */
 import { createHash } from 'node:crypto';
 import { readFileSync, readdirSync } from 'node:fs';
@@ -49,17 +50,25 @@ const CONTENT_TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
 };
 
-// The demo page runs only its own scripts; avatars may live anywhere on https.
-const PAGE_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self'",
-  "img-src 'self' https: data:",
-  "connect-src 'self'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
+/**
+ * The demo page runs only its own scripts; avatars may live anywhere on https; it connects to the gateway and, for
+ * voice calls, to LiveKit (its WebSocket, and the HTTP check the SDK makes when a join fails).
+ */
+function pageCsp(livekitUrl: string): string {
+  const livekit = new URL(livekitUrl);
+  const secure = livekit.protocol === 'wss:' || livekit.protocol === 'https:';
+  const origins = [`${secure ? 'wss' : 'ws'}://${livekit.host}`, `${secure ? 'https' : 'http'}://${livekit.host}`];
+  return [
+    "default-src 'self'",
+    "script-src 'self'",
+    "style-src 'self'",
+    "img-src 'self' https: data:",
+    `connect-src 'self' ${origins.join(' ')}`,
+    "base-uri 'none'",
+    "form-action 'none'",
+    "frame-ancestors 'none'",
+  ].join('; ');
+}
 
 interface Asset {
   body: Buffer;
@@ -72,6 +81,7 @@ const clonesQuery = z.object({ id: z.string().uuid().optional() }).strict();
 export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOptions): void {
   const { config, db } = options;
   const assets = loadAssets(options.webDir ?? DEFAULT_WEB_DIR);
+  const csp = pageCsp(config.LIVEKIT_URL);
 
   // The widget runs on other sites: its assets and the clone list answer any allowed origin.
   const allowOrigin = (request: FastifyRequest, reply: FastifyReply) => {
@@ -84,7 +94,7 @@ export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOption
   };
 
   const sendAsset = (name: string, request: FastifyRequest, reply: FastifyReply) => {
-    const asset = assets.get(name);
+    const asset = assets.get(name)?.();
     if (!asset) throw new AppError('not_found', 'no such file');
     reply.header('etag', asset.etag).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
     if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
@@ -92,7 +102,7 @@ export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOption
   };
 
   app.get('/', (request, reply) => {
-    reply.header('content-security-policy', PAGE_CSP).header('referrer-policy', 'no-referrer');
+    reply.header('content-security-policy', csp).header('referrer-policy', 'no-referrer');
     return sendAsset('index.html', request, reply);
   });
 
@@ -136,16 +146,17 @@ export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOption
 
 /** The typed client (shared/src/client), bundled for browsers with socket.io-client: the widget's only transport. */
 const CLIENT_ENTRY = path.resolve(import.meta.dirname, '../../../shared/src/client/tollgate-client.ts');
-const CLIENT_ASSET = 'tollgate-client.js';
+/** LiveKit's browser SDK, the part the widget's voice calls use (a room, its events, audio tracks, the log level). */
+const LIVEKIT_ENTRY = "export { Room, RoomEvent, Track, setLogLevel } from 'livekit-client';";
 
 function asset(body: Buffer, type: string): Asset {
   return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
 }
 
-/** `tollgate-client.js`: one ES module, built once when the routes are registered (a few tens of milliseconds). */
-function bundleClient(): Asset {
+/** One self-contained ES module for browsers (tens of milliseconds for the client, ~100 ms for LiveKit's SDK). */
+function bundle(entry: { entryPoints: string[] } | { stdin: { contents: string; resolveDir: string } }): Asset {
   const built = buildSync({
-    entryPoints: [CLIENT_ENTRY],
+    ...entry,
     bundle: true,
     format: 'esm',
     platform: 'browser',
@@ -157,13 +168,27 @@ function bundleClient(): Asset {
   return asset(Buffer.from(built.outputFiles[0]!.contents), CONTENT_TYPES['.js']!);
 }
 
-/** Every file directly in `dir` whose type is known, by file name, and the bundled client. */
-function loadAssets(dir: string): Map<string, Asset> {
-  const assets = new Map<string, Asset>([[CLIENT_ASSET, bundleClient()]]);
+/** Built the first time it is asked for, then kept. */
+function once(build: () => Asset): () => Asset {
+  let built: Asset | undefined;
+  return () => (built ??= build());
+}
+
+/**
+ * Every file directly in `dir` whose type is known, by file name, and the bundles: the typed client built now (every
+ * page needs it), LiveKit's SDK when a first voice call asks for it.
+ */
+function loadAssets(dir: string): Map<string, () => Asset> {
+  const client = bundle({ entryPoints: [CLIENT_ENTRY] });
+  const assets = new Map<string, () => Asset>([
+    ['tollgate-client.js', () => client],
+    ['livekit-client.js', once(() => bundle({ stdin: { contents: LIVEKIT_ENTRY, resolveDir: import.meta.dirname } }))],
+  ]);
   for (const name of readdirSync(dir)) {
     const type = CONTENT_TYPES[path.extname(name)];
     if (type === undefined) continue;
-    assets.set(name, asset(readFileSync(path.join(dir, name)), type));
+    const file = asset(readFileSync(path.join(dir, name)), type);
+    assets.set(name, () => file);
   }
   return assets;
 }
