@@ -235,7 +235,7 @@
     const callState = h('p', { class: 'tg-call-state', role: 'status', 'aria-live': 'polite' });
     const callLine = h('p', { class: 'tg-call-line' });
     const muteButton = h('button', { type: 'button', 'aria-pressed': 'false', onclick: () => toggleMute() }, 'Mute microphone');
-    const rejoinButton = h('button', { type: 'button', hidden: true, onclick: () => rejoinCall() }, 'Rejoin call');
+    const rejoinButton = h('button', { type: 'button', hidden: true, onclick: () => joinCall() }, 'Rejoin call');
     const audioButton = h('button', { type: 'button', hidden: true, onclick: () => state.call?.room?.startAudio() }, 'Play audio');
     // the expert's voice: LiveKit's audio elements live here, unseen
     const audioSink = h('div', { hidden: true });
@@ -527,7 +527,7 @@
         }
         openChat(clone, session);
         for (const message of await client().history(sessionId)) renderMessage(message);
-        if (session.type !== 'chat') void rejoinCall();
+        if (session.type !== 'chat') void joinCall();
         return true;
       } catch {
         rememberSession(null);
@@ -541,8 +541,10 @@
       if (state.clones.length === 0) {
         cloneList.append(h('li', { class: 'tg-empty' }, options.cloneId ? 'This expert is not available.' : 'No experts are available right now.'));
         startButton.disabled = true;
+        callButton.disabled = true;
       } else {
         startButton.disabled = false;
+        callButton.disabled = false;
         state.clones.forEach((clone, index) => {
           const nameId = `tg-clone-name-${index}`;
           const detailsId = `tg-clone-details-${index}`;
@@ -599,7 +601,7 @@
         rememberSession(session.id);
         openChat(clone, session);
         for (const early of state.early) if (early.sessionId === session.id) early.run();
-        if (livekit) void joinCall(session.id, livekit);
+        if (livekit) void joinCall(livekit);
       } catch (error) {
         setError(error);
       } finally {
@@ -630,11 +632,12 @@
       rateThanks.textContent = '';
       const voice = session.type !== 'chat';
       leaveCall();
-      state.call = voice ? { room: undefined, muted: false, sessionId: session.id } : undefined;
+      state.call = voice ? { sessionId: session.id, room: undefined, joining: false, muted: false, ended: false } : undefined;
       callPanel.hidden = !voice;
       composer.hidden = voice;
       endButton.textContent = voice ? 'End call' : 'End chat';
       setCallLine(voice ? 'Connecting to the call…' : '');
+      showMuted(false);
       muteButton.disabled = true;
       rejoinButton.hidden = true;
       audioButton.hidden = true;
@@ -656,8 +659,8 @@
       statusBadge.textContent = voice ? CALL_BADGE[status] : status === 'active' ? 'Active' : status === 'paused' ? 'Paused' : 'Ended';
       statusBadge.dataset.status = status;
       pauseButton.hidden = status !== 'active';
-      // a call waiting for someone to come resumes by itself; one on hold, or paused by silence, by the person
-      resumeButton.hidden = status !== 'paused' || (voice && !session.room?.held && session.reason !== 'voice_idle');
+      // a call resumes by hand only from a hold: waiting for someone resumes when they come, silence when someone speaks
+      resumeButton.hidden = status !== 'paused' || (voice && !session.room?.held);
       endButton.disabled = status === 'ended';
       if (voice && status !== 'ended') showCallState(session);
       sendButton.disabled = status !== 'active';
@@ -676,9 +679,9 @@
       if (session.status === 'active') return `Talking with ${name}. The meter is running.`;
       if (room.held) return 'On hold: the meter is stopped. Resume to carry on.';
       if (!room.user) {
-        return session.reason === 'left_room'
-          ? 'You left the call: the meter is stopped. Rejoin to carry on.'
-          : `Joining the call… The meter starts once you and ${name} are both in it.`;
+        return room.joinBy
+          ? `Joining the call… The meter starts once you and ${name} are both in it.`
+          : 'You are not in the call: the meter is stopped. Rejoin to carry on.';
       }
       if (!room.agent) {
         return session.reason === 'agent_left'
@@ -689,9 +692,13 @@
       return 'Paused: the meter is stopped.';
     }
 
+    /** The call's state as words (and a data-state for styles), the mute that goes with a hold, the rejoin offer. */
     function showCallState(session) {
+      const room = session.room ?? {};
       callState.textContent = callStateText(session);
-      callState.dataset.state = session.status === 'active' ? 'talking' : session.room?.held ? 'held' : !session.room?.user ? 'joining' : !session.room?.agent ? 'waiting' : session.reason || 'paused';
+      callState.dataset.state =
+        session.status === 'active' ? 'talking' : room.held ? 'held' : !room.user ? (room.joinBy ? 'joining' : 'away') : !room.agent ? 'waiting' : session.reason || 'paused';
+      offerRejoin();
       // on hold the expert hears nothing
       void setMicrophone();
     }
@@ -700,77 +707,105 @@
       callLine.textContent = text;
     }
 
-    /** Joins the session's LiveKit room: the person's microphone out, the expert's voice in. */
-    async function joinCall(sessionId, livekit) {
+    /** The call is this widget's current one and its session is not over. */
+    const callLive = (call) => call !== undefined && state.call === call && !call.ended;
+
+    /**
+     * Rejoin is offered while no join is under way and this page is not in the room — or it thinks it is, but the
+     * gateway says the person left it (removed, or a check found them gone): a rejoin then replaces the connection.
+     */
+    function offerRejoin() {
       const call = state.call;
-      if (!call || call.sessionId !== sessionId || call.room) return;
-      rejoinButton.hidden = true;
+      const room = state.session?.room;
+      const away = room !== undefined && !room.user && !room.joinBy;
+      rejoinButton.hidden = !callLive(call) || call.joining || (call.room !== undefined && !away);
+    }
+
+    /** LiveKit's browser SDK, loaded once (a failed load is tried again next time). */
+    let liveKitModule;
+    function loadLiveKit() {
+      liveKitModule ??= import(`${gateway}/web/livekit-client.js`).catch((error) => {
+        liveKitModule = undefined;
+        throw error;
+      });
+      return liveKitModule;
+    }
+
+    /**
+     * Joins the session's LiveKit room — the person's microphone out, the expert's voice in — with `livekit` (the
+     * start's answer) or a fresh token. One join at a time; a join finishing after the session ended leaves again.
+     */
+    async function joinCall(livekit) {
+      const call = state.call;
+      if (!callLive(call) || call.joining) return;
+      call.joining = true;
+      offerRejoin();
       setCallLine('Connecting to the call…');
-      let LiveKit;
+      let room;
+      let failure = 'Could not get a room token';
       try {
-        LiveKit = await import(`${gateway}/web/livekit-client.js`);
-      } catch {
-        return callFailed(call, 'Could not load the call client from the gateway.');
-      }
-      LiveKit.setLogLevel('error');
-      const room = new LiveKit.Room({ adaptiveStream: true, dynacast: true });
-      call.room = room;
-      const current = () => state.call === call && call.room === room;
-      room.on(LiveKit.RoomEvent.TrackSubscribed, (track) => {
-        if (track.kind === LiveKit.Track.Kind.Audio) audioSink.append(track.attach());
-      });
-      room.on(LiveKit.RoomEvent.TrackUnsubscribed, (track) => {
-        for (const element of track.detach()) element.remove();
-      });
-      room.on(LiveKit.RoomEvent.AudioPlaybackStatusChanged, () => {
-        if (current()) audioButton.hidden = room.canPlaybackAudio;
-      });
-      room.on(LiveKit.RoomEvent.Reconnecting, () => current() && setCallLine('Call connection lost; reconnecting…'));
-      room.on(LiveKit.RoomEvent.Reconnected, () => current() && setCallLine('Connected to the call.'));
-      room.on(LiveKit.RoomEvent.Disconnected, () => {
-        if (!current()) return;
+        const join = livekit ?? (await client().roomToken(call.sessionId));
+        failure = 'Could not load the call client from the gateway';
+        const LiveKit = await loadLiveKit();
+        if (!callLive(call)) return;
+        // a rejoin replaces this page's old connection (one identity is in a room once)
+        const old = call.room;
         call.room = undefined;
-        muteButton.disabled = true;
-        if (state.session?.status !== 'ended') callFailed(call, 'You are no longer connected to the call.');
-      });
-      try {
-        await room.connect(livekit.url, livekit.token);
+        if (old) await old.disconnect();
+        LiveKit.setLogLevel('error');
+        room = new LiveKit.Room({ adaptiveStream: true, dynacast: true });
+        call.room = room;
+        const current = () => callLive(call) && call.room === room;
+        room.on(LiveKit.RoomEvent.TrackSubscribed, (track) => {
+          if (current() && track.kind === LiveKit.Track.Kind.Audio) audioSink.append(track.attach());
+        });
+        room.on(LiveKit.RoomEvent.TrackUnsubscribed, (track) => {
+          for (const element of track.detach()) element.remove();
+        });
+        room.on(LiveKit.RoomEvent.AudioPlaybackStatusChanged, () => {
+          if (current()) audioButton.hidden = room.canPlaybackAudio;
+        });
+        room.on(LiveKit.RoomEvent.Reconnecting, () => current() && setCallLine('Call connection lost; reconnecting…'));
+        room.on(LiveKit.RoomEvent.Reconnected, () => {
+          if (!current()) return;
+          setCallLine('Connected to the call.');
+          void setMicrophone();
+        });
+        room.on(LiveKit.RoomEvent.Disconnected, () => {
+          if (!current()) return;
+          call.room = undefined;
+          muteButton.disabled = true;
+          audioSink.replaceChildren();
+          callFailed(call, 'You are no longer connected to the call.');
+        });
+        failure = 'Could not join the call';
+        await room.connect(join.url, join.token);
+        if (!current()) return void room.disconnect();
+        setCallLine('Connected to the call.');
+        muteButton.disabled = false;
+        audioButton.hidden = room.canPlaybackAudio;
+        await setMicrophone();
       } catch (error) {
-        if (call.room === room) call.room = undefined;
-        void room.disconnect();
-        return callFailed(call, `Could not join the call (${(error && error.message) || 'no answer'}).`);
+        if (room && call.room === room) call.room = undefined;
+        if (room) void room.disconnect();
+        callFailed(call, `${failure} (${errorText(error)}).`);
+      } finally {
+        call.joining = false;
+        offerRejoin();
       }
-      if (!current()) return void room.disconnect();
-      setCallLine('Connected to the call.');
-      muteButton.disabled = false;
-      audioButton.hidden = room.canPlaybackAudio;
-      await setMicrophone();
     }
 
     function callFailed(call, text) {
-      if (state.call !== call) return;
+      if (!callLive(call)) return;
       setCallLine(`${text} The meter runs only while you are in the call.`);
-      rejoinButton.hidden = state.session?.status === 'ended';
     }
 
-    /** A fresh room token (the first may have expired) and another join. */
-    async function rejoinCall() {
-      const call = state.call;
-      if (!call || call.room) return;
-      setError(null);
-      try {
-        await joinCall(call.sessionId, await client().roomToken(call.sessionId));
-      } catch (error) {
-        callFailed(call, `Could not rejoin the call: ${errorText(error)}`);
-      }
-    }
-
-    /** The microphone is live unless muted or on hold. */
+    /** The microphone is live unless muted, on hold or over. */
     async function setMicrophone() {
       const call = state.call;
       const room = call?.room;
       if (!room || room.state !== 'connected') return;
-      const live = !call.muted && !state.session?.room?.held;
+      const live = callLive(call) && !call.muted && state.session?.status !== 'ended' && !state.session?.room?.held;
       try {
         await room.localParticipant.setMicrophoneEnabled(live);
       } catch (error) {
@@ -778,20 +813,28 @@
       }
     }
 
+    function showMuted(muted) {
+      muteButton.setAttribute('aria-pressed', String(muted));
+      muteButton.textContent = muted ? 'Unmute microphone' : 'Mute microphone';
+    }
+
     function toggleMute() {
       const call = state.call;
-      if (!call) return;
+      if (!callLive(call)) return;
       call.muted = !call.muted;
-      muteButton.setAttribute('aria-pressed', String(call.muted));
-      muteButton.textContent = call.muted ? 'Unmute microphone' : 'Mute microphone';
+      showMuted(call.muted);
       void setMicrophone();
     }
 
-    /** Leaves the room (the end, another session, the widget removed). */
+    /** Leaves the room for good (the end, another session, the widget removed); a join under way leaves too. */
     function leaveCall() {
-      const room = state.call?.room;
-      if (state.call) state.call.room = undefined;
+      const call = state.call;
+      if (!call) return;
+      call.ended = true;
+      const room = call.room;
+      call.room = undefined;
       audioSink.replaceChildren();
+      muteButton.disabled = true;
       if (room) void room.disconnect();
     }
 
@@ -820,8 +863,9 @@
         else applySession(changed);
         if (event === 'session:pause') meterAnnouncer.textContent = 'Paused: the meter is stopped.';
         if (event === 'session:resume') {
-          meterAnnouncer.textContent = 'Resumed: the meter is running.';
-          messageInput.focus();
+          // a call resumed from a hold with nobody to talk to stays paused until someone comes
+          meterAnnouncer.textContent = changed.status === 'active' ? 'Resumed: the meter is running.' : callStateText(changed);
+          if (changed.type === 'chat') messageInput.focus();
         } else if (event === 'session:pause') resumeButton.focus();
       } catch (error) {
         setError(error);

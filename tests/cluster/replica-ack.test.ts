@@ -12,7 +12,7 @@ let cluster: RedisCluster;
 let system: TestSystem;
 test.before(async () => {
   cluster = await startRedisCluster();
-  system = await startSystem({ env: { REDIS_CLUSTER_NODES: cluster.nodeList, REDIS_ACK_REPLICAS: '1', REDIS_ACK_TIMEOUT_MS: '300', IDLE_PAUSE_MS: '600000' } });
+  system = await startSystem({ env: { REDIS_CLUSTER_NODES: cluster.nodeList, REDIS_ACK_REPLICAS: '1', REDIS_ACK_TIMEOUT_MS: '1000', IDLE_PAUSE_MS: '600000' } });
 });
 test.after(async () => {
   await system?.close();

@@ -265,6 +265,24 @@ test('the user is told who is in the room: waiting to join, waiting for the agen
   assert.is(waiting.status, 'paused');
   assert.equal({ ...waiting.room, agentBy: typeof waiting.room?.agentBy }, { user: true, agent: false, held: false, joinBy: null, agentBy: 'string' });
 
+  // an event that changes nothing the user sees (a participant that was never in the room leaving) tells nothing
+  const told: unknown[] = [];
+  const count = (s: { id: string }) => s.id === session.id && told.push(s);
+  client.on('session:updated', count);
+  await hook({ event: 'participant_left', room, identity: userId, participantSid: 'PA_never_here' });
+  await sleep(300);
+  client.off('session:updated', count);
+  assert.is(told.length, 0, 'nothing changed: nothing told');
+
+  // a hold while waiting changes no status, but the user's other devices learn of it
+  const otherDevice = await system.connect(userId);
+  const heldElsewhere = nextEvent(otherDevice, 'session:updated', (s) => s.id === session.id && s.room?.held === true);
+  assert.ok((await request(client, 'session:pause', { sessionId: session.id })).ok);
+  assert.is((await heldElsewhere).status, 'paused');
+  const lifted = await request(client, 'session:resume', { sessionId: session.id });
+  assert.is(lifted.ok && lifted.session.room?.held, false);
+  otherDevice.disconnect();
+
   const talking = nextEvent(client, 'session:updated', (s) => s.id === session.id && s.status === 'active');
   await hook({ event: 'participant_joined', room, identity: `agent-${session.id}`, participantSid: 'PA_told_agent', joinedAtMs: Date.now() });
   assert.equal((await talking).room, { user: true, agent: true, held: false, joinBy: null, agentBy: null });

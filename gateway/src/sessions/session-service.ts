@@ -15,7 +15,7 @@ import { AppError } from '#shared/errors/app-error.ts';
 import { formatMoney, type Units } from '#shared/money/money.ts';
 import { discountedRate } from '#shared/money/pricing.ts';
 import { refreshBalance } from '#shared/live-state/balance-refresh.ts';
-import { readingAt, toWireSession, type MeterReading } from '#shared/live-state/live-session.ts';
+import { readingAt, toWireSession, type LiveSession, type MeterReading } from '#shared/live-state/live-session.ts';
 import { assertScriptOk, ScriptCode } from '#shared/live-state/script-codes.ts';
 import { parseStoredMessage, toWireMessage, type Outcome, type SessionStore } from '#shared/live-state/session-store.ts';
 import type { RoomWebhook } from '../livekit/room-webhooks.ts';
@@ -198,13 +198,17 @@ export class SessionService {
     if (!session) return;
     // who is in the room changed without a change of status (the user came in and waits for the agent, the agent
     // came to a held session): the user is shown it all the same
-    if (outcome.code === ScriptCode.ok && session.status !== 'ended' && !outcome.changes.some((change) => change.sessionId === sessionId)) {
-      this.publisher.tell(session, 'session:updated', toWireSession(session, outcome.now));
-    }
+    if (outcome.code === ScriptCode.ok && outcome.result.roomChanged === true) this.tellUnchanged(session, outcome);
     if (webhook.event.kind === 'joined' && outcome.result.ended === true && outcome.code === ScriptCode.ok) {
       await this.rooms.rooms.close(sessionId, userId);
     }
     await this.rooms.roomChanged(session);
+  }
+
+  /** `session:updated` for a live session the outcome changed without a change of status (those were told already). */
+  private tellUnchanged(session: LiveSession, outcome: Outcome): void {
+    if (session.status === 'ended' || outcome.changes.some((change) => change.sessionId === session.id)) return;
+    this.publisher.tell(session, 'session:updated', toWireSession(session, outcome.now));
   }
 
   async act(userId: string, sessionId: string, action: 'pause' | 'resume' | 'end'): Promise<WireSession> {
@@ -213,6 +217,9 @@ export class SessionService {
     if (action === 'end' && (await this.store.peek(userId, sessionId))) await this.replyRunner.stop(sessionId);
     const outcome = await this.store.transition(userId, sessionId, action, 'user', this.gatewayId);
     await this.publisher.relayScheduleAndNotify(userId, outcome, { awaitRelay: false });
+    // a call's hold set or lifted while it stays paused (waiting for someone): the user's other devices learn it too
+    const acted = outcome.sessions.get(sessionId);
+    if (outcome.code === ScriptCode.ok && acted && acted.type !== 'chat' && action !== 'end') this.tellUnchanged(acted, outcome);
     if (outcome.code === ScriptCode.notFound) await this.archive.session(userId, sessionId, true);
     assertScriptOk(outcome.code, { sessionId, status: outcome.sessions.get(sessionId)?.status, reason: outcome.result.reason });
     return this.wireSession(outcome, sessionId);

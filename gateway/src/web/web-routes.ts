@@ -11,7 +11,7 @@ import { readFileSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import type { Kysely } from 'kysely';
-import { buildSync } from 'esbuild';
+import { build, buildSync, type BuildOptions } from 'esbuild';
 import { z } from 'zod';
 import type { Config } from '#shared/config/config.ts';
 import type { Database } from '#shared/db/schema.ts';
@@ -50,14 +50,20 @@ const CONTENT_TYPES: Record<string, string> = {
   '.ico': 'image/x-icon',
 };
 
+/** LiveKit Cloud projects: the SDK asks `/settings/regions` there and may connect to a regional host instead. */
+const LIVEKIT_CLOUD_DOMAINS = ['livekit.cloud', 'livekit.run'];
+
 /**
  * The demo page runs only its own scripts; avatars may live anywhere on https; it connects to the gateway and, for
- * voice calls, to LiveKit (its WebSocket, and the HTTP check the SDK makes when a join fails).
+ * voice calls, to LiveKit (its WebSocket, and the HTTP check the SDK makes when a join fails; for LiveKit Cloud any
+ * of the project's regional hosts).
  */
 function pageCsp(livekitUrl: string): string {
   const livekit = new URL(livekitUrl);
   const secure = livekit.protocol === 'wss:' || livekit.protocol === 'https:';
-  const origins = [`${secure ? 'wss' : 'ws'}://${livekit.host}`, `${secure ? 'https' : 'http'}://${livekit.host}`];
+  const cloud = LIVEKIT_CLOUD_DOMAINS.find((domain) => livekit.hostname.endsWith(`.${domain}`));
+  const hosts = cloud ? [livekit.host, `*.${cloud}`] : [livekit.host];
+  const origins = hosts.flatMap((host) => [`${secure ? 'wss' : 'ws'}://${host}`, `${secure ? 'https' : 'http'}://${host}`]);
   return [
     "default-src 'self'",
     "script-src 'self'",
@@ -93,8 +99,8 @@ export function registerWebRoutes(app: FastifyInstance, options: WebRoutesOption
     }
   };
 
-  const sendAsset = (name: string, request: FastifyRequest, reply: FastifyReply) => {
-    const asset = assets.get(name)?.();
+  const sendAsset = async (name: string, request: FastifyRequest, reply: FastifyReply) => {
+    const asset = await assets.get(name)?.();
     if (!asset) throw new AppError('not_found', 'no such file');
     reply.header('etag', asset.etag).header('cache-control', 'no-cache').header('x-content-type-options', 'nosniff');
     if (request.headers['if-none-match'] === asset.etag) return reply.code(304).send();
@@ -153,36 +159,41 @@ function asset(body: Buffer, type: string): Asset {
   return { body, type, etag: `"${createHash('sha256').update(body).digest('base64url').slice(0, 27)}"` };
 }
 
-/** One self-contained ES module for browsers (tens of milliseconds for the client, ~100 ms for LiveKit's SDK). */
-function bundle(entry: { entryPoints: string[] } | { stdin: { contents: string; resolveDir: string } }): Asset {
-  const built = buildSync({
-    ...entry,
-    bundle: true,
-    format: 'esm',
-    platform: 'browser',
-    target: 'es2020',
-    minify: true,
-    legalComments: 'none',
-    write: false,
-  });
-  return asset(Buffer.from(built.outputFiles[0]!.contents), CONTENT_TYPES['.js']!);
-}
+/** One self-contained ES module for browsers. */
+const BUNDLE_OPTIONS = {
+  bundle: true,
+  format: 'esm',
+  platform: 'browser',
+  target: 'es2020',
+  minify: true,
+  legalComments: 'none',
+  write: false,
+} satisfies BuildOptions;
 
-/** Built the first time it is asked for, then kept. */
-function once(build: () => Asset): () => Asset {
-  let built: Asset | undefined;
-  return () => (built ??= build());
+const bundled = (built: { outputFiles: Array<{ contents: Uint8Array }> }) => asset(Buffer.from(built.outputFiles[0]!.contents), CONTENT_TYPES['.js']!);
+
+/**
+ * LiveKit's SDK, built in esbuild's own process (~100 ms) the first time a voice call asks for it, so the gateway's
+ * event loop never waits for it; a failed build is tried again at the next request.
+ */
+function liveKitBundle(): () => Promise<Asset> {
+  let building: Promise<Asset> | undefined;
+  return () =>
+    (building ??= build({ ...BUNDLE_OPTIONS, stdin: { contents: LIVEKIT_ENTRY, resolveDir: import.meta.dirname } }).then(bundled, (error: unknown) => {
+      building = undefined;
+      throw error;
+    }));
 }
 
 /**
  * Every file directly in `dir` whose type is known, by file name, and the bundles: the typed client built now (every
- * page needs it), LiveKit's SDK when a first voice call asks for it.
+ * page needs it; tens of milliseconds), LiveKit's SDK when a first voice call asks for it.
  */
-function loadAssets(dir: string): Map<string, () => Asset> {
-  const client = bundle({ entryPoints: [CLIENT_ENTRY] });
-  const assets = new Map<string, () => Asset>([
+function loadAssets(dir: string): Map<string, () => Asset | Promise<Asset>> {
+  const client = bundled(buildSync({ ...BUNDLE_OPTIONS, entryPoints: [CLIENT_ENTRY] }));
+  const assets = new Map<string, () => Asset | Promise<Asset>>([
     ['tollgate-client.js', () => client],
-    ['livekit-client.js', once(() => bundle({ stdin: { contents: LIVEKIT_ENTRY, resolveDir: import.meta.dirname } }))],
+    ['livekit-client.js', liveKitBundle()],
   ]);
   for (const name of readdirSync(dir)) {
     const type = CONTENT_TYPES[path.extname(name)];

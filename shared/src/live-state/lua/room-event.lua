@@ -16,7 +16,8 @@
   LiveKit clock running ahead or behind, or a delivery very late) the instant of receipt is used instead, so no
   clock's error shifts a charge by more than the bound.
   Returns the common JSON; code 1 unknown session, 4 duplicate event; result.ended = true when the session is over
-  (the gateway then removes the user from the room); result.skewMs, and result.skewed when receipt time was used.
+  (the gateway then removes the user from the room); result.skewMs, and result.skewed when receipt time was used;
+  result.roomChanged when what the user is shown of the room changed (who is in it, a deadline of the wait).
 ]]
 --@include live-state
 local id, eventId, kind, participant, role = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[10]
@@ -48,6 +49,11 @@ end
 
 local inRoom, gone = cjson.decode(s.roomIn or '[]'), cjson.decode(s.roomGone or '[]')
 local agents = cjson.decode(s.agentIn or '[]')
+-- what the user is shown of the room (WireSession.room): told again only when it changes
+local function roomView()
+  return table.concat({ tostring(#inRoom > 0), tostring(#agents > 0), s.agentBy or '', s.joinBy or '' }, '|')
+end
+local viewBefore = roomView()
 local function leaves(list)
   gone = without(gone, participant)
   gone[#gone + 1] = participant
@@ -100,4 +106,5 @@ else
   if s.status == 'active' then endAt = math.max(at, tonumber(s.resumedAt)) end
   transition(s, 'ended', endAt, 'room_finished')
 end
-return reply(CODE_OK, now, advance(now), { ended = s.status == 'ended', skewMs = skew, skewed = skewed })
+local roomChanged = roomView() ~= viewBefore
+return reply(CODE_OK, now, advance(now), { ended = s.status == 'ended', skewMs = skew, skewed = skewed, roomChanged = roomChanged })
