@@ -90,7 +90,7 @@ if (files.length === 0) {
 function runPass(filePattern: string, extraEnv: Record<string, string>, deadline: number): Promise<{ summary: Summary | undefined; problem: string | undefined }> {
   return new Promise((resolve) => {
     const env = { ...process.env, ...extraEnv };
-    const child = spawn(process.execPath, ['--import', 'tsx', 'node_modules/uvu/bin.js', TESTS_DIR, filePattern, ...args], {
+    const child = spawn(process.execPath, ['--import', 'tsx', '--import', './tests/support/unhandled-rejections.ts', 'node_modules/uvu/bin.js', TESTS_DIR, filePattern, ...args], {
       cwd: ROOT,
       stdio: ['ignore', 'pipe', 'pipe'],
       env: process.env['CI'] ? { ...env, NO_COLOR: '1', FORCE_COLOR: '0' } : env,

@@ -389,7 +389,11 @@ export class Gateway {
     await this.relay.sweep(0).catch((error: unknown) => this.options.logger.error({ err: error }, 'final outbox relay failed'));
     await closed;
     await this.app.close();
-    this.adapterRedis.disconnect();
+    // QUIT, not a hard disconnect: the adapter fires commands without handling their answers (closing the sockets
+    // just now persisted their recovery sessions with a SET) — those are answered first instead of rejected unhandled
+    // (on a Redis Cluster the SET may still be opening its node's connection). Its blocking reads use clients of
+    // their own, so nothing here waits for them.
+    await this.adapterRedis.quit().catch(() => this.adapterRedis.disconnect());
     await this.storeRedis.quit().catch(() => this.storeRedis.disconnect());
   }
 
