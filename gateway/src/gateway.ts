@@ -127,7 +127,10 @@ export class Gateway {
       limits: config,
       onServerError: (error, request) => logger.error({ err: error, method: request?.method, route: request?.routeOptions.url }, 'gateway http request failed'),
     });
-    this.adapterRedis = duplicateRedis(redis);
+    // every emit to a user's room is an XADD on this connection (and a recovery session a SET): those of one event
+    // loop turn go out as one write. The adapter's blocking reads run on connections it duplicates from this one, so
+    // XREAD is kept out of pipelines.
+    this.adapterRedis = duplicateRedis(redis, { enableAutoPipelining: true, autoPipeliningIgnoredCommands: ['xread'] });
     this.io = new Server(this.app.server, {
       // any process can reach any user's sockets, and a client that drops briefly gets its missed events
       // blocking reads of 1 s (not 5): a closed gateway's stream reader lets go of its connection that soon after

@@ -34,23 +34,54 @@ export interface UserKeys {
   messageRate(minute: number): string;
 }
 
+/**
+ * The keys of one user. A class, so building them (every live-state call does) allocates the key strings only, not
+ * a closure per kind of session key.
+ */
+class UserKeySet implements UserKeys {
+  readonly base: string;
+  readonly account: string;
+  readonly unsettled: string;
+  readonly open: string;
+  readonly outbox: string;
+  readonly presence: string;
+
+  constructor(prefix: string, userId: string) {
+    this.base = `${prefix}:u:{${userId}}:`;
+    this.account = `${this.base}acct`;
+    this.unsettled = `${this.base}unsettled`;
+    this.open = `${this.base}open`;
+    this.outbox = `${this.base}outbox`;
+    this.presence = `${this.base}presence`;
+  }
+
+  session(sessionId: string): string {
+    return `${this.base}s:${sessionId}`;
+  }
+
+  messageLog(sessionId: string): string {
+    return `${this.session(sessionId)}:log`;
+  }
+
+  clientMessageIds(sessionId: string): string {
+    return `${this.session(sessionId)}:cmid`;
+  }
+
+  messageIds(sessionId: string): string {
+    return `${this.session(sessionId)}:mid`;
+  }
+
+  webhookIds(sessionId: string): string {
+    return `${this.session(sessionId)}:hooks`;
+  }
+
+  messageRate(minute: number): string {
+    return `${this.base}msgrate:${minute}`;
+  }
+}
+
 export function userKeys(prefix: string, userId: string): UserKeys {
-  const base = `${prefix}:u:{${userId}}:`;
-  const session = (sessionId: string) => `${base}s:${sessionId}`;
-  return {
-    base,
-    account: `${base}acct`,
-    unsettled: `${base}unsettled`,
-    open: `${base}open`,
-    outbox: `${base}outbox`,
-    presence: `${base}presence`,
-    session,
-    messageLog: (sessionId) => `${session(sessionId)}:log`,
-    clientMessageIds: (sessionId) => `${session(sessionId)}:cmid`,
-    messageIds: (sessionId) => `${session(sessionId)}:mid`,
-    webhookIds: (sessionId) => `${session(sessionId)}:hooks`,
-    messageRate: (minute) => `${base}msgrate:${minute}`,
-  };
+  return new UserKeySet(prefix, userId);
 }
 
 /**

@@ -39,9 +39,11 @@ export function connectRedis(target: RedisTarget, options: RedisOptions = {}): R
 /** A new connection like `client` (same server or cluster, same options), with `options` on top. */
 export function duplicateRedis(client: RedisClient, options: RedisOptions = {}): RedisClient {
   if (client instanceof Cluster) {
-    const { enableAutoPipelining, ...perNode } = options;
+    // auto-pipelining is the cluster client's own (per node), not each node connection's
+    const { enableAutoPipelining, autoPipeliningIgnoredCommands, ...perNode } = options;
     return client.duplicate(undefined, {
       ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+      ...(autoPipeliningIgnoredCommands === undefined ? {} : { autoPipeliningIgnoredCommands }),
       redisOptions: { ...client.options.redisOptions, ...perNode },
     });
   }
