@@ -44,6 +44,7 @@ import { createGatewayMetrics, createWebhookSkewMetric } from './gateway-metrics
 import { RoomPresenceCheck } from './livekit/room-presence-check.ts';
 import { registerWebRoutes } from './web/web-routes.ts';
 import { AGENT_NAMESPACE } from '#shared/contract/agent-events.ts';
+import { ThrottledWarnings } from '#shared/observability/throttled-warnings.ts';
 import { AgentClaims } from './livekit/agent-claims.ts';
 import { roomWebhooks } from './livekit/room-webhooks.ts';
 import { VoiceRooms } from './livekit/voice-rooms.ts';
@@ -240,13 +241,15 @@ export class Gateway {
     this.logins = new LoginRecorder(db);
     this.recheck = new TokenRecheck({ sockets: () => this.io.of('/').sockets.values(), db, intervalMs: config.TOKEN_RECHECK_MS, logger });
 
+    // a dependency that stops answering refuses every request: one line per kind every 10 s, not one per request
+    const warnings = new ThrottledWarnings(logger);
     this.io.use(handshake({
       verifier,
       logins: this.logins,
       slots: this.slots,
       admission: this.admission,
       hasOpenSession: (userId) => this.store.hasOpenSession(userId),
-      logger,
+      warnings,
     }));
 
     this.io.on('user:active', (userId) => this.watchIfLocal(userId));
@@ -275,6 +278,7 @@ export class Gateway {
         logger,
         eventsHandled: metrics.eventsHandled,
         internalAnswers: metrics.internalAnswers,
+        warnings,
         admitStart: () => this.admission.admit('start'),
         onActivity: (id) => this.watchIfLocal(id),
       });
@@ -304,6 +308,7 @@ export class Gateway {
       logger,
       eventsHandled: metrics.eventsHandled,
       internalAnswers: metrics.internalAnswers,
+      warnings,
     });
     void this.app.register(roomWebhooks, {
       apiKey: config.LIVEKIT_API_KEY,

@@ -9,6 +9,7 @@ import type { Logger } from 'pino';
 import type { Counter } from 'prom-client';
 import type { z } from 'zod';
 import { AppError, errorCause, toWireError } from '#shared/errors/app-error.ts';
+import type { ThrottledWarnings } from '#shared/observability/throttled-warnings.ts';
 import { TokenBucket } from './token-bucket.ts';
 
 /** Refused events per second, as a multiple of the burst, past which a socket is disconnected. */
@@ -28,6 +29,8 @@ export interface AckedEventsOptions {
   eventsHandled: Counter<'event' | 'result'>;
   /** Counts `internal` answers by event and cause. */
   internalAnswers: Counter<'event' | 'cause'>;
+  /** Where refusals for a dependency not answering are logged (one gateway-wide throttle, not a line per request). */
+  warnings: ThrottledWarnings;
   /** Told after each successful event. */
   onSuccess?(): void;
 }
@@ -83,7 +86,7 @@ export function ackedEvents(socket: Socket, options: AckedEventsOptions) {
             options.internalAnswers.inc({ event, cause: errorCause(error) });
             logger.error({ err: error, event, socket: socket.id }, 'event failed');
           } else if (wire.code === 'unavailable') {
-            logger.warn({ err: error, event, socket: socket.id }, 'event refused: a dependency is not answering');
+            options.warnings.warn(`unavailable:${event}`, { err: error, event, socket: socket.id }, 'event refused: a dependency is not answering');
           }
           ack?.({ ok: false, error: wire });
         }

@@ -19,6 +19,7 @@ import type { AgentClaims } from '../livekit/agent-claims.ts';
 import type { VoiceRooms } from '../livekit/voice-rooms.ts';
 import type { SessionService } from '../sessions/session-service.ts';
 import type { SessionStore } from '#shared/live-state/session-store.ts';
+import type { ThrottledWarnings } from '#shared/observability/throttled-warnings.ts';
 import { ackedEvents } from './acked-events.ts';
 
 export type AgentNamespace = Namespace<AgentToServerEvents, ServerToAgentEvents, Record<string, never>, AgentSocketData>;
@@ -36,6 +37,7 @@ export interface AgentEventsOptions {
   logger: Logger;
   eventsHandled: Counter<'event' | 'result'>;
   internalAnswers: Counter<'event' | 'cause'>;
+  warnings: ThrottledWarnings;
 }
 
 export function bindAgentNamespace(nsp: AgentNamespace, options: AgentEventsOptions): void {
@@ -62,7 +64,7 @@ export function bindAgentNamespace(nsp: AgentNamespace, options: AgentEventsOpti
   nsp.on('connection', (socket) => {
     const { agentId } = socket.data;
     // agents speak for many users at once: their limit is per utterance (the users' own message rate), not per socket
-    const on = ackedEvents(socket, { eventsPerSecond: 1000, eventBurst: 2000, logger, eventsHandled: options.eventsHandled, internalAnswers: options.internalAnswers });
+    const on = ackedEvents(socket, { eventsPerSecond: 1000, eventBurst: 2000, logger, eventsHandled: options.eventsHandled, internalAnswers: options.internalAnswers, warnings: options.warnings });
     const holding = async (sessionId: string) => {
       const owner = await rooms.ownerOf(sessionId);
       if (!owner || (await claims.holder(sessionId)) !== agentId) {

@@ -14,6 +14,7 @@ import {
   type SocketData,
 } from '#shared/contract/socket-events.ts';
 import type { SessionService } from '../sessions/session-service.ts';
+import type { ThrottledWarnings } from '#shared/observability/throttled-warnings.ts';
 import { ackedEvents } from './acked-events.ts';
 
 /** Between gateway processes (through the adapter's stream). */
@@ -35,6 +36,8 @@ export interface ClientEventsOptions {
   eventsHandled: Counter<'event' | 'result'>;
   /** Counts `internal` answers by event and cause. */
   internalAnswers: Counter<'event' | 'cause'>;
+  /** Refusals for a dependency not answering, logged gateway-wide at most once per interval. */
+  warnings: ThrottledWarnings;
   /** Throws `overloaded` while the gateway takes no new sessions (AdmissionControl.admit). */
   admitStart(): void;
   /** Told after each successful event, e.g. so the meter ticker watches the user. */

@@ -6,11 +6,11 @@
  * `overloaded` or `unavailable` (Redis, Postgres or the signing keys' endpoint not answering), the last two with
  * `data: { code, retryAfterMs }`.
  */
-import type { Logger } from 'pino';
 import type { Socket } from 'socket.io';
 import type { TokenVerifier } from '#shared/auth/token-verifier.ts';
 import type { SocketData } from '#shared/contract/socket-events.ts';
 import { AppError, toWireError } from '#shared/errors/app-error.ts';
+import type { ThrottledWarnings } from '#shared/observability/throttled-warnings.ts';
 import type { ConnectionSlots } from './connection-slots.ts';
 import type { LoginRecorder } from './login-recorder.ts';
 
@@ -22,7 +22,8 @@ export interface HandshakeOptions {
   admission: { readonly overloaded: boolean; admit(what: 'handshake'): void };
   /** Whether the user has an active or paused session (a user coming back to it is admitted even when overloaded). */
   hasOpenSession(userId: string): Promise<boolean>;
-  logger: Logger;
+  /** Refusals for a dependency not answering, logged at most once per interval. */
+  warnings: ThrottledWarnings;
 }
 
 /** A refusal the client can act on: `connect_error` with the code as its message and the wire error as its data. */
@@ -32,7 +33,7 @@ function refusal(error: unknown): Error {
 }
 
 export function handshake(options: HandshakeOptions) {
-  const { verifier, logins, slots, admission, logger } = options;
+  const { verifier, logins, slots, admission, warnings } = options;
   return async (socket: Socket<never, never, never, SocketData>, next: (error?: Error) => void): Promise<void> => {
     let user: { userId: string; expiresAt: number };
     try {
@@ -40,7 +41,7 @@ export function handshake(options: HandshakeOptions) {
     } catch (error) {
       // the signing keys could not be fetched: the token may be good, so the client waits the hint and tries again
       if (error instanceof AppError && error.code === 'unavailable') {
-        logger.warn({ err: error }, 'handshake refused: the signing keys are not answering');
+        warnings.warn('unavailable:signing-keys', { err: error }, 'handshake refused: the signing keys are not answering');
         return next(refusal(error));
       }
       return next(new Error('unauthorized'));
@@ -52,7 +53,7 @@ export function handshake(options: HandshakeOptions) {
       if (!(await logins.record(user.userId))) return next(new Error('unauthorized'));
       if (!(await slots.take(user.userId, socket.id))) return next(new Error('too_many_connections'));
     } catch (error) {
-      if (!(error instanceof AppError)) logger.warn({ err: error, userId: user.userId }, 'handshake refused: a dependency is not answering');
+      if (!(error instanceof AppError)) warnings.warn('unavailable:handshake', { err: error, userId: user.userId }, 'handshake refused: a dependency is not answering');
       return next(refusal(error));
     }
     socket.data.userId = user.userId;
