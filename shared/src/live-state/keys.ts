@@ -4,7 +4,11 @@
  * sessions runs in one Redis Cluster slot (a session never changes user).
  */
 
-export interface UserKeys {
+/**
+ * The keys of one user. A class, so building them (every live-state call does) allocates the key strings only, not
+ * a closure per kind of session key.
+ */
+export class UserKeys {
   /** Prefix of every key of this user; Lua scripts derive session keys from it. */
   readonly base: string;
   /** Hash: credits (units, as of creditsVersion), creditsVersion, cursor (ms of the last meter advance). */
@@ -17,34 +21,6 @@ export interface UserKeys {
   readonly outbox: string;
   /** Hash: gateway id → last instant (ms) that gateway saw one of the user's sockets. */
   readonly presence: string;
-  /** Hash: the live state of one session. */
-  session(sessionId: string): string;
-  /** List: the session's messages (JSON), oldest first. */
-  messageLog(sessionId: string): string;
-  /** Hash: clientMessageId → message JSON (idempotent sends). */
-  clientMessageIds(sessionId: string): string;
-  /** Hash: messageId → message JSON (idempotent replies). */
-  messageIds(sessionId: string): string;
-  /** Set: ids of the LiveKit webhook events applied to the session (duplicates change nothing). */
-  webhookIds(sessionId: string): string;
-  /**
-   * String: the user's new messages in one minute (Redis time, `floor(ms / 60000)`), for MESSAGE_RATE_PER_MIN.
-   * message-add.lua derives it from `base` itself, since only the script knows Redis's `now`.
-   */
-  messageRate(minute: number): string;
-}
-
-/**
- * The keys of one user. A class, so building them (every live-state call does) allocates the key strings only, not
- * a closure per kind of session key.
- */
-class UserKeySet implements UserKeys {
-  readonly base: string;
-  readonly account: string;
-  readonly unsettled: string;
-  readonly open: string;
-  readonly outbox: string;
-  readonly presence: string;
 
   constructor(prefix: string, userId: string) {
     this.base = `${prefix}:u:{${userId}}:`;
@@ -55,33 +31,42 @@ class UserKeySet implements UserKeys {
     this.presence = `${this.base}presence`;
   }
 
+  /** Hash: the live state of one session. */
   session(sessionId: string): string {
     return `${this.base}s:${sessionId}`;
   }
 
+  /** List: the session's messages (JSON), oldest first. */
   messageLog(sessionId: string): string {
     return `${this.session(sessionId)}:log`;
   }
 
+  /** Hash: clientMessageId → message JSON (idempotent sends). */
   clientMessageIds(sessionId: string): string {
     return `${this.session(sessionId)}:cmid`;
   }
 
+  /** Hash: messageId → message JSON (idempotent replies). */
   messageIds(sessionId: string): string {
     return `${this.session(sessionId)}:mid`;
   }
 
+  /** Set: ids of the LiveKit webhook events applied to the session (duplicates change nothing). */
   webhookIds(sessionId: string): string {
     return `${this.session(sessionId)}:hooks`;
   }
 
+  /**
+   * String: the user's new messages in one minute (Redis time, `floor(ms / 60000)`), for MESSAGE_RATE_PER_MIN.
+   * message-add.lua derives it from `base` itself, since only the script knows Redis's `now`.
+   */
   messageRate(minute: number): string {
     return `${this.base}msgrate:${minute}`;
   }
 }
 
 export function userKeys(prefix: string, userId: string): UserKeys {
-  return new UserKeySet(prefix, userId);
+  return new UserKeys(prefix, userId);
 }
 
 /**
