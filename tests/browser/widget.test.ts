@@ -13,13 +13,12 @@ import type { AddressInfo } from 'node:net';
 import path from 'node:path';
 import { jwtVerify } from 'jose';
 import { chromium, type Browser, type BrowserContext, type Page } from 'playwright-core';
-import { io, type Socket } from 'socket.io-client';
-import { signAgentToken } from '#shared/auth/agent-token.ts';
+import type { Socket } from 'socket.io-client';
 import type { WireMessage } from '#shared/contract/socket-events.ts';
 import { deleteKeys } from '../support/processes.ts';
 import { ARTIFACTS, CHROMIUM, CHROMIUM_ARGS } from '../support/browser.ts';
 import { postWebhook, startRefusingSignalServer, TEST_LIVEKIT_SECRET, type RefusingSignalServer } from '../support/livekit.ts';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { connectAgent, createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
 /** Long enough for a cold page load on a slow CI machine, short enough to fail fast. */
 const WAIT_MS = 15_000;
@@ -430,11 +429,7 @@ test('another site embeds /widget.js with data attributes: it renders in a shado
 
 /** The clone's voice agent on /agent, holding the session's claim (what the agent process does when dispatched). */
 async function agentFor(sessionId: string): Promise<Socket> {
-  const agent = io(`${system.url}/agent`, {
-    auth: { token: await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId: 'widget-test' }) },
-    transports: ['websocket'],
-    forceNew: true,
-  });
+  const agent = await connectAgent(system, 'widget-test');
   const claim = (await agent.timeout(5000).emitWithAck('agent:claim', { sessionId })) as { ok: boolean; claimed?: boolean };
   assert.ok(claim.ok && claim.claimed, 'the agent holds the session');
   return agent;

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { userKeys } from '#shared/live-state/keys.ts';
 import { postWebhook, type WebhookSpec } from '../support/livekit.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { request, startedCall, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 // Presence checked against the room (LiveKit's RoomService), not only told by webhooks: a lost participant_left or
 // room_finished stops the charge within one ROOM_CHECK_MS, at the last instant the user's presence was proved; a
@@ -23,13 +23,8 @@ const settled = (sessionId: string) =>
 const live = (userId: string, sessionId: string) => system.redis.hgetall(userKeys(system.config.REDIS_PREFIX, userId).session(sessionId));
 
 async function inRoom(): Promise<{ userId: string; client: TestClient; sessionId: string; room: string; joinedAt: number }> {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '60.0000');
-  const client = await system.connect(userId);
-  const answer = await request(client, 'session:start', { cloneId, type: 'voice' });
-  if (!answer.ok) throw new Error(JSON.stringify(answer));
-  const sessionId = answer.session.id;
-  const room = `session-${sessionId}`;
+  const { userId, client, session, room } = await startedCall(system, '50.0000', '60.0000');
+  const sessionId = session.id;
   system.roomService.rooms.set(room, [userId, `agent-${sessionId}`]);
   await hook({ event: 'participant_joined', room, identity: `agent-${sessionId}`, participantSid: 'PA_agent', joinedAtMs: Date.now() });
   const joinedAt = Date.now();

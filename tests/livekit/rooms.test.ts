@@ -5,7 +5,7 @@ import { parseMoney } from '#shared/money/money.ts';
 import { timeCost } from '#shared/money/pricing.ts';
 import { userKeys } from '#shared/live-state/keys.ts';
 import { postWebhook, signedWebhook, TEST_LIVEKIT_SECRET, type WebhookSpec } from '../support/livekit.ts';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { createClone, createUser, nextEvent, request, startedCall, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 // Voice/video sessions in LiveKit rooms: token grants, the meter following signed webhooks (late, repeated, out of
 // order), refusals of unsigned ones, and rooms closed through the RoomService when a session ends from our side.
@@ -81,10 +81,7 @@ test('room tokens grant that room only: join, microphone (and camera for video),
 });
 
 test('join → active → leave → paused → rejoin → active → room_finished → ended, charged only for time in the room', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '6.0000');
   const room = `session-${session.id}`;
   await agentJoins(session.id);
   await sleep(300); // waiting for the join is free
@@ -119,10 +116,7 @@ test('join → active → leave → paused → rejoin → active → room_finish
 });
 
 test('a duplicated, a late and an out-of-order webhook change nothing', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '6.0000');
   const room = `session-${session.id}`;
   await agentJoins(session.id);
   const join = { event: 'participant_joined', room, identity: userId, participantSid: 'PA_a', joinedAtMs: Date.now(), id: 'EV_join_a' } as const;
@@ -157,10 +151,7 @@ test('a duplicated, a late and an out-of-order webhook change nothing', async ()
 });
 
 test('a webhook that is unsigned, signed with another secret, or tampered with gets 401 and changes nothing', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '6.0000');
   const spec: WebhookSpec = { event: 'participant_joined', room: `session-${session.id}`, identity: userId, joinedAtMs: Date.now() };
   const post = (body: string, authorization?: string) =>
     fetch(`${system.url}/livekit/webhook`, {
@@ -191,10 +182,8 @@ test('a webhook that is unsigned, signed with another secret, or tampered with g
 });
 
 test('credits running out remove the user from the room and delete it through the RoomService', async () => {
-  const userId = await createUser(system, '0.2000');
-  const { cloneId } = await createClone(system, '60.0000'); // 1 credit a second: 200 ms
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  // 1 credit a second: 200 ms
+  const { userId, client, session } = await startedCall(system, '0.2000', '60.0000');
   const room = `session-${session.id}`;
   await agentJoins(session.id);
   await hook({ event: 'participant_joined', room, identity: userId, joinedAtMs: Date.now() });
@@ -217,10 +206,7 @@ test('credits running out remove the user from the room and delete it through th
 });
 
 test('a user who never joins: the session ends at JOIN_TIMEOUT_MS with nothing charged', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '60.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId, 'video');
+  const { client, session } = await startedCall(system, '50.0000', '60.0000', 'video');
   const row = await settled(session.id);
   assert.is(row.end_reason, 'join_timeout');
   assert.is(row.total_cost, '0.0000');
@@ -231,10 +217,7 @@ test('a user who never joins: the session ends at JOIN_TIMEOUT_MS with nothing c
 });
 
 test('no agent: the user waits in the room free and the session ends at AGENT_JOIN_TIMEOUT_MS with nothing charged', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '60.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '60.0000');
   const ended = new Promise<{ reason: string }>((resolve) => client.on('session:ended', (event) => event.sessionId === session.id && resolve(event)));
   await hook({ event: 'participant_joined', room: `session-${session.id}`, identity: userId, joinedAtMs: Date.now() });
   assert.is((await live(userId, session.id)).status, 'paused', 'alone in the room: not metered');
@@ -248,10 +231,7 @@ test('no agent: the user waits in the room free and the session ends at AGENT_JO
 });
 
 test('the user is told who is in the room: waiting to join, waiting for the agent (with its deadline), talking, the agent gone', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '6.0000');
   const room = `session-${session.id}`;
   assert.is(session.status, 'paused');
   assert.equal({ ...session.room, joinBy: typeof session.room?.joinBy }, { user: false, agent: false, held: false, joinBy: 'string', agentBy: null });
@@ -301,10 +281,7 @@ test('the user is told who is in the room: waiting to join, waiting for the agen
 });
 
 test('an agent that drops mid-conversation pauses the meter until another takes over', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '6.0000');
   const room = `session-${session.id}`;
   const agent = `agent-${session.id}`;
   await hook({ event: 'participant_joined', room, identity: agent, participantSid: 'PA_agent1', joinedAtMs: Date.now() });
@@ -331,10 +308,7 @@ test('an agent that drops mid-conversation pauses the meter until another takes 
 });
 
 test('an agent leaving a held session does not end it; lifting the hold with no agent starts the wait for one', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '6.0000');
   const room = `session-${session.id}`;
   await agentJoins(session.id);
   await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_held', joinedAtMs: Date.now() });
@@ -350,10 +324,7 @@ test('an agent leaving a held session does not end it; lifting the hold with no 
 });
 
 test('pause holds a voice session even in the room; resume meters again only while the user is in it', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const { session } = await started(client, cloneId);
+  const { userId, client, session } = await startedCall(system, '50.0000', '6.0000');
   const room = `session-${session.id}`;
   await agentJoins(session.id);
   await hook({ event: 'participant_joined', room, identity: userId, participantSid: 'PA_h', joinedAtMs: Date.now() });

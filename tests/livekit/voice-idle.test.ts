@@ -1,10 +1,8 @@
 import { test } from 'uvu';
 import * as assert from 'uvu/assert';
-import { io } from 'socket.io-client';
-import { signAgentToken } from '#shared/auth/agent-token.ts';
 import { userKeys } from '#shared/live-state/keys.ts';
 import { postWebhook } from '../support/livekit.ts';
-import { createClone, createUser, nextEvent, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { connectAgent, nextEvent, request, startedCall, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
 // Idle voice: a conversation in which neither side has spoken for VOICE_IDLE_MS pauses like an idle chat and tells
 // the user; speaking again (the agent tells the gateway what its speech-to-text heard) resumes it. Charged: only the
@@ -23,18 +21,9 @@ const settled = (sessionId: string) =>
   waitFor(() => system.database.db.selectFrom('sessions').selectAll().where('id', '=', sessionId).where('settled_at', 'is not', null).executeTakeFirst(), 10_000, 'settlement');
 
 test('silence pauses a voice conversation and tells the user; speech resumes it; only the talking time is charged', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
-  if (!started.ok) throw new Error(JSON.stringify(started));
-  const sessionId = started.session.id;
-  const room = `session-${sessionId}`;
-  const agent = io(`${system.url}/agent`, {
-    auth: { token: await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId: 'idle-test' }) },
-    transports: ['websocket'],
-    forceNew: true,
-  });
+  const { userId, client, session, room } = await startedCall(system, '50.0000', '6.0000');
+  const sessionId = session.id;
+  const agent = await connectAgent(system, 'idle-test');
   const claim = (await agent.timeout(5000).emitWithAck('agent:claim', { sessionId })) as { ok: boolean; claimed?: boolean };
   assert.equal({ ok: claim.ok, claimed: claim.claimed }, { ok: true, claimed: true });
   assert.is(await postWebhook(system.url, { event: 'participant_joined', room, identity: `agent-${sessionId}`, joinedAtMs: Date.now() }), 200);
@@ -73,20 +62,12 @@ test('silence pauses a voice conversation and tells the user; speech resumes it;
 });
 
 test('only the agent serving the session may tell of voice activity', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
-  if (!started.ok) throw new Error(JSON.stringify(started));
-  const stranger = io(`${system.url}/agent`, {
-    auth: { token: await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId: 'stranger' }) },
-    transports: ['websocket'],
-    forceNew: true,
-  });
-  const answer = (await stranger.timeout(5000).emitWithAck('agent:voice-activity', { sessionId: started.session.id })) as { ok: boolean; error?: { code: string } };
+  const { client, session } = await startedCall(system, '50.0000', '6.0000');
+  const stranger = await connectAgent(system, 'stranger');
+  const answer = (await stranger.timeout(5000).emitWithAck('agent:voice-activity', { sessionId: session.id })) as { ok: boolean; error?: { code: string } };
   assert.is(answer.error?.code, 'forbidden');
   stranger.disconnect();
-  await request(client, 'session:end', { sessionId: started.session.id });
+  await request(client, 'session:end', { sessionId: session.id });
   client.disconnect();
 });
 

@@ -2,7 +2,7 @@ import { test } from 'uvu';
 import * as assert from 'uvu/assert';
 import { userKeys } from '#shared/live-state/keys.ts';
 import { postWebhook, type WebhookSpec } from '../support/livekit.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestSystem } from '../support/system.ts';
+import { request, startedCall, startSystem, waitFor, type TestSystem } from '../support/system.ts';
 
 // LiveKit's clock against Redis's: every webhook's skew is measured and exposed in /metrics, and an instant further
 // than WEBHOOK_SKEW_MS from Redis time at receipt is not trusted — the event applies at its receipt, and is logged.
@@ -26,15 +26,10 @@ async function metric(name: string): Promise<number> {
 }
 
 async function voiceSession(credits = '50.0000') {
-  const userId = await createUser(system, credits);
-  const { cloneId } = await createClone(system, '60.0000');
-  const client = await system.connect(userId);
-  const answer = await request(client, 'session:start', { cloneId, type: 'voice' });
-  if (!answer.ok) throw new Error(JSON.stringify(answer));
-  const room = `session-${answer.session.id}`;
+  const { userId, client, session, room } = await startedCall(system, credits, '60.0000');
   // the clone's agent is in the room: the user's join starts the conversation
-  await hook({ event: 'participant_joined', room, identity: `agent-${answer.session.id}`, participantSid: 'PA_agent', joinedAtMs: Date.now() });
-  return { userId, client, sessionId: answer.session.id, room };
+  await hook({ event: 'participant_joined', room, identity: `agent-${session.id}`, participantSid: 'PA_agent', joinedAtMs: Date.now() });
+  return { userId, client, sessionId: session.id, room };
 }
 
 test('a leave stamped a minute behind Redis time (LiveKit\'s clock late) pauses at its receipt: the time in the room is charged', async () => {

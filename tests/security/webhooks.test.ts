@@ -10,7 +10,7 @@ import { createHash } from 'node:crypto';
 import { SignJWT } from 'jose';
 import { userKeys } from '#shared/live-state/keys.ts';
 import { signedWebhook, TEST_LIVEKIT_KEY, TEST_LIVEKIT_SECRET, type WebhookSpec } from '../support/livekit.ts';
-import { createClone, createUser, request, startSystem, type TestSystem } from '../support/system.ts';
+import { request, startedCall, startSystem, type TestSystem } from '../support/system.ts';
 
 let system: TestSystem;
 test.before(async () => {
@@ -41,13 +41,8 @@ const secretKey = new TextEncoder().encode(TEST_LIVEKIT_SECRET);
 const base64url = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
 test('forged webhooks are refused 401 and move nothing; the genuine one is accepted', async () => {
-  const userId = await createUser(system, '50.0000');
-  const { cloneId } = await createClone(system, '6.0000');
-  const client = await system.connect(userId);
-  const started = await request(client, 'session:start', { cloneId, type: 'voice' });
-  if (!started.ok) throw new Error(JSON.stringify(started));
-  const sessionId = started.session.id;
-  const room = `session-${sessionId}`;
+  const { userId, client, session, room } = await startedCall(system, '50.0000', '6.0000');
+  const sessionId = session.id;
   const keys = userKeys(system.config.REDIS_PREFIX, userId);
   const live = () => system.redis.hgetall(keys.session(sessionId));
   const before = await live();

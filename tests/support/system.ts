@@ -8,7 +8,8 @@ import { io, type Socket } from 'socket.io-client';
 import { pino, type Logger } from 'pino';
 import { loadConfig, type Config } from '#shared/config/config.ts';
 import { connectRedis, type RedisClient } from '#shared/live-state/redis-client.ts';
-import type { ClientToServerEvents, ServerToClientEvents } from '#shared/contract/socket-events.ts';
+import type { ClientToServerEvents, LiveKitJoin, ServerToClientEvents, WireSession } from '#shared/contract/socket-events.ts';
+import { signAgentToken } from '#shared/auth/agent-token.ts';
 import { BillingWorker } from '#billing/billing-worker.ts';
 import { BillingQueues } from '#shared/contract/billing-queue.ts';
 import { Reconciler } from '#billing/reconcile/reconciler.ts';
@@ -266,6 +267,28 @@ export async function connectedUserAndClone(system: TestSystem, credits: string,
   const userId = await createUser(system, credits);
   const { cloneId } = await createClone(system, ratePerMinute);
   return { userId, cloneId, client: await system.connect(userId) };
+}
+
+/**
+ * A user with `credits`, connected, who started a voice (or video) session with a clone at `ratePerMinute`: paused,
+ * nobody in its room yet.
+ */
+export async function startedCall(
+  system: TestSystem,
+  credits: string,
+  ratePerMinute: string,
+  type: 'voice' | 'video' = 'voice',
+): Promise<{ userId: string; cloneId: string; client: TestClient; session: WireSession; livekit: LiveKitJoin; room: string }> {
+  const { userId, cloneId, client } = await connectedUserAndClone(system, credits, ratePerMinute);
+  const started = await request(client, 'session:start', { cloneId, type });
+  if (!started.ok || !started.livekit) throw new Error(JSON.stringify(started));
+  return { userId, cloneId, client, session: started.session, livekit: started.livekit, room: `session-${started.session.id}` };
+}
+
+/** A voice agent connected to the gateway's `/agent` namespace with an agent token (not yet holding any session). */
+export async function connectAgent(system: Pick<TestSystem, 'url' | 'config'>, agentId: string): Promise<Socket> {
+  const token = await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId });
+  return io(`${system.url}/agent`, { auth: { token }, transports: ['websocket'], forceNew: true });
 }
 
 /** Inserts a user with the given credits; returns its id. */

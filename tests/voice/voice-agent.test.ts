@@ -7,7 +7,7 @@ import { startFakeDeepgram, type FakeDeepgram } from '../support/fake-deepgram.t
 import { postWebhook } from '../support/livekit.ts';
 import { MemoryTransport } from '../support/memory-transport.ts';
 import { concatSamples, silence, tone, writeWav } from '../support/wav.ts';
-import { createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
+import { connectAgent, createClone, createUser, request, startSystem, waitFor, type TestClient, type TestSystem } from '../support/system.ts';
 
 // The clone in the room, end to end on real parts: the gateway (real Postgres, Redis, Socket.IO, the OpenAI SDK
 // against the local OpenAI server), the voice agent on the gateway's /agent namespace, Deepgram's SDK against the
@@ -137,12 +137,7 @@ test('a second agent does not serve a session another agent holds; a user token 
   const { cloneId } = await createClone(system, '1.0000');
   const client = await system.connect(userId);
   const sessionId = await voiceSession(client, userId, cloneId, quiet(200));
-  const { signAgentToken } = await import('#shared/auth/agent-token.ts');
-  const other = io(`${system.url}/agent`, {
-    auth: { token: await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId: 'other' }) },
-    transports: ['websocket'],
-    forceNew: true,
-  });
+  const other = await connectAgent(system, 'other');
   const claim = (await other.timeout(5000).emitWithAck('agent:claim', { sessionId })) as { ok: boolean; claimed?: boolean };
   assert.equal(claim, { ok: true, claimed: false });
   const utterance = (await other.timeout(5000).emitWithAck('agent:utterance', { sessionId, clientMessageId: 'x', content: 'hi' })) as { ok: boolean; error?: { code: string } };
@@ -157,18 +152,12 @@ test('a second agent does not serve a session another agent holds; a user token 
 });
 
 test('a session whose agent died is offered again by the sweep once the claim lapses', async () => {
-  const { io } = await import('socket.io-client');
-  const { signAgentToken } = await import('#shared/auth/agent-token.ts');
   const { agentClaimKey } = await import('#shared/live-state/keys.ts');
   const userId = await createUser(system, '50.0000');
   const { cloneId } = await createClone(system, '1.0000');
   const client = await system.connect(userId);
   const sessionId = await voiceSession(client, userId, cloneId, quiet(200));
-  const standby = io(`${system.url}/agent`, {
-    auth: { token: await signAgentToken({ secret: system.config.JWT_SECRET, audience: system.config.JWT_AUDIENCE, agentId: 'standby' }) },
-    transports: ['websocket'],
-    forceNew: true,
-  });
+  const standby = await connectAgent(system, 'standby');
   await new Promise((resolve) => standby.once('connect', () => resolve(undefined)));
   const offers: string[] = [];
   standby.on('agent:dispatch', (d: { sessionId: string }) => offers.push(d.sessionId));
