@@ -91,7 +91,7 @@ export class RedisCommandStats {
     const commands: CommandCost[] = [...byCommand].map(([command, { calls, usec }]) => ({ command, calls, usec, usecPerCall: Math.round((usec / calls) * 10) / 10 }));
     commands.sort((a, b) => b.usec - a.usec);
     // EVALSHA/EVAL time includes the commands the scripts call (Tollgate's scripts and BullMQ's)
-    const scriptUsec = commands.filter((c) => c.command === 'evalsha' || c.command === 'eval').reduce((sum, c) => sum + c.usec, 0);
+    const scriptUsec = commands.filter((c) => c.command === 'evalsha' || c.command === 'eval' || c.command === 'fcall').reduce((sum, c) => sum + c.usec, 0);
     const totalUsec = commands.reduce((sum, c) => sum + c.usec, 0);
     const shards = shardUsec
       .map(({ node, usec }) => ({ node, usec, share: totalUsec > 0 ? usec / totalUsec : 0, busy: usec / 1e6 / seconds }))

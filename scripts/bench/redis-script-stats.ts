@@ -1,8 +1,8 @@
 /**
  * `RedisScriptStats`: which Lua script costs Redis what, between `start()` and `stop()`. INFO commandstats counts
- * every script under one EVALSHA; Redis's SLOWLOG, with its threshold at 0, records each top-level command with its
- * own duration and its first arguments — for EVALSHA the script's SHA1, which names it (Tollgate's scripts from their
- * sources, BullMQ's from its package). The log is read and emptied in one MULTI every `pollMs`, so no entry is read
+ * every function under one FCALL (Tollgate's scripts) and every script under one EVALSHA (BullMQ's); Redis's SLOWLOG,
+ * with its threshold at 0, records each top-level command with its own duration and its first arguments — the
+ * function's name, or the script's SHA1 (named from BullMQ's package). The log is read and emptied in one MULTI every `pollMs`, so no entry is read
  * twice or lost between a read and its reset; entries that overflowed the buffer between two reads would be counted
  * as `missed`. The threshold and length are restored at `stop()`. Logging every command costs Redis a little
  * memory traffic but not the commands' measured durations. Under a Redis Cluster every master's log is read.
@@ -13,7 +13,7 @@ import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import type { Redis } from 'ioredis';
 import { keyspaceNodes, type RedisClient } from '#shared/live-state/redis-client.ts';
-import { scriptNamesBySha } from '#shared/live-state/lua-scripts.ts';
+import { scriptNamesByFunction } from '#shared/live-state/lua-scripts.ts';
 import { ROOT } from './bench-process.ts';
 
 export interface ScriptCost {
@@ -24,7 +24,7 @@ export interface ScriptCost {
 }
 
 export interface ScriptWindow {
-  /** Logged EVALSHA calls, by script, most expensive first. */
+  /** Logged FCALL and EVALSHA calls, by script, most expensive first. */
   scripts: ScriptCost[];
   /** Entries that left the ring buffer before they were read (the figures above are then a sample). */
   missed: number;
@@ -91,12 +91,13 @@ class NodeLog {
     this.lastId = fresh[0]![0];
     for (const [, , usec, args] of fresh) {
       const command = String(args[0] ?? '').toLowerCase();
-      if (command !== 'evalsha') continue;
-      const sha = String(args[1] ?? '').toLowerCase();
-      const cost = this.costs.get(sha) ?? { calls: 0, usec: 0 };
+      if (command !== 'evalsha' && command !== 'fcall') continue;
+      // a script's SHA1 (BullMQ's) or a function's name (Tollgate's)
+      const script = command === 'evalsha' ? String(args[1] ?? '').toLowerCase() : String(args[1] ?? '');
+      const cost = this.costs.get(script) ?? { calls: 0, usec: 0 };
       cost.calls += 1;
       cost.usec += usec;
-      this.costs.set(sha, cost);
+      this.costs.set(script, cost);
     }
   }
 }
@@ -125,9 +126,9 @@ export class RedisScriptStats {
     clearInterval(this.timer);
     await this.reading;
     await Promise.all(this.logs.map((log) => log.stop()));
-    const names = new Map<string, string>([...(await bullmqScriptNames()), ...scriptNamesBySha()]);
-    const scripts = [...this.costs].map(([sha, cost]) => ({
-      script: names.get(sha) ?? `unknown:${sha.slice(0, 8)}`,
+    const names = new Map<string, string>([...(await bullmqScriptNames()), ...scriptNamesByFunction()]);
+    const scripts = [...this.costs].map(([key, cost]) => ({
+      script: names.get(key) ?? `unknown:${key.slice(0, 24)}`,
       calls: cost.calls,
       usec: cost.usec,
       usecPerCall: Math.round((cost.usec / cost.calls) * 10) / 10,

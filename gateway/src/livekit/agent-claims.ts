@@ -5,7 +5,7 @@
  */
 import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import { agentClaimKey } from '#shared/live-state/keys.ts';
-import { registerScripts, runScript } from '#shared/live-state/lua-scripts.ts';
+import { runScript } from '#shared/live-state/lua-scripts.ts';
 
 export class AgentClaims {
   constructor(
@@ -14,7 +14,6 @@ export class AgentClaims {
     /** How long a claim lasts without renewal (the agent renews at a third of it). */
     readonly ttlMs: number,
   ) {
-    registerScripts(redis);
   }
 
   /** Takes or renews the claim; false when another agent holds it. */

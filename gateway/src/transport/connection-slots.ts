@@ -7,7 +7,7 @@
 import type { RedisClient } from '#shared/live-state/redis-client.ts';
 import type { Logger } from 'pino';
 import { connectionsKey } from '#shared/live-state/keys.ts';
-import { registerScripts, runScript } from '#shared/live-state/lua-scripts.ts';
+import { runScript } from '#shared/live-state/lua-scripts.ts';
 
 export interface ConnectionSlotsOptions {
   /** Auto-pipelined: a renewal's many scripts go out in one write per Redis node (a pipeline cannot span nodes). */
@@ -34,7 +34,6 @@ export class ConnectionSlots {
   private renewing: Promise<void> | undefined;
 
   constructor(private readonly options: ConnectionSlotsOptions) {
-    registerScripts(options.redis);
   }
 
   /** Takes a slot for a connecting socket; false when the user already holds `max` sockets (on any gateway). */

@@ -1,11 +1,18 @@
 /**
- * Loads the Lua scripts of shared/src/live-state/lua once, pastes `--@include name` lines from shared/src/live-state/lua/includes,
- * and registers each script on an ioredis client with `defineCommand`.
+ * The Lua scripts of shared/src/live-state/lua as one Redis Functions library: each `<name>.lua` is the body of a
+ * function `tg_<version>_<name>` (called with KEYS and ARGV as a script is), and the files of lua/includes are
+ * defined once at the head of the library. A script run with EVALSHA re-creates everything its included core
+ * defines on every call (~40 closures and a settings decode, ~13 µs of Redis per call, measured in
+ * docs/performance.md); a library's definitions are made once per load. `<version>` is a hash of the library's text,
+ * so processes of two releases sharing a Redis during a rolling deploy each call their own functions.
+ *
+ * The library is loaded lazily: a call answered "Function not found" (a new Redis, a restarted one without
+ * persistence, a node new to a cluster) loads it on every master and runs again.
  */
 import { createHash } from 'node:crypto';
-import { readFileSync } from 'node:fs';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
-import { isCluster, type RedisClient } from '#shared/live-state/redis-client.ts';
+import { isCluster, keyspaceNodes, type RedisClient } from '#shared/live-state/redis-client.ts';
 
 const LUA_DIR = fileURLToPath(new URL('./lua/', import.meta.url));
 
@@ -35,56 +42,94 @@ const SCRIPTS = {
 
 export type ScriptName = keyof typeof SCRIPTS;
 
-let sources: Map<ScriptName, string> | undefined;
+interface Library {
+  /** The text FUNCTION LOAD takes. */
+  source: string;
+  /** tg_<version>_ : what every function name of this library starts with. */
+  functionPrefix: string;
+}
 
-function readScript(name: string): string {
-  const text = readFileSync(`${LUA_DIR}${name}.lua`, 'utf8');
-  return text.replace(/^--@include ([\w-]+)\s*$/gm, (_, include: string) =>
-    readFileSync(`${LUA_DIR}includes/${include}.lua`, 'utf8'),
+let library: Library | undefined;
+
+function buildLibrary(): Library {
+  const includes = readdirSync(`${LUA_DIR}includes`)
+    .filter((file) => file.endsWith('.lua'))
+    .sort()
+    .map((file) => readFileSync(`${LUA_DIR}includes/${file}`, 'utf8'));
+  const bodies = (Object.keys(SCRIPTS) as ScriptName[]).map((name) => [name, readFileSync(`${LUA_DIR}${name}.lua`, 'utf8')] as const);
+  // the version is the text without the names that carry it
+  const version = createHash('sha1')
+    .update(JSON.stringify([includes, bodies]))
+    .digest('hex')
+    .slice(0, 12);
+  const functionPrefix = `tg_${version}_`;
+  const functions = bodies.map(
+    ([name, body]) => `redis.register_function('${functionPrefix}${snake(name)}', function(KEYS, ARGV)\n${body}\nend)`,
   );
+  return { source: [`#!lua name=tollgate_${version}`, ...includes, ...functions].join('\n'), functionPrefix };
 }
 
-function scriptSources(): Map<ScriptName, string> {
-  sources ??= new Map((Object.keys(SCRIPTS) as ScriptName[]).map((name) => [name, readScript(name)]));
-  return sources;
+function currentLibrary(): Library {
+  library ??= buildLibrary();
+  return library;
 }
 
-/** Registers every script as a command named after its file (e.g. `session-start` → `tg_session_start`). */
-export function registerScripts(redis: RedisClient): void {
-  for (const [name, lua] of scriptSources()) {
-    const command = commandName(name);
-    if (!(command in redis)) redis.defineCommand(command, { numberOfKeys: SCRIPTS[name], lua });
+const snake = (name: string) => name.replaceAll('-', '_');
+
+/** The function a script runs as (e.g. `message-add` → `tg_<version>_message_add`). */
+export function functionName(name: ScriptName): string {
+  return `${currentLibrary().functionPrefix}${snake(name)}`;
+}
+
+/** Loads the library on every master (REPLACE: loading the same text twice, from two processes, is harmless). */
+async function loadLibrary(redis: RedisClient): Promise<void> {
+  const { source } = currentLibrary();
+  await Promise.all(keyspaceNodes(redis).map((node) => node.call('FUNCTION', 'LOAD', 'REPLACE', source)));
+}
+
+/** One load at a time per client: the first calls after a start all find the library missing. */
+const loading = new WeakMap<RedisClient, Promise<void>>();
+
+function ensureLoaded(redis: RedisClient): Promise<void> {
+  let pending = loading.get(redis);
+  if (!pending) {
+    pending = loadLibrary(redis).finally(() => loading.delete(redis));
+    loading.set(redis, pending);
   }
-}
-
-export function commandName(name: ScriptName): string {
-  return `tg_${name.replaceAll('-', '_')}`;
+  return pending;
 }
 
 /** A node's answer that it does not serve the slot (now): the script did not run there. */
 const REDIRECTED = /^(MOVED|ASK) /;
+const NOT_LOADED = /Function not found/;
 
 /**
- * Runs a registered script; the one place raw KEYS/ARGV reach Redis. Under a cluster, a script auto-pipelined to a
- * node that lost its slot in a failover can be answered MOVED (ioredis follows a redirection only when a whole
- * pipeline was redirected alike): the slot map is refreshed and the script sent again, a few times.
+ * Runs a script; the one place raw KEYS/ARGV reach Redis. Under a cluster, a call auto-pipelined to a node that lost
+ * its slot in a failover can be answered MOVED (ioredis follows a redirection only when a whole pipeline was
+ * redirected alike): the slot map is refreshed and the call sent again, a few times. A node without the library
+ * gets it, and the call is sent again.
  */
 export async function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   if (keys.length !== SCRIPTS[name]) throw new Error(`${name} takes ${SCRIPTS[name]} keys, got ${keys.length}`);
-  const fn = (redis as unknown as Record<string, (...a: Array<string | number>) => Promise<unknown>>)[commandName(name)];
-  if (!fn) throw new Error(`script ${name} is not registered on this client`);
+  const fn = functionName(name);
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fn.call(redis, ...keys, ...args);
+      return await redis.fcall(fn, keys.length, ...keys, ...args);
     } catch (error) {
-      if (!isCluster(redis) || attempt >= 5 || !(error instanceof Error) || !REDIRECTED.test(error.message)) throw error;
-      redis.refreshSlotsCache();
-      await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      if (attempt >= 5 || !(error instanceof Error)) throw error;
+      if (NOT_LOADED.test(error.message)) {
+        await ensureLoaded(redis);
+      } else if (isCluster(redis) && REDIRECTED.test(error.message)) {
+        redis.refreshSlotsCache();
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      } else {
+        throw error;
+      }
     }
   }
 }
 
-/** Each script's SHA1 as Redis knows it (EVALSHA's first argument) → its name; for tools that read Redis's logs. */
-export function scriptNamesBySha(): Map<string, ScriptName> {
-  return new Map([...scriptSources()].map(([name, lua]) => [createHash('sha1').update(lua).digest('hex'), name]));
+/** Each function's name as Redis's logs show it (FCALL's first argument) → its script; for tools that read them. */
+export function scriptNamesByFunction(): Map<string, ScriptName> {
+  return new Map((Object.keys(SCRIPTS) as ScriptName[]).map((name) => [functionName(name), name]));
 }

@@ -9,7 +9,7 @@ import type { Config } from '#shared/config/config.ts';
 import type { Citation, SessionStatus, SessionType, WireMessage } from '#shared/contract/socket-events.ts';
 import { formatMoney } from '#shared/money/money.ts';
 import { parseLiveSession, type LiveSession, type MeterReading } from './live-session.ts';
-import { registerScripts, runScript, type ScriptName } from './lua-scripts.ts';
+import { runScript, type ScriptName } from './lua-scripts.ts';
 import type { ScriptCode } from './script-codes.ts';
 
 export interface SessionStoreOptions {
@@ -218,7 +218,6 @@ export class SessionStore {
     private readonly redis: RedisClient,
     private readonly options: SessionStoreOptions,
   ) {
-    registerScripts(redis);
     this.settings = JSON.stringify({
       idleMs: options.idlePauseMs,
       pausedEndMs: options.pausedEndMs,

@@ -10,7 +10,7 @@
   every open session of a user whose due instant was only a presence check.
   Returns the common JSON.
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local now = nowMs()
 local due, caughtUp = catchUp(now)
 notePresence(now)

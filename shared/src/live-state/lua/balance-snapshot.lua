@@ -6,7 +6,7 @@
   KEYS: common five.  ARGV: common three, 4 credits (units), 5 creditsVersion, 6.. ids of included sessions.
   Returns the common JSON. It applies nothing due, so it makes no state change its caller would have to relay.
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local credits, version = ARGV[4], tonumber(ARGV[5])
 local now = nowMs()
 local known = tonumber(redis.call('HGET', accountKey, 'creditsVersion') or '-1')

@@ -8,7 +8,7 @@
   6 when the user already sent MESSAGE_RATE_PER_MIN new messages this minute (counted here, so across gateways,
   and only for messages accepted: repeats and refusals are free).
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local id, clientMessageId, messageId, content = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local now = begin()
 local s = loadSession(id)

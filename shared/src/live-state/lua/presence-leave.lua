@@ -4,7 +4,7 @@
   KEYS: the common five.  ARGV: the common three (gateway id required).
   Returns the common JSON.
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local now = nowMs()
 catchUp(now)
 redis.call('HDEL', presenceKey, gatewayId)

@@ -6,7 +6,7 @@
         9 citations JSON ([{ documentId, title, chunkIndex }]).
   Returns the common JSON with result = { message = JSON string }; code 4 for a repeat.
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local id, messageId, content, tokens, cost = ARGV[4], ARGV[5], ARGV[6], tonumber(ARGV[7]), tonumber(ARGV[8])
 local citations = cjson.decode(ARGV[9])
 local now = nowMs()

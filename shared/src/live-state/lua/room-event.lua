@@ -19,7 +19,7 @@
   (the gateway then removes the user from the room); result.skewMs, and result.skewed when receipt time was used;
   result.roomChanged when what the user is shown of the room changed (who is in it, a deadline of the wait).
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local id, eventId, kind, participant, role = ARGV[4], ARGV[5], ARGV[6], ARGV[7], ARGV[10]
 local now = begin()
 local instant, skewBound = tonumber(ARGV[8]), tonumber(ARGV[9])

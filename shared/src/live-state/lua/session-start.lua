@@ -8,7 +8,7 @@
   Returns the common JSON; code 3 when available credits do not cover the minimum start time, 5 when the user
   already has the most open sessions allowed.
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local id, userId, cloneId, kind = ARGV[4], ARGV[5], ARGV[6], ARGV[7]
 local rate, minStartMs, maxOpen = tonumber(ARGV[8]), tonumber(ARGV[9]), tonumber(ARGV[10])
 

@@ -7,7 +7,7 @@
   Pause of a paused chat and resume of an active one are answered ok (idempotent).
   Returns the common JSON; code 1 unknown session, 2 illegal transition, 3 no credits left to resume.
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local id, action, reason = ARGV[4], ARGV[5], ARGV[6]
 local now = begin()
 local s = loadSession(id)

@@ -5,7 +5,7 @@
   KEYS: common five, 6 the session's hash. ARGV: common three (gateway id ''), 4 sessionId.
   Returns the common JSON; code 1 unknown session.
 ]]
---@include live-state
+startRun(KEYS, ARGV)
 local id = ARGV[4]
 local now = begin()
 local s = loadSession(id)

@@ -1,5 +1,6 @@
 --[[
-  Shared core of every live-state script (the loader pastes it where a script says `--@include live-state`).
+  Shared core of every live-state script (each begins with `startRun(KEYS, ARGV)`; lua-scripts.ts puts this file
+  once at the head of the library every script is a function of).
   A user's live state: an account hash (credits as of a Postgres credits_version, and `cursor`, the last instant
   the meter was advanced to), the unsettled totals of ended sessions, the set of open sessions, one hash per
   session, the user's presence (gateway id → last instant it saw one of the user's sockets) and an outbox stream of
@@ -33,20 +34,50 @@
 local CODE_OK, CODE_NOT_FOUND, CODE_INVALID_STATE, CODE_INSUFFICIENT, CODE_DUPLICATE = 0, 1, 2, 3, 4
 local CODE_TOO_MANY, CODE_MESSAGE_RATE = 5, 6
 
-local accountKey, unsettledKey, openKey, outboxKey, presenceKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local keyBase = ARGV[1]
-local settings = cjson.decode(ARGV[2])
-local IDLE_MS = tonumber(settings.idleMs)
-local PAUSED_END_MS = tonumber(settings.pausedEndMs)
-local ENDED_TTL_MS = tonumber(settings.endedTtlMs)
-local PRESENCE_TIMEOUT_MS = tonumber(settings.presenceTimeoutMs)
-local PRESENCE_STALE_MS = tonumber(settings.presenceStaleMs)
-local CHECKPOINT_MS = tonumber(settings.checkpointMs)
-local MESSAGE_RATE_PER_MIN = tonumber(settings.messageRatePerMin)
-local JOIN_TIMEOUT_MS = tonumber(settings.joinTimeoutMs)
-local AGENT_JOIN_TIMEOUT_MS = tonumber(settings.agentJoinTimeoutMs)
-local VOICE_IDLE_MS = tonumber(settings.voiceIdleMs) or 0
-local gatewayId = ARGV[3]
+-- A run's state. The scripts are functions of one Redis Functions library (lua-scripts.ts): this file's definitions
+-- are made once when the library loads, and its chunk-level variables outlive a call, so `startRun` (the first line
+-- of every live-state script) sets each of them afresh from the call's KEYS and ARGV.
+local accountKey, unsettledKey, openKey, outboxKey, presenceKey, keyBase, gatewayId
+local IDLE_MS, PAUSED_END_MS, ENDED_TTL_MS, PRESENCE_TIMEOUT_MS, PRESENCE_STALE_MS, CHECKPOINT_MS
+local MESSAGE_RATE_PER_MIN, JOIN_TIMEOUT_MS, AGENT_JOIN_TIMEOUT_MS, VOICE_IDLE_MS
+local settingsJson = nil -- the settings last decoded (every caller sends the same JSON: decoded once per load)
+local loaded    -- id → the session's table: one HGETALL per session per run, one table everyone shares
+local touched   -- ids of sessions this run returns
+local changes   -- state changes this run made, in order
+local recorded  -- outbox entries this run added
+local openIds   -- sorted ids of the open set, read once per run (openSessions)
+-- The next instant an event (idle, exhaustion, a timeout) is due, apart from absence and checkpoints, as this run's
+-- advance found it or the last one stored it (`eventDue` in the account); nil: none. Unknown (never stored, or
+-- forgotten by a new balance) it reads as now, so a gateway projecting a reading reads the state instead.
+local eventDueKnown, eventDueValue
+local budgetValue -- budget(), read once per run until the unsettled totals or the credits change
+
+-- Whether this run changed what a meter reading derives from (a reading's session fields, the open set, the
+-- budget): the answer's `rev` is then a new revision of the account, so a gateway holding a reading of an older one
+-- knows it is stale. Checkpoints, message counts and the like leave readings, and the revision, as they are.
+local changed
+local priorRead, priorDue -- the first storedDue() of this run: what the due schedule already covers
+
+local function startRun(KEYS, ARGV)
+  accountKey, unsettledKey, openKey, outboxKey, presenceKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+  keyBase, gatewayId = ARGV[1], ARGV[3]
+  if ARGV[2] ~= settingsJson then
+    local settings = cjson.decode(ARGV[2])
+    IDLE_MS = tonumber(settings.idleMs)
+    PAUSED_END_MS = tonumber(settings.pausedEndMs)
+    ENDED_TTL_MS = tonumber(settings.endedTtlMs)
+    PRESENCE_TIMEOUT_MS = tonumber(settings.presenceTimeoutMs)
+    PRESENCE_STALE_MS = tonumber(settings.presenceStaleMs)
+    CHECKPOINT_MS = tonumber(settings.checkpointMs)
+    MESSAGE_RATE_PER_MIN = tonumber(settings.messageRatePerMin)
+    JOIN_TIMEOUT_MS = tonumber(settings.joinTimeoutMs)
+    AGENT_JOIN_TIMEOUT_MS = tonumber(settings.agentJoinTimeoutMs)
+    VOICE_IDLE_MS = tonumber(settings.voiceIdleMs) or 0
+    settingsJson = ARGV[2]
+  end
+  loaded, touched, changes, recorded, openIds = {}, {}, {}, {}, nil
+  eventDueKnown, eventDueValue, budgetValue, changed, priorRead, priorDue = false, nil, nil, false, false, nil
+end
 
 local function sessionKey(id) return keyBase .. 's:' .. id end
 
@@ -72,8 +103,6 @@ local function timeCost(rate, ms)
   return rate * minutes + math.floor((rate * rest * 2 + 60000) / 120000)
 end
 
-local loaded = {}     -- id → the session's table: one HGETALL per session per run, one table everyone shares
-
 local function loadSession(id)
   local s = loaded[id]
   if s then return s end
@@ -97,20 +126,6 @@ local function costAt(s, t)
   return c
 end
 
-local touched = {}   -- ids of sessions this run returns
-local changes = {}   -- state changes this run made, in order
-local recorded = {}  -- outbox entries this run added
-local openIds = nil  -- sorted ids of the open set, read once per run (openSessions)
--- The next instant an event (idle, exhaustion, a timeout) is due, apart from absence and checkpoints, as this run's
--- advance found it or the last one stored it (`eventDue` in the account); nil: none. Unknown (never stored, or
--- forgotten by a new balance) it reads as now, so a gateway projecting a reading reads the state instead.
-local eventDueKnown, eventDueValue = false, nil
-local budgetValue = nil -- budget(), read once per run until the unsettled totals or the credits change
-
--- Whether this run changed what a meter reading derives from (a reading's session fields, the open set, the
--- budget): the answer's `rev` is then a new revision of the account, so a gateway holding a reading of an older one
--- knows it is stale. Checkpoints, message counts and the like leave readings, and the revision, as they are.
-local changed = false
 local READING_FIELD = { type = true, status = true, rate = true, activeMs = true, resumedAt = true, aiCost = true, cap = true }
 
 local function markChanged() changed = true end
@@ -441,7 +456,6 @@ end
 -- never later than the truth: whatever could make something due sooner is a live-state script (which advances
 -- after its change) or a new balance (balance-snapshot.lua forgets it); presence only ever moves absence later,
 -- except when scripts delete sightings, and they advance after.
-local priorRead, priorDue = false, nil -- the first storedDue() of this run: what the due schedule already covers
 
 local function storedDue()
   local stored = redis.call('HMGET', accountKey, 'dueAt', 'absentWatch', 'eventDue')
