@@ -3,7 +3,9 @@
  * the jobs a billing worker runs at once share one Postgres transaction instead of each paying its own round trips
  * and WAL flush, and the gateway's relays share one `addBulk` to the queue. A lone urgent submission is flushed
  * at once (after the current I/O turn, to pick up others arriving with it), so nothing waits when the worker is
- * idle; one that is not urgent may wait up to `lingerMs` for others to join it (a smaller queue write, fewer jobs).
+ * idle; one that is not urgent may wait up to `lingerMs` for others to join it (a smaller queue write, fewer jobs),
+ * counted from its submission, also when it arrived during a flush: under steady load the flushes then come every
+ * `lingerMs` rather than back to back, each as full as the linger allows.
  */
 
 export interface GroupCommitOptions<I> {
@@ -20,6 +22,8 @@ export interface GroupCommitOptions<I> {
 interface Pending<I, R> {
   item: I;
   urgent: boolean;
+  /** performance.now() at submission: a lingering item goes at most `lingerMs` after it. */
+  at: number;
   resolve: (result: R) => void;
   reject: (error: unknown) => void;
 }
@@ -50,7 +54,7 @@ export class GroupCommit<I, R> {
    */
   submit(item: I, urgent = true): Promise<R> {
     return new Promise<R>((resolve, reject) => {
-      this.#pending.push({ item, urgent, resolve, reject });
+      this.#pending.push({ item, urgent, at: performance.now(), resolve, reject });
       this.#schedule();
     });
   }
@@ -58,10 +62,12 @@ export class GroupCommit<I, R> {
   #schedule(): void {
     if (this.#scheduled || this.#inFlight >= this.#maxInFlight || this.#pending.length === 0) return;
     if (this.#lingerMs > 0 && !this.#pending.some((p) => p.urgent)) {
+      // the oldest pending item (the first) sets the deadline
+      const waitMs = Math.max(0, this.#pending[0]!.at + this.#lingerMs - performance.now());
       this.#lingering ??= setTimeout(() => {
         this.#lingering = undefined;
         this.#flushNow();
-      }, this.#lingerMs);
+      }, waitMs);
       return;
     }
     this.#flushNow();
@@ -95,8 +101,8 @@ export class GroupCommit<I, R> {
       for (const p of group) p.reject(error);
     } finally {
       this.#inFlight--;
-      // what arrived during the flush has waited already: it goes now
-      if (this.#pending.length > 0) this.#flushNow();
+      // what arrived during the flush goes now if urgent, else when its linger is up
+      this.#schedule();
     }
   }
 
