@@ -261,9 +261,10 @@ export const configSchema = z.object({
   /**
    * How long billing facts nobody waits for (messages, replies, starts, ends, checkpoints) may wait on a gateway to
    * share one queue write with others: fewer, fuller `fact-batch` jobs and billing transactions. They are safe in
-   * the user's outbox meanwhile (docs/performance.md: 20 → 50 ms took Postgres CPU −30 % in the churn scenario).
+   * the user's outbox meanwhile (docs/performance.md: 20 → 50 ms took Postgres CPU −30 % in the churn scenario; 50 → 200
+   * ms Redis per message −20 % and billing CPU −65 %, a session settled ~150 ms later).
    */
-  RELAY_LINGER_MS: integer(50, 0),
+  RELAY_LINGER_MS: integer(200, 0),
   /**
    * Admission control (gateway): past any of these limits a gateway refuses new handshakes (of users with no open
    * session) and `session:start` with `overloaded` and a retry hint, and `/readyz` answers 503, until every signal has
