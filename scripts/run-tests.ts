@@ -28,7 +28,7 @@ import { startRedisCluster } from './lib/private-redis-cluster.ts';
  * The files run again on a Redis Cluster: the live state's scripts and indexes, several gateways sharing the live
  * state, processes killed and recovered, the billing queue's partitions.
  */
-const CLUSTER_TESTS = /^(gateway\/(live-state|outbox-index|recovery|session-flow|exhaustion|cross-gateway-ticks|paused-by-absence)|e2e\/(gateways|billing-crash)|security\/limits)\.test\.ts$/;
+const CLUSTER_TESTS = /^(gateway\/(live-state(-library)?|outbox-index|recovery|session-flow|exhaustion|cross-gateway-ticks|paused-by-absence)|e2e\/(gateways|billing-crash)|security\/limits)\.test\.ts$/;
 
 const ROOT = path.resolve(import.meta.dirname, '..');
 const TESTS_DIR = 'tests';

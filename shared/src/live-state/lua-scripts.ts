@@ -45,6 +45,8 @@ export type ScriptName = keyof typeof SCRIPTS;
 interface Library {
   /** The text FUNCTION LOAD takes. */
   source: string;
+  /** tollgate_<version>: the library's name in FUNCTION LIST and FUNCTION DELETE. */
+  name: string;
   /** tg_<version>_ : what every function name of this library starts with. */
   functionPrefix: string;
 }
@@ -66,7 +68,8 @@ function buildLibrary(): Library {
   const functions = bodies.map(
     ([name, body]) => `redis.register_function('${functionPrefix}${snake(name)}', function(KEYS, ARGV)\n${body}\nend)`,
   );
-  return { source: [`#!lua name=tollgate_${version}`, ...includes, ...functions].join('\n'), functionPrefix };
+  const name = `tollgate_${version}`;
+  return { source: [`#!lua name=${name}`, ...includes, ...functions].join('\n'), name, functionPrefix };
 }
 
 function currentLibrary(): Library {
@@ -75,6 +78,11 @@ function currentLibrary(): Library {
 }
 
 const snake = (name: string) => name.replaceAll('-', '_');
+
+/** The library of this release's scripts, as Redis names it. */
+export function libraryName(): string {
+  return currentLibrary().name;
+}
 
 /** The function a script runs as (e.g. `message-add` → `tg_<version>_message_add`). */
 export function functionName(name: ScriptName): string {
@@ -102,6 +110,8 @@ function ensureLoaded(redis: RedisClient): Promise<void> {
 /** A node's answer that it does not serve the slot (now): the script did not run there. */
 const REDIRECTED = /^(MOVED|ASK) /;
 const NOT_LOADED = /Function not found/;
+/** A Redis older than 7.0 has no Functions. */
+const NO_FUNCTIONS = /unknown command .?fcall/i;
 
 /**
  * Runs a script; the one place raw KEYS/ARGV reach Redis. Under a cluster, a call auto-pipelined to a node that lost
@@ -116,9 +126,15 @@ export async function runScript(redis: RedisClient, name: ScriptName, keys: stri
     try {
       return await redis.fcall(fn, keys.length, ...keys, ...args);
     } catch (error) {
-      if (attempt >= 5 || !(error instanceof Error)) throw error;
+      if (!(error instanceof Error)) throw error;
+      if (NO_FUNCTIONS.test(error.message)) throw new Error(`Redis 7.0 or later is needed: Tollgate's live-state scripts are Redis Functions (${error.message})`);
+      if (attempt >= 5) throw error;
       if (NOT_LOADED.test(error.message)) {
-        await ensureLoaded(redis);
+        // a load that fails (a node failing over, its role not yet known here) is tried again by the next attempt
+        await ensureLoaded(redis).catch(async () => {
+          if (isCluster(redis)) redis.refreshSlotsCache();
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        });
       } else if (isCluster(redis) && REDIRECTED.test(error.message)) {
         redis.refreshSlotsCache();
         await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
