@@ -1,5 +1,6 @@
-// Scratch: Redis time per message-add and reply-add (INFO commandstats µs per EVALSHA, and the commands the scripts
-// call), one chat session per user as in the churn scenario, idle Redis, 200 users sending concurrently.
+// Scratch: Redis time per message-add and reply-add (INFO commandstats µs per FCALL — EVALSHA before the scripts
+// became functions — and the commands the scripts call) and bytes on the wire per call (INFO stats net input/output),
+// one chat session per user as in the churn scenario, idle Redis, 200 users sending concurrently. Not part of the suite.
 import { randomUUID } from 'node:crypto';
 import { Redis } from 'ioredis';
 import { loadConfigWith } from '#shared/config/config.ts';
@@ -27,6 +28,11 @@ async function stats() {
   }
   return out;
 }
+async function net() {
+  const info = await redis.info('stats');
+  const num = (name: string) => Number(new RegExp(`${name}:(\\d+)`).exec(info)?.[1] ?? 0);
+  return { in: num('total_net_input_bytes'), out: num('total_net_output_bytes') };
+}
 const content = 'How much does a minute of your time cost, and what do I get for it?';
 const reply = 'A minute costs one credit. You get my full attention and answers drawn from my documents, with sources.';
 for (let pass = 0; pass < 2; pass++) {
@@ -34,11 +40,11 @@ for (let pass = 0; pass < 2; pass++) {
     ['message-add', (u: (typeof users)[0]) => store.addMessage(u.userId, u.sessionId, randomUUID(), randomUUID(), content, 'gw-1')],
     ['reply-add', (u: (typeof users)[0]) => store.addReply(u.userId, u.sessionId, { messageId: randomUUID(), content: reply, tokensUsed: 40, cost: 20n, citations: [] })],
   ] as const) {
-    const before = await stats();
+    const [before, bytesBefore] = [await stats(), await net()];
     const t0 = performance.now();
     for (let r = 0; r < ROUNDS; r++) await Promise.all(users.map(call));
     const wall = performance.now() - t0;
-    const after = await stats();
+    const [after, bytesAfter] = [await stats(), await net()];
     const calls = N * ROUNDS;
     const delta = (cmd: string) => (after.get(cmd)?.usec ?? 0) - (before.get(cmd)?.usec ?? 0);
     const ev = delta('fcall') + delta('evalsha');
@@ -49,7 +55,9 @@ for (let pass = 0; pass < 2; pass++) {
       .sort((a, b) => b[1] - a[1])
       .map(([name, usec, c]) => `${name} ${(c / calls).toFixed(1)}×${(usec / c).toFixed(1)}`)
       .join(', ');
-    console.log(`${label}: ${(ev / calls).toFixed(1)} µs per call (client wall ${((wall * 1000) / calls).toFixed(1)} µs); inside: ${inner}`);
+    const sent = Math.round((bytesAfter.in - bytesBefore.in) / calls);
+    const answered = Math.round((bytesAfter.out - bytesBefore.out) / calls);
+    console.log(`${label}: ${(ev / calls).toFixed(1)} µs per call (client wall ${((wall * 1000) / calls).toFixed(1)} µs), ${sent} bytes sent, ${answered} answered; inside: ${inner}`);
   }
 }
 await deleteKeys(redis, `${prefix}:*`);
