@@ -9,13 +9,12 @@ import { GroupCommit } from '#shared/concurrency/group-commit.ts';
 
 const sleep = (ms: number) => new Promise((resolve) => setTimeout(resolve, ms));
 
-const recorder = (flushMs = 0) => {
+const recorder = () => {
   const flushes: string[][] = [];
   const commit = (lingerMs = 0) =>
     new GroupCommit<string, string>(
       async (items) => {
         flushes.push([...items]);
-        if (flushMs > 0) await sleep(flushMs);
         return items.map((item) => `done ${item}`);
       },
       { lingerMs },
@@ -54,13 +53,26 @@ test('an urgent submission does not linger, and takes the lingering ones along',
 });
 
 test('a submission that arrives during a flush still lingers for company, from its own submission', async () => {
-  const { flushes, commit } = recorder(60);
-  const group = commit(200);
+  let flushing = false;
+  const flushes: string[][] = [];
+  const group = new GroupCommit<string, string>(
+    async (items) => {
+      flushing = true;
+      flushes.push([...items]);
+      await sleep(150);
+      flushing = false;
+      return items.map((item) => `done ${item}`);
+    },
+    { lingerMs: 400 },
+  );
+  const until = async (condition: () => boolean) => {
+    while (!condition()) await sleep(2);
+  };
   const first = group.submit('a', false);
-  await sleep(230); // 'a' lingered 200 ms; its flush runs until ~260 ms
-  assert.equal(flushes, [['a']]);
-  const second = group.submit('b', false); // during the flush: due ~430 ms
-  await sleep(80); // the flush is over (~310 ms): 'b' has not gone back to back with it
+  await until(() => flushing); // 'a' lingered 400 ms; its flush now runs for 150 ms
+  const second = group.submit('b', false); // during the flush: due 400 ms from now
+  await until(() => !flushing);
+  await sleep(50);
   assert.equal(flushes, [['a']], "'b' waits for its linger, not for the flush's end");
   const third = group.submit('c', false);
   assert.equal(await Promise.all([first, second, third]), ['done a', 'done b', 'done c']);

@@ -58,8 +58,12 @@ export interface PublishOptions {
   awaitRelay?: boolean;
 }
 
-/** Relays a gateway leaves running in the background at most (publishing without awaitRelay). */
-const MAX_BACKGROUND_RELAYS = 512;
+/**
+ * Relays a gateway leaves running in the background at most (publishing without awaitRelay). Each lingers up to
+ * RELAY_LINGER_MS (200 ms), so ~1,000 relays a second (500 messages with their replies) keep ~200 in flight with the
+ * queue keeping up; the cap is there for a queue that does not.
+ */
+const MAX_BACKGROUND_RELAYS = 2_048;
 
 export class OutcomePublisher {
   /** Relays running in the background. */
@@ -70,12 +74,13 @@ export class OutcomePublisher {
   async relayScheduleAndNotify(userId: string, outcome: Outcome, options: PublishOptions = {}): Promise<void> {
     const { relay, store, rooms, logger } = this.options;
     this.options.readings?.record(userId, outcome);
-    // a relay nobody waits for may linger to share its queue write (the facts are safe in the outbox meanwhile)
-    const relaying = relay.relay(userId, outcome.outbox, { urgent: options.awaitRelay !== false });
-    const scheduling =
-      options.scheduleNext !== false && outcome.schedule && outcome.nextDue !== null ? store.scheduleDue(userId, outcome.nextDue) : undefined;
     // a queue that falls behind is felt: past MAX_BACKGROUND_RELAYS unfinished relays, callers wait for theirs again
     const background = options.awaitRelay === false && this.relays.size < MAX_BACKGROUND_RELAYS;
+    // a relay nobody waits for may linger to share its queue write (the facts are safe in the outbox meanwhile); one
+    // its caller waits for goes at once
+    const relaying = relay.relay(userId, outcome.outbox, { urgent: !background });
+    const scheduling =
+      options.scheduleNext !== false && outcome.schedule && outcome.nextDue !== null ? store.scheduleDue(userId, outcome.nextDue) : undefined;
     if (background) this.relayInBackground(userId, relaying);
     const done = Promise.allSettled([background ? undefined : relaying, scheduling]);
     for (const change of outcome.changes) if (change.status !== 'active') this.options.onLeftActive(change.sessionId);

@@ -42,6 +42,12 @@ const SCRIPTS = {
 
 export type ScriptName = keyof typeof SCRIPTS;
 
+/**
+ * Scripts that only free memory (XDEL, DEL) run on a Redis at its maxmemory, as EVAL scripts did; every other function
+ * is refused there before it starts (Redis's rule for a function without flags), so none stops half way.
+ */
+const ALLOW_OOM: ReadonlySet<ScriptName> = new Set(['outbox-ack', 'agent-release']);
+
 interface Library {
   /** The text FUNCTION LOAD takes. */
   source: string;
@@ -53,23 +59,25 @@ interface Library {
 
 let library: Library | undefined;
 
+/** Stands for tg_<version>_ in the library's text until the version (a hash of that text) is known. */
+const VERSION = '@TG_FUNCTION_PREFIX@';
+
 function buildLibrary(): Library {
   const includes = readdirSync(`${LUA_DIR}includes`)
     .filter((file) => file.endsWith('.lua'))
     .sort()
     .map((file) => readFileSync(`${LUA_DIR}includes/${file}`, 'utf8'));
-  const bodies = (Object.keys(SCRIPTS) as ScriptName[]).map((name) => [name, readFileSync(`${LUA_DIR}${name}.lua`, 'utf8')] as const);
-  // the version is the text without the names that carry it
-  const version = createHash('sha1')
-    .update(JSON.stringify([includes, bodies]))
-    .digest('hex')
-    .slice(0, 12);
+  const functions = (Object.keys(SCRIPTS) as ScriptName[]).map((name) => {
+    const body = readFileSync(`${LUA_DIR}${name}.lua`, 'utf8');
+    const flags = ALLOW_OOM.has(name) ? `'allow-oom'` : '';
+    return `redis.register_function{ function_name = '${VERSION}${snake(name)}', flags = { ${flags} }, callback = function(KEYS, ARGV)\n${body}\nend }`;
+  });
+  // the version is a hash of the whole library but the names that carry it
+  const text = [...includes, ...functions].join('\n');
+  const version = createHash('sha1').update(text).digest('hex').slice(0, 12);
   const functionPrefix = `tg_${version}_`;
-  const functions = bodies.map(
-    ([name, body]) => `redis.register_function('${functionPrefix}${snake(name)}', function(KEYS, ARGV)\n${body}\nend)`,
-  );
   const name = `tollgate_${version}`;
-  return { source: [`#!lua name=${name}`, ...includes, ...functions].join('\n'), name, functionPrefix };
+  return { source: `#!lua name=${name}\n${text.replaceAll(VERSION, functionPrefix)}`, name, functionPrefix };
 }
 
 function currentLibrary(): Library {
@@ -97,6 +105,8 @@ async function loadLibrary(redis: RedisClient): Promise<void> {
 
 /** One load at a time per client: the first calls after a start all find the library missing. */
 const loading = new WeakMap<RedisClient, Promise<void>>();
+/** Why the last load failed, per client: told with a call that never found the library. */
+const loadFailures = new WeakMap<RedisClient, unknown>();
 
 function ensureLoaded(redis: RedisClient): Promise<void> {
   let pending = loading.get(redis);
@@ -128,10 +138,17 @@ export async function runScript(redis: RedisClient, name: ScriptName, keys: stri
     } catch (error) {
       if (!(error instanceof Error)) throw error;
       if (NO_FUNCTIONS.test(error.message)) throw new Error(`Redis 7.0 or later is needed: Tollgate's live-state scripts are Redis Functions (${error.message})`);
-      if (attempt >= 5) throw error;
+      if (attempt >= 5) {
+        const failure = loadFailures.get(redis);
+        if (NOT_LOADED.test(error.message) && failure instanceof Error) {
+          throw new Error(`${error.message} (loading the library failed: ${failure.message})`, { cause: failure });
+        }
+        throw error;
+      }
       if (NOT_LOADED.test(error.message)) {
         // a load that fails (a node failing over, its role not yet known here) is tried again by the next attempt
-        await ensureLoaded(redis).catch(async () => {
+        await ensureLoaded(redis).catch(async (failure: unknown) => {
+          loadFailures.set(redis, failure);
           if (isCluster(redis)) redis.refreshSlotsCache();
           await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
         });
