@@ -262,7 +262,8 @@ test('the worker: a busy user’s settlement waits holding nothing, while the ot
   } finally {
     await lock.end().catch(() => undefined);
     await worker.close();
-    await queue.obliterate({ force: true });
+    // the worker used every partition: each one's keys go, not only the one the test filled
+    for (const partition of queues.partitions) await partition.obliterate({ force: true });
     await queues.close();
     await redis.quit();
   }
