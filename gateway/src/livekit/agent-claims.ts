@@ -13,7 +13,8 @@ export class AgentClaims {
     private readonly prefix: string,
     /** How long a claim lasts without renewal (the agent renews at a third of it). */
     readonly ttlMs: number,
-  ) {}
+  ) {
+  }
 
   /** Takes or renews the claim; false when another agent holds it. */
   async claim(sessionId: string, agentId: string): Promise<boolean> {

@@ -33,7 +33,8 @@ export class ConnectionSlots {
   private timer: NodeJS.Timeout | undefined;
   private renewing: Promise<void> | undefined;
 
-  constructor(private readonly options: ConnectionSlotsOptions) {}
+  constructor(private readonly options: ConnectionSlotsOptions) {
+  }
 
   /** Takes a slot for a connecting socket; false when the user already holds `max` sockets (on any gateway). */
   async take(userId: string, socketId: string): Promise<boolean> {

@@ -11,7 +11,6 @@
  */
 import { createHash } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import { isCluster, keyspaceNodes, type RedisClient } from '#shared/live-state/redis-client.ts';
 
@@ -106,6 +105,8 @@ async function loadLibrary(redis: RedisClient): Promise<void> {
 
 /** One load at a time per client: the first calls after a start all find the library missing. */
 const loading = new WeakMap<RedisClient, Promise<void>>();
+/** Why the last load failed, per client: told with a call that never found the library. */
+const loadFailures = new WeakMap<RedisClient, unknown>();
 
 function ensureLoaded(redis: RedisClient): Promise<void> {
   let pending = loading.get(redis);
@@ -131,31 +132,32 @@ const NO_FUNCTIONS = /unknown command .?fcall/i;
 export async function runScript(redis: RedisClient, name: ScriptName, keys: string[], args: Array<string | number>): Promise<unknown> {
   if (keys.length !== SCRIPTS[name]) throw new Error(`${name} takes ${SCRIPTS[name]} keys, got ${keys.length}`);
   const fn = functionName(name);
-  let loadFailure: Error | undefined;
   for (let attempt = 1; ; attempt++) {
     try {
       return await redis.fcall(fn, keys.length, ...keys, ...args);
     } catch (error) {
       if (!(error instanceof Error)) throw error;
       if (NO_FUNCTIONS.test(error.message)) throw new Error(`Redis 7.0 or later is needed: Tollgate's live-state scripts are Redis Functions (${error.message})`);
-      const notLoaded = NOT_LOADED.test(error.message);
       if (attempt >= 5) {
-        throw notLoaded && loadFailure ? new Error(`${error.message} (loading the library failed: ${loadFailure.message})`, { cause: loadFailure }) : error;
-      }
-      if (notLoaded) {
-        try {
-          await ensureLoaded(redis);
-          continue;
-        } catch (failure) {
-          // a node failing over, its role not yet known here: tried again by the next attempt
-          loadFailure = failure instanceof Error ? failure : new Error(String(failure));
+        const failure = loadFailures.get(redis);
+        if (NOT_LOADED.test(error.message) && failure instanceof Error) {
+          throw new Error(`${error.message} (loading the library failed: ${failure.message})`, { cause: failure });
         }
-      } else if (!(isCluster(redis) && REDIRECTED.test(error.message))) {
         throw error;
       }
-      // the client's map of the cluster is stale: refreshed, then the call goes again
-      if (isCluster(redis)) redis.refreshSlotsCache();
-      await delay(100 * attempt);
+      if (NOT_LOADED.test(error.message)) {
+        // a load that fails (a node failing over, its role not yet known here) is tried again by the next attempt
+        await ensureLoaded(redis).catch(async (failure: unknown) => {
+          loadFailures.set(redis, failure);
+          if (isCluster(redis)) redis.refreshSlotsCache();
+          await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+        });
+      } else if (isCluster(redis) && REDIRECTED.test(error.message)) {
+        redis.refreshSlotsCache();
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      } else {
+        throw error;
+      }
     }
   }
 }

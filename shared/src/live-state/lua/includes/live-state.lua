@@ -456,6 +456,7 @@ end
 -- never later than the truth: whatever could make something due sooner is a live-state script (which advances
 -- after its change) or a new balance (balance-snapshot.lua forgets it); presence only ever moves absence later,
 -- except when scripts delete sightings, and they advance after.
+
 local function storedDue()
   local stored = redis.call('HMGET', accountKey, 'dueAt', 'absentWatch', 'eventDue')
   if not eventDueKnown then eventDueKnown, eventDueValue = true, parseEventDue(stored[3]) end
